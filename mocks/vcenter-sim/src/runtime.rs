@@ -1,0 +1,59 @@
+//! The seam between the vSphere model and whatever executes powered-on VMs.
+//!
+//! The simulator decides *whether* a power operation is valid (vSphere semantics, faults,
+//! task bookkeeping); the runtime makes it *happen*. `StateOnlyRuntime` only tracks
+//! state; the process-sandbox runtime that really runs the tether plugs in here.
+
+use crate::soap::Fault;
+use futures_util::future::BoxFuture;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use vsphere_client::value::{DataObject, MoRef};
+
+/// Everything a runtime needs to start a VM, resolved from its configuration.
+#[derive(Debug, Clone)]
+pub struct VmRuntimeSpec {
+    pub vm: MoRef,
+    pub name: String,
+    pub num_cpu: i64,
+    pub memory_mb: i64,
+    pub extra_config: Vec<(String, String)>,
+    pub devices: Vec<DataObject>,
+    /// Datastore name -> local directory, to resolve `[ds] path` disk and file backings.
+    pub datastores: HashMap<String, PathBuf>,
+}
+
+pub trait HostRuntime: Send + Sync + 'static {
+    fn power_on(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>>;
+    fn power_off(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>>;
+    fn suspend(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>>;
+    fn reset(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>>;
+    /// Starts `child` as a copy of the running `parent` (vSphere instant clone).
+    fn instant_clone(&self, parent: MoRef, child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>>;
+}
+
+/// Runs nothing: power operations only change the modelled state.
+#[derive(Debug, Default)]
+pub struct StateOnlyRuntime;
+
+fn ok() -> BoxFuture<'static, Result<(), Fault>> {
+    Box::pin(async { Ok(()) })
+}
+
+impl HostRuntime for StateOnlyRuntime {
+    fn power_on(&self, _spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
+    fn power_off(&self, _vm: MoRef) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
+    fn suspend(&self, _vm: MoRef) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
+    fn reset(&self, _spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
+    fn instant_clone(&self, _parent: MoRef, _child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
+}
