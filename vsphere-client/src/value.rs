@@ -41,11 +41,17 @@ impl std::fmt::Display for MoRef {
 pub enum Value {
     /// A primitive or enum value. `ty` is `xsd:string`, `xsd:int`, ..., an enum type name,
     /// or empty when a client sent it without `xsi:type` in a declared field.
-    Prim { ty: String, text: String },
+    Prim {
+        ty: String,
+        text: String,
+    },
     MoRef(MoRef),
     Obj(DataObject),
     /// `elem` is the element type: `xsd:string`, `ManagedObjectReference`, `OptionValue`...
-    Array { elem: String, items: Vec<Value> },
+    Array {
+        elem: String,
+        items: Vec<Value>,
+    },
     /// A value in an `xsd:anyType` position, so it must carry `xsi:type` on the wire.
     Any(Box<Value>),
 }
@@ -79,7 +85,10 @@ impl DataObject {
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.fields.iter_mut().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.fields
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     /// Replaces a field's value, or appends it.
@@ -366,15 +375,21 @@ mod tests {
     #[test]
     fn any_typed_arrays_and_refs_encode_as_vim25_does() {
         let mut out = String::new();
-        Value::Any(Box::new(Value::morefs(&[MoRef::new("VirtualMachine", "vm-1")])))
-            .encode(&mut out, "val", false);
+        Value::Any(Box::new(Value::morefs(&[MoRef::new(
+            "VirtualMachine",
+            "vm-1",
+        )])))
+        .encode(&mut out, "val", false);
         assert_eq!(
             out,
             r#"<val xsi:type="ArrayOfManagedObjectReference"><ManagedObjectReference type="VirtualMachine">vm-1</ManagedObjectReference></val>"#
         );
         let mut out = String::new();
         Value::Any(Box::new(Value::strings(["a<b"]))).encode(&mut out, "val", false);
-        assert_eq!(out, r#"<val xsi:type="ArrayOfString"><string>a&lt;b</string></val>"#);
+        assert_eq!(
+            out,
+            r#"<val xsi:type="ArrayOfString"><string>a&lt;b</string></val>"#
+        );
     }
 
     #[test]
@@ -385,10 +400,17 @@ mod tests {
         let obj = v.as_obj().unwrap();
         assert_eq!(obj.ty, "VirtualDisk");
         assert_eq!(obj.i64("capacityInKB"), Some(1024));
-        assert_eq!(obj.get("connectable").unwrap().as_obj().unwrap().ty, "VirtualDeviceConnectInfo");
+        assert_eq!(
+            obj.get("connectable").unwrap().as_obj().unwrap().ty,
+            "VirtualDeviceConnectInfo"
+        );
         let mut out = String::new();
         v.encode(&mut out, "device", false);
-        let again = Value::from_element(&parse(format!("<r xmlns:xsi=\"x\">{out}</r>").as_bytes()).unwrap().children[0]);
+        let again = Value::from_element(
+            &parse(format!("<r xmlns:xsi=\"x\">{out}</r>").as_bytes())
+                .unwrap()
+                .children[0],
+        );
         assert_eq!(again, v);
     }
 

@@ -210,7 +210,13 @@ mod tests {
         let this = call.child("_this").unwrap();
         assert_eq!(this.type_attr.as_deref(), Some("VirtualMachine"));
         assert_eq!(this.text, "vm-1");
-        let value = call.child("spec").unwrap().child("extraConfig").unwrap().child("value").unwrap();
+        let value = call
+            .child("spec")
+            .unwrap()
+            .child("extraConfig")
+            .unwrap()
+            .child("value")
+            .unwrap();
         assert_eq!(value.xsi_type.as_deref(), Some("xsd:string"));
         assert_eq!(value.text, "x & y");
     }

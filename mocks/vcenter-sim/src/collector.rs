@@ -10,7 +10,8 @@ use vsphere_client::value::{DataObject, MoRef, Value};
 use vsphere_client::xml::Element;
 
 fn parse_selection(el: &Element) -> Result<Selection, Fault> {
-    let is_traversal = el.xsi_type.as_deref() == Some("TraversalSpec") || el.child("path").is_some();
+    let is_traversal =
+        el.xsi_type.as_deref() == Some("TraversalSpec") || el.child("path").is_some();
     if !is_traversal {
         let name = el
             .child_text("name")
@@ -18,7 +19,10 @@ fn parse_selection(el: &Element) -> Result<Selection, Fault> {
         return Ok(Selection::Named(name.to_string()));
     }
     Ok(Selection::Traversal(TraversalSpec {
-        name: el.child_text("name").filter(|n| !n.is_empty()).map(str::to_string),
+        name: el
+            .child_text("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
         ty: el
             .child_text("type")
             .ok_or_else(|| Fault::invalid_argument("selectSet.type"))?
@@ -45,7 +49,10 @@ pub fn parse_filter_spec(el: &Element) -> Result<FilterSpec, Fault> {
                     .ok_or_else(|| Fault::invalid_argument("propSet.type"))?
                     .to_string(),
                 all: p.child_bool("all").unwrap_or(false),
-                paths: p.children_named("pathSet").map(|x| x.text.trim().to_string()).collect(),
+                paths: p
+                    .children_named("pathSet")
+                    .map(|x| x.text.trim().to_string())
+                    .collect(),
             })
         })
         .collect::<Result<Vec<_>, Fault>>()?;
@@ -81,15 +88,21 @@ pub fn exists(st: &State, m: &MoRef) -> bool {
         "Task" => st.tasks.contains_key(&m.value),
         "ContainerView" | "ListView" => st.views.contains_key(&m.value),
         "PropertyFilter" => st.filters.contains_key(&m.value),
-        "ServiceInstance" | "PropertyCollector" | "ViewManager" | "SessionManager" | "SearchIndex"
-        | "FileManager" | "VirtualDiskManager" | "TaskManager" => true,
+        "ServiceInstance" | "PropertyCollector" | "ViewManager" | "SessionManager"
+        | "SearchIndex" | "FileManager" | "VirtualDiskManager" | "TaskManager" => true,
         "HostNetworkSystem" => st
             .inv
-            .get(&MoRef::new("HostSystem", m.value.trim_start_matches("networkSystem-")))
+            .get(&MoRef::new(
+                "HostSystem",
+                m.value.trim_start_matches("networkSystem-"),
+            ))
             .is_some(),
         "HostDatastoreBrowser" => st
             .inv
-            .get(&MoRef::new("Datastore", m.value.trim_start_matches("datastoreBrowser-")))
+            .get(&MoRef::new(
+                "Datastore",
+                m.value.trim_start_matches("datastoreBrowser-"),
+            ))
             .is_some(),
         "VirtualMachineSnapshot" => st.inv.all_of_kind("VirtualMachine").any(|e| match &e.kind {
             Kind::Vm(v) => v.snapshots.iter().any(|s| s.moref == *m),
@@ -172,9 +185,7 @@ impl<'a> Walker<'a> {
                 Selection::Traversal(t) => t,
                 Selection::Named(n) => match self.named.get(n) {
                     Some(t) => t,
-                    None => {
-                        return Err(Fault::invalid_argument(&format!("selectSet name {n}")))
-                    }
+                    None => return Err(Fault::invalid_argument(&format!("selectSet name {n}"))),
                 },
             };
             if !is_a(&obj.ty, &ts.ty) {
@@ -363,7 +374,10 @@ pub fn diff(
         let (kind, changes) = match old.get(obj) {
             None => (
                 "enter",
-                sorted_paths(now).iter().map(|p| change(p, now.get(p))).collect::<Vec<_>>(),
+                sorted_paths(now)
+                    .iter()
+                    .map(|p| change(p, now.get(p)))
+                    .collect::<Vec<_>>(),
             ),
             Some(before) => {
                 let mut ch = Vec::new();
@@ -403,5 +417,8 @@ pub fn diff(
 }
 
 pub fn all_paths(spec: &FilterSpec) -> Vec<String> {
-    spec.prop_set.iter().flat_map(|p| p.paths.iter().cloned()).collect()
+    spec.prop_set
+        .iter()
+        .flat_map(|p| p.paths.iter().cloned())
+        .collect()
 }

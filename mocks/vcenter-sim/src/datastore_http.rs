@@ -34,29 +34,56 @@ fn authenticated(sim: &Sim, headers: &HeaderMap) -> bool {
     if sim.http_session(cookie).is_some() {
         return true;
     }
-    let api = headers.get("vmware-api-session-id").and_then(|v| v.to_str().ok());
-    api.map(|k| sim.http_session(Some(&format!("vmware_soap_session={k}"))).is_some())
-        .unwrap_or(false)
+    let api = headers
+        .get("vmware-api-session-id")
+        .and_then(|v| v.to_str().ok());
+    api.map(|k| {
+        sim.http_session(Some(&format!("vmware_soap_session={k}")))
+            .is_some()
+    })
+    .unwrap_or(false)
 }
 
 /// Resolves the request to a local path, or the HTTP error to answer.
-fn locate(sim: &Sim, headers: &HeaderMap, path: &str, q: &FolderQuery) -> Result<std::path::PathBuf, Response<Body>> {
+/// Errors are boxed: a response is large and the happy path should not pay for it.
+fn locate(
+    sim: &Sim,
+    headers: &HeaderMap,
+    path: &str,
+    q: &FolderQuery,
+) -> Result<std::path::PathBuf, Box<Response<Body>>> {
     if !authenticated(sim, headers) {
-        return Err(text(StatusCode::UNAUTHORIZED, "a valid vmware_soap_session cookie is required"));
+        return Err(Box::new(text(
+            StatusCode::UNAUTHORIZED,
+            "a valid vmware_soap_session cookie is required",
+        )));
     }
-    let ds = q
-        .ds_name
-        .as_deref()
-        .ok_or_else(|| text(StatusCode::BAD_REQUEST, "the dsName query parameter is required"))?;
+    let ds = q.ds_name.as_deref().ok_or_else(|| {
+        Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "the dsName query parameter is required",
+        ))
+    })?;
     sim.read_inv(|inv| {
         if let Some(dc) = q.dc_path.as_deref() {
-            let found = inv.all_of_kind("Datacenter").any(|e| e.name == dc.trim_matches('/'));
+            let found = inv
+                .all_of_kind("Datacenter")
+                .any(|e| e.name == dc.trim_matches('/'));
             if !found {
-                return Err(text(StatusCode::NOT_FOUND, format!("datacenter '{dc}' not found")));
+                return Err(Box::new(text(
+                    StatusCode::NOT_FOUND,
+                    format!("datacenter '{dc}' not found"),
+                )));
             }
         }
-        if !matches!(inv.datastore_by_name(ds).map(|e| &e.kind), Some(Kind::Datastore(_))) {
-            return Err(text(StatusCode::NOT_FOUND, format!("datastore '{ds}' not found")));
+        if !matches!(
+            inv.datastore_by_name(ds).map(|e| &e.kind),
+            Some(Kind::Datastore(_))
+        ) {
+            return Err(Box::new(text(
+                StatusCode::NOT_FOUND,
+                format!("datastore '{ds}' not found"),
+            )));
         }
         resolve_ds_path(
             inv,
@@ -65,7 +92,7 @@ fn locate(sim: &Sim, headers: &HeaderMap, path: &str, q: &FolderQuery) -> Result
                 path: path.trim_start_matches('/').to_string(),
             },
         )
-        .map_err(|f| text(StatusCode::BAD_REQUEST, f.msg))
+        .map_err(|f| Box::new(text(StatusCode::BAD_REQUEST, f.msg)))
     })
 }
 
@@ -84,7 +111,11 @@ fn parse_range(h: &str, len: u64) -> Result<(u64, u64), ()> {
         (len.saturating_sub(n), len.saturating_sub(1))
     } else {
         let s: u64 = a.parse().map_err(|_| ())?;
-        let e: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse().map_err(|_| ())? };
+        let e: u64 = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse().map_err(|_| ())?
+        };
         (s, e.min(len.saturating_sub(1)))
     };
     if len == 0 || start > end || start >= len {
@@ -102,7 +133,7 @@ pub async fn get_file(
 ) -> Response<Body> {
     let local = match locate(&sim, &headers, &path, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let meta = match tokio::fs::metadata(&local).await {
         Ok(m) => m,
@@ -161,7 +192,8 @@ pub async fn get_file(
         return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(f.take(count), 256 * 1024);
-    b.body(Body::from_stream(stream)).expect("static headers are valid")
+    b.body(Body::from_stream(stream))
+        .expect("static headers are valid")
 }
 
 pub async fn put_file(
@@ -173,10 +205,13 @@ pub async fn put_file(
 ) -> Response<Body> {
     let local = match locate(&sim, &headers, &path, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(dir) = local.parent().filter(|d| d.is_dir()) else {
-        return text(StatusCode::NOT_FOUND, format!("the directory for {path} does not exist"));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("the directory for {path} does not exist"),
+        );
     };
     if local.is_dir() {
         return text(StatusCode::CONFLICT, format!("{path} is a directory"));
@@ -185,7 +220,9 @@ pub async fn put_file(
     // Stream into a temporary sibling and rename: an upload cut short leaves nothing.
     let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4()));
     let result: Result<(), String> = async {
-        let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| e.to_string())?;
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| format!("upload interrupted: {e}"))?;
@@ -193,11 +230,20 @@ pub async fn put_file(
         }
         f.flush().await.map_err(|e| e.to_string())?;
         f.sync_data().await.map_err(|e| e.to_string())?;
-        tokio::fs::rename(&tmp, &local).await.map_err(|e| e.to_string())
+        tokio::fs::rename(&tmp, &local)
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     match result {
-        Ok(()) => text(if existed { StatusCode::OK } else { StatusCode::CREATED }, ""),
+        Ok(()) => text(
+            if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+            "",
+        ),
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
             text(StatusCode::BAD_REQUEST, e)
@@ -213,7 +259,7 @@ pub async fn delete_file(
 ) -> Response<Body> {
     let local = match locate(&sim, &headers, &path, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match tokio::fs::symlink_metadata(&local).await {
         Err(_) => text(StatusCode::NOT_FOUND, format!("{path} not found")),
@@ -247,12 +293,23 @@ pub async fn rest_login(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Resp
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     let Some((user, pass)) = creds.as_deref().and_then(|c| c.split_once(':')) else {
-        return rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "HTTP Basic credentials are required");
+        return rest_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "HTTP Basic credentials are required",
+        );
     };
-    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     match sim.login(user, pass, "", agent) {
         Ok(s) => json(StatusCode::CREATED, serde_json::Value::String(s.key)),
         Err(f) => rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &f.msg),
@@ -270,8 +327,15 @@ pub async fn rest_session(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Re
     let Some(key) = rest_key(&headers) else {
         return rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "no session");
     };
-    if sim.http_session(Some(&format!("vmware_soap_session={key}"))).is_none() {
-        return rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "the session is not valid");
+    if sim
+        .http_session(Some(&format!("vmware_soap_session={key}")))
+        .is_none()
+    {
+        return rest_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "the session is not valid",
+        );
     }
     let s = sim.sessions.lock().get(&key).cloned();
     match s {
@@ -279,7 +343,11 @@ pub async fn rest_session(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Re
             StatusCode::OK,
             serde_json::json!({"user": s.user, "created_time": s.login_time, "last_accessed_time": s.last_active_time}),
         ),
-        None => rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "the session is not valid"),
+        None => rest_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "the session is not valid",
+        ),
     }
 }
 
@@ -292,7 +360,11 @@ pub async fn rest_logout(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Res
                 .body(Body::empty())
                 .expect("static headers are valid")
         }
-        _ => rest_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "the session is not valid"),
+        _ => rest_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "the session is not valid",
+        ),
     }
 }
 

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use vcenter_sim::{Model, SimConfig, SimServer, StateOnlyRuntime};
 
 #[derive(Parser, Debug)]
-#[command(name = "vcenter-sim", about = "A vCenter/ESXi simulator speaking vim25 SOAP over HTTPS")]
+#[command(
+    name = "vcenter-sim",
+    about = "A vCenter/ESXi simulator speaking vim25 SOAP over HTTPS"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8989")]
@@ -77,7 +80,10 @@ async fn main() {
     println!("  SHA-1 thumbprint:   {}", server.sha1_thumbprint);
     println!("  SHA-256 thumbprint: {}", server.sha256_thumbprint);
     println!("  data dir:           {}", args.data_dir.display());
-    println!("  inventory entities: {} (ready in {ready_ms} ms)", server.sim.inventory_len());
+    println!(
+        "  inventory entities: {} (ready in {ready_ms} ms)",
+        server.sim.inventory_len()
+    );
     if let Some(path) = &args.info_file {
         let info = serde_json::json!({
             "url": server.url,

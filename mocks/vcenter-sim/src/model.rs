@@ -232,10 +232,15 @@ pub fn is_a(ty: &str, base: &str) -> bool {
         "VmwareDistributedVirtualSwitch" => "DistributedVirtualSwitch",
         "ContainerView" | "ListView" | "InventoryView" => "ManagedObjectView",
         "ManagedObjectView" => "View",
-        "Folder" | "Datacenter" | "ComputeResource" | "HostSystem" | "ResourcePool"
-        | "VirtualMachine" | "Datastore" | "Network" | "DistributedVirtualSwitch" => {
-            "ManagedEntity"
-        }
+        "Folder"
+        | "Datacenter"
+        | "ComputeResource"
+        | "HostSystem"
+        | "ResourcePool"
+        | "VirtualMachine"
+        | "Datastore"
+        | "Network"
+        | "DistributedVirtualSwitch" => "ManagedEntity",
         "ManagedEntity" | "Task" => "ExtensibleManagedObject",
         "ExtensibleManagedObject" | "View" => "ManagedObject",
         _ => return base == "ManagedObject",
@@ -265,7 +270,10 @@ impl Inventory {
 
     /// Mutable access that records the entity for the journal.
     pub fn get_mut(&mut self, m: &MoRef) -> Option<&mut Entity> {
-        let e = self.entities.get_mut(&m.value).filter(|e| e.moref.ty == m.ty)?;
+        let e = self
+            .entities
+            .get_mut(&m.value)
+            .filter(|e| e.moref.ty == m.ty)?;
         self.dirty.insert(m.value.clone());
         Some(e)
     }
@@ -327,10 +335,8 @@ impl Inventory {
                 return Some(cur.moref.clone());
             }
             let p = cur.parent.as_ref()?;
-            cur = self.get(p).or_else(|| {
-                // VMs hang off a folder; pools off a cluster; both reach a datacenter.
-                None
-            })?;
+            // VMs hang off a folder, pools off a cluster: both chains reach a datacenter.
+            cur = self.get(p)?;
         }
     }
 

@@ -17,7 +17,13 @@ fn id(inv: &mut Inventory, prefix: &str) -> String {
     format!("{prefix}{}", inv.next_id)
 }
 
-fn folder(inv: &mut Inventory, name: &str, parent: &MoRef, child_type: &[&str], moref: Option<String>) -> MoRef {
+fn folder(
+    inv: &mut Inventory,
+    name: &str,
+    parent: &MoRef,
+    child_type: &[&str],
+    moref: Option<String>,
+) -> MoRef {
     let m = MoRef::new("Folder", moref.unwrap_or_else(|| id(inv, "group-")));
     inv.insert(Entity {
         moref: m.clone(),
@@ -32,7 +38,11 @@ fn folder(inv: &mut Inventory, name: &str, parent: &MoRef, child_type: &[&str], 
 }
 
 fn push_child(inv: &mut Inventory, parent: &MoRef, child: &MoRef) {
-    if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.get_mut(parent) {
+    if let Some(Entity {
+        kind: Kind::Folder(f),
+        ..
+    }) = inv.get_mut(parent)
+    {
         f.children.push(child.clone());
     }
 }
@@ -60,12 +70,27 @@ pub fn build(model: &Model, data_dir: &Path) -> Inventory {
             moref: dc.clone(),
             name: dc_name.clone(),
             parent: Some(root.clone()),
-            kind: Kind::Folder(FolderData { child_type: vec![], children: vec![] }),
+            kind: Kind::Folder(FolderData {
+                child_type: vec![],
+                children: vec![],
+            }),
         });
         push_child(&mut inv, &root, &dc);
-        let vm_folder = folder(&mut inv, "vm", &dc, &["Folder", "VirtualMachine", "VirtualApp"], None);
+        let vm_folder = folder(
+            &mut inv,
+            "vm",
+            &dc,
+            &["Folder", "VirtualMachine", "VirtualApp"],
+            None,
+        );
         let host_folder = folder(&mut inv, "host", &dc, &["Folder", "ComputeResource"], None);
-        let ds_folder = folder(&mut inv, "datastore", &dc, &["Folder", "Datastore", "StoragePod"], None);
+        let ds_folder = folder(
+            &mut inv,
+            "datastore",
+            &dc,
+            &["Folder", "Datastore", "StoragePod"],
+            None,
+        );
         let net_folder = folder(
             &mut inv,
             "network",
@@ -205,18 +230,35 @@ pub fn build(model: &Model, data_dir: &Path) -> Inventory {
                 }),
             });
             push_child(&mut inv, &host_folder, &cluster);
-            pools.push((pool, vm_folder.clone(), hosts.clone(), datastores[0].clone()));
+            pools.push((
+                pool,
+                vm_folder.clone(),
+                hosts.clone(),
+                datastores[0].clone(),
+            ));
             all_hosts.extend(hosts);
         }
         for ds in &datastores {
-            if let Some(Entity { kind: Kind::Datastore(dd), .. }) = inv.get_mut(ds) {
+            if let Some(Entity {
+                kind: Kind::Datastore(dd),
+                ..
+            }) = inv.get_mut(ds)
+            {
                 dd.hosts = all_hosts.clone();
             }
         }
-        if let Some(Entity { kind: Kind::Network(n), .. }) = inv.get_mut(&vm_network) {
+        if let Some(Entity {
+            kind: Kind::Network(n),
+            ..
+        }) = inv.get_mut(&vm_network)
+        {
             n.hosts = all_hosts.clone();
         }
-        if let Some(Entity { kind: Kind::DvSwitch(s), .. }) = inv.get_mut(&dvs) {
+        if let Some(Entity {
+            kind: Kind::DvSwitch(s),
+            ..
+        }) = inv.get_mut(&dvs)
+        {
             s.hosts = all_hosts.clone();
         }
     }
@@ -275,10 +317,18 @@ fn populate_vms(inv: &mut Inventory, n: usize, pools: &[(MoRef, MoRef, Vec<MoRef
                 kind: Kind::Vm(Box::new(v)),
             },
         );
-        if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.entities.get_mut(&folder.value) {
+        if let Some(Entity {
+            kind: Kind::Folder(f),
+            ..
+        }) = inv.entities.get_mut(&folder.value)
+        {
             f.children.push(m.clone());
         }
-        if let Some(Entity { kind: Kind::Pool(p), .. }) = inv.entities.get_mut(&pool.value) {
+        if let Some(Entity {
+            kind: Kind::Pool(p),
+            ..
+        }) = inv.entities.get_mut(&pool.value)
+        {
             p.vms.push(m);
         }
     }

@@ -42,7 +42,10 @@ pub fn network_system_of(host: &MoRef) -> MoRef {
 }
 /// A datastore's `browser`.
 pub fn browser_of(ds: &MoRef) -> MoRef {
-    MoRef::new("HostDatastoreBrowser", format!("datastoreBrowser-{}", ds.value))
+    MoRef::new(
+        "HostDatastoreBrowser",
+        format!("datastoreBrowser-{}", ds.value),
+    )
 }
 
 pub fn about(instance_uuid: &str) -> Value {
@@ -65,7 +68,10 @@ pub fn about(instance_uuid: &str) -> Value {
             .with("apiType", Value::string("VirtualCenter"))
             .with("apiVersion", Value::string(API_VERSION))
             .with("instanceUuid", Value::string(instance_uuid))
-            .with("licenseProductName", Value::string("VMware VirtualCenter Server"))
+            .with(
+                "licenseProductName",
+                Value::string("VMware VirtualCenter Server"),
+            )
             .with("licenseProductVersion", Value::string("8.0")),
     )
 }
@@ -102,7 +108,10 @@ fn alloc_value(a: &Allocation) -> Value {
     Value::Obj(
         DataObject::new("ResourceAllocationInfo")
             .with("reservation", Value::long(a.reservation))
-            .with("expandableReservation", Value::bool(a.expandable_reservation))
+            .with(
+                "expandableReservation",
+                Value::bool(a.expandable_reservation),
+            )
             .with("limit", Value::long(a.limit))
             .with(
                 "shares",
@@ -238,18 +247,33 @@ fn vm_runtime(e: &Entity, v: &VmData) -> Value {
     let _ = e;
     Value::Obj(
         DataObject::new("VirtualMachineRuntimeInfo")
-            .with("device", Value::array("VirtualMachineDeviceRuntimeInfo", vec![]))
+            .with(
+                "device",
+                Value::array("VirtualMachineDeviceRuntimeInfo", vec![]),
+            )
             .with("host", Value::moref(&v.host))
-            .with("connectionState", Value::enumv("VirtualMachineConnectionState", "connected"))
-            .with("powerState", Value::enumv("VirtualMachinePowerState", v.power_state.wire()))
-            .with("faultToleranceState", Value::enumv("VirtualMachineFaultToleranceState", "notConfigured"))
+            .with(
+                "connectionState",
+                Value::enumv("VirtualMachineConnectionState", "connected"),
+            )
+            .with(
+                "powerState",
+                Value::enumv("VirtualMachinePowerState", v.power_state.wire()),
+            )
+            .with(
+                "faultToleranceState",
+                Value::enumv("VirtualMachineFaultToleranceState", "notConfigured"),
+            )
             .with("toolsInstallerMounted", Value::bool(false))
             .with("bootTime", v.boot_time.as_ref().map(Value::datetime))
             .with("suspendInterval", Value::long(0))
             .with("maxCpuUsage", Value::int(v.num_cpu * 2000))
             .with("maxMemoryUsage", Value::int(v.memory_mb))
             .with("numMksConnections", Value::int(0))
-            .with("recordReplayState", Value::enumv("VirtualMachineRecordReplayState", "inactive"))
+            .with(
+                "recordReplayState",
+                Value::enumv("VirtualMachineRecordReplayState", "inactive"),
+            )
             .with("onlineStandby", Value::bool(false))
             .with("consolidationNeeded", Value::bool(false))
             .with("instantCloneFrozen", Value::bool(false)),
@@ -314,7 +338,10 @@ fn vm_config(e: &Entity, v: &VmData) -> Value {
             )
             .with("cpuAllocation", alloc_value(&v.cpu_alloc))
             .with("memoryAllocation", alloc_value(&v.mem_alloc))
-            .with("extraConfig", extra_config_value(&v.effective_extra_config())),
+            .with(
+                "extraConfig",
+                extra_config_value(&v.effective_extra_config()),
+            ),
     )
 }
 
@@ -331,13 +358,23 @@ fn vm_guest(v: &VmData) -> Value {
     let running = v.power_state == PowerState::PoweredOn;
     Value::Obj(
         DataObject::new("GuestInfo")
-            .with("toolsStatus", Value::enumv("VirtualMachineToolsStatus", "toolsNotInstalled"))
+            .with(
+                "toolsStatus",
+                Value::enumv("VirtualMachineToolsStatus", "toolsNotInstalled"),
+            )
             .with(
                 "toolsRunningStatus",
-                Value::string(if running { "guestToolsRunning" } else { "guestToolsNotRunning" }),
+                Value::string(if running {
+                    "guestToolsRunning"
+                } else {
+                    "guestToolsNotRunning"
+                }),
             )
             .with("guestId", Value::string(&v.guest_id))
-            .with("guestState", Value::string(if running { "running" } else { "notRunning" }))
+            .with(
+                "guestState",
+                Value::string(if running { "running" } else { "notRunning" }),
+            )
             .with("guestOperationsReady", Value::bool(false))
             .with("interactiveGuestOperationsReady", Value::bool(false)),
     )
@@ -350,7 +387,12 @@ fn count_devices(v: &VmData, pred: fn(&str) -> bool) -> i64 {
 pub fn is_nic(ty: &str) -> bool {
     matches!(
         ty,
-        "VirtualVmxnet3" | "VirtualE1000" | "VirtualE1000e" | "VirtualVmxnet2" | "VirtualPCNet32" | "VirtualVmxnet"
+        "VirtualVmxnet3"
+            | "VirtualE1000"
+            | "VirtualE1000e"
+            | "VirtualVmxnet2"
+            | "VirtualPCNet32"
+            | "VirtualVmxnet"
     )
 }
 
@@ -359,11 +401,17 @@ fn vm_summary(e: &Entity, v: &VmData) -> Value {
         DataObject::new("VirtualMachineSummary")
             .with("vm", Value::moref(&e.moref))
             .with("runtime", vm_runtime(e, v))
-            .with("guest", Value::Obj(
-                DataObject::new("VirtualMachineGuestSummary")
-                    .with("guestId", Value::string(&v.guest_id))
-                    .with("toolsStatus", Value::enumv("VirtualMachineToolsStatus", "toolsNotInstalled")),
-            ))
+            .with(
+                "guest",
+                Value::Obj(
+                    DataObject::new("VirtualMachineGuestSummary")
+                        .with("guestId", Value::string(&v.guest_id))
+                        .with(
+                            "toolsStatus",
+                            Value::enumv("VirtualMachineToolsStatus", "toolsNotInstalled"),
+                        ),
+                ),
+            )
             .with(
                 "config",
                 Value::Obj(
@@ -374,7 +422,10 @@ fn vm_summary(e: &Entity, v: &VmData) -> Value {
                         .with("memorySizeMB", Value::int(v.memory_mb))
                         .with("numCpu", Value::int(v.num_cpu))
                         .with("numEthernetCards", Value::int(count_devices(v, is_nic)))
-                        .with("numVirtualDisks", Value::int(count_devices(v, |t| t == "VirtualDisk")))
+                        .with(
+                            "numVirtualDisks",
+                            Value::int(count_devices(v, |t| t == "VirtualDisk")),
+                        )
                         .with("uuid", Value::string(&v.uuid))
                         .with("instanceUuid", Value::string(&v.instance_uuid))
                         .with("guestId", Value::string(&v.guest_id))
@@ -384,12 +435,15 @@ fn vm_summary(e: &Entity, v: &VmData) -> Value {
             )
             .with(
                 "quickStats",
-                Value::Obj(
-                    DataObject::new("VirtualMachineQuickStats")
-                        .with("guestHeartbeatStatus", Value::enumv("ManagedEntityStatus", "gray")),
-                ),
+                Value::Obj(DataObject::new("VirtualMachineQuickStats").with(
+                    "guestHeartbeatStatus",
+                    Value::enumv("ManagedEntityStatus", "gray"),
+                )),
             )
-            .with("overallStatus", Value::enumv("ManagedEntityStatus", "green")),
+            .with(
+                "overallStatus",
+                Value::enumv("ManagedEntityStatus", "green"),
+            ),
     )
 }
 
@@ -406,11 +460,17 @@ fn snapshot_tree(vm: &MoRef, v: &VmData, parent: Option<&MoRef>) -> Vec<Value> {
                     .with("description", Value::string(&s.description))
                     .with("id", Value::int(s.id))
                     .with("createTime", Value::datetime(&s.create_time))
-                    .with("state", Value::enumv("VirtualMachinePowerState", s.power_state.wire()))
+                    .with(
+                        "state",
+                        Value::enumv("VirtualMachinePowerState", s.power_state.wire()),
+                    )
                     .with("quiesced", Value::bool(false))
                     .with(
                         "childSnapshotList",
-                        Value::array("VirtualMachineSnapshotTree", snapshot_tree(vm, v, Some(&s.moref))),
+                        Value::array(
+                            "VirtualMachineSnapshotTree",
+                            snapshot_tree(vm, v, Some(&s.moref)),
+                        ),
                     ),
             )
         })
@@ -477,13 +537,50 @@ const ENTITY_PROPS: &[&str] = &[
 pub fn all_properties(ty: &str) -> Vec<&'static str> {
     let own: &[&str] = match ty {
         "Folder" => &["childType", "childEntity"],
-        "Datacenter" => &["vmFolder", "hostFolder", "datastoreFolder", "networkFolder", "datastore", "network"],
-        "ClusterComputeResource" => &["host", "resourcePool", "datastore", "network", "summary", "configurationEx"],
-        "HostSystem" => &["vm", "datastore", "network", "runtime", "summary", "hardware", "configManager"],
-        "ResourcePool" => &["owner", "resourcePool", "vm", "config", "summary", "runtime"],
+        "Datacenter" => &[
+            "vmFolder",
+            "hostFolder",
+            "datastoreFolder",
+            "networkFolder",
+            "datastore",
+            "network",
+        ],
+        "ClusterComputeResource" => &[
+            "host",
+            "resourcePool",
+            "datastore",
+            "network",
+            "summary",
+            "configurationEx",
+        ],
+        "HostSystem" => &[
+            "vm",
+            "datastore",
+            "network",
+            "runtime",
+            "summary",
+            "hardware",
+            "configManager",
+        ],
+        "ResourcePool" => &[
+            "owner",
+            "resourcePool",
+            "vm",
+            "config",
+            "summary",
+            "runtime",
+        ],
         "VirtualMachine" => &[
-            "config", "runtime", "summary", "guest", "resourcePool", "datastore", "network",
-            "snapshot", "rootSnapshot", "guestHeartbeatStatus",
+            "config",
+            "runtime",
+            "summary",
+            "guest",
+            "resourcePool",
+            "datastore",
+            "network",
+            "snapshot",
+            "rootSnapshot",
+            "guestHeartbeatStatus",
         ],
         "Datastore" => &["summary", "info", "browser", "host", "vm", "capability"],
         "Network" => &["summary", "host", "vm"],
@@ -501,14 +598,22 @@ pub fn all_properties(ty: &str) -> Vec<&'static str> {
 
 /// Value of a top-level property; `Err(InvalidProperty)` when the type has no such
 /// property, `Ok(None)` when it exists but is unset.
-pub fn top_level(st: &State, obj: &MoRef, name: &str, cx: &PropCtx) -> Result<Option<Value>, Fault> {
+pub fn top_level(
+    st: &State,
+    obj: &MoRef,
+    name: &str,
+    cx: &PropCtx,
+) -> Result<Option<Value>, Fault> {
     if let Some(e) = st.inv.get(obj) {
         return entity_property(st, e, name);
     }
     let bad = || Err(Fault::invalid_property(name));
     match obj.ty.as_str() {
         "ServiceInstance" => match name {
-            "content" => Ok(Some(service_content(&st.inv.root_folder, &cx.instance_uuid))),
+            "content" => Ok(Some(service_content(
+                &st.inv.root_folder,
+                &cx.instance_uuid,
+            ))),
             "serverClock" => Ok(Some(Value::datetime(now()))),
             "capability" => Ok(Some(Value::Obj(
                 DataObject::new("Capability")
@@ -520,7 +625,10 @@ pub fn top_level(st: &State, obj: &MoRef, name: &str, cx: &PropCtx) -> Result<Op
         },
         "TaskManager" => match name {
             "recentTask" => Ok(Some(Value::morefs(
-                st.task_order.iter().filter_map(|id| st.tasks.get(id)).map(|t| &t.moref),
+                st.task_order
+                    .iter()
+                    .filter_map(|id| st.tasks.get(id))
+                    .map(|t| &t.moref),
             ))),
             _ => bad(),
         },
@@ -538,12 +646,18 @@ pub fn top_level(st: &State, obj: &MoRef, name: &str, cx: &PropCtx) -> Result<Op
                 return Err(Fault::not_found(obj));
             };
             match (&v.view, name) {
-                (_, "view") => Ok(Some(Value::morefs(&crate::collector::view_members(st, &v.view)))),
-                (View::Container { container, .. }, "container") => Ok(Some(Value::moref(container))),
+                (_, "view") => Ok(Some(Value::morefs(&crate::collector::view_members(
+                    st, &v.view,
+                )))),
+                (View::Container { container, .. }, "container") => {
+                    Ok(Some(Value::moref(container)))
+                }
                 (View::Container { types, .. }, "type") => {
                     Ok(Some(Value::strings(types.iter().map(String::as_str))))
                 }
-                (View::Container { recursive, .. }, "recursive") => Ok(Some(Value::bool(*recursive))),
+                (View::Container { recursive, .. }, "recursive") => {
+                    Ok(Some(Value::bool(*recursive)))
+                }
                 _ => bad(),
             }
         }
@@ -568,24 +682,37 @@ pub fn top_level(st: &State, obj: &MoRef, name: &str, cx: &PropCtx) -> Result<Op
             }
         }
         "HostDatastoreBrowser" => {
-            let ds = MoRef::new("Datastore", obj.value.trim_start_matches("datastoreBrowser-"));
+            let ds = MoRef::new(
+                "Datastore",
+                obj.value.trim_start_matches("datastoreBrowser-"),
+            );
             match name {
                 "datastore" => Ok(Some(Value::morefs([&ds]))),
                 _ => bad(),
             }
         }
         "VirtualMachineSnapshot" => {
-            let found = st.inv.all_of_kind("VirtualMachine").find_map(|e| match &e.kind {
-                Kind::Vm(v) => v.snapshots.iter().find(|s| s.moref == *obj).map(|s| (e, v, s)),
-                _ => None,
-            });
+            let found = st
+                .inv
+                .all_of_kind("VirtualMachine")
+                .find_map(|e| match &e.kind {
+                    Kind::Vm(v) => v
+                        .snapshots
+                        .iter()
+                        .find(|s| s.moref == *obj)
+                        .map(|s| (e, v, s)),
+                    _ => None,
+                });
             let Some((e, v, s)) = found else {
                 return Err(Fault::not_found(obj));
             };
             match name {
                 "vm" => Ok(Some(Value::moref(&e.moref))),
                 "childSnapshot" => Ok(Some(Value::morefs(
-                    v.snapshots.iter().filter(|c| c.parent.as_ref() == Some(&s.moref)).map(|c| &c.moref),
+                    v.snapshots
+                        .iter()
+                        .filter(|c| c.parent.as_ref() == Some(&s.moref))
+                        .map(|c| &c.moref),
                 ))),
                 "config" => {
                     let mut frozen = v.clone();
@@ -605,14 +732,13 @@ pub fn top_level(st: &State, obj: &MoRef, name: &str, cx: &PropCtx) -> Result<Op
         "PropertyCollector" if name == "filter" => Ok(Some(Value::morefs(
             st.filters
                 .values()
-                .filter(|f| cx.session_key.as_deref() == Some(f.session.as_str()) && f.collector == *obj)
+                .filter(|f| {
+                    cx.session_key.as_deref() == Some(f.session.as_str()) && f.collector == *obj
+                })
                 .map(|f| &f.moref),
         ))),
         "SessionManager" | "PropertyCollector" | "ViewManager" | "SearchIndex" | "FileManager"
-        | "VirtualDiskManager" => match name {
-            // Session-dependent properties are answered by the dispatcher.
-            _ => bad(),
-        },
+        | "VirtualDiskManager" => bad(),
         _ => Err(Fault::not_found(obj)),
     }
 }
@@ -634,11 +760,16 @@ pub fn task_info(t: &crate::state::TaskData) -> Value {
             .with("progress", t.progress.map(Value::int))
             .with(
                 "reason",
-                Value::Obj(DataObject::new("TaskReasonUser").with("userName", Value::string(&t.user))),
+                Value::Obj(
+                    DataObject::new("TaskReasonUser").with("userName", Value::string(&t.user)),
+                ),
             )
             .with("queueTime", Value::datetime(&t.queue_time))
             .with("startTime", t.start_time.as_ref().map(Value::datetime))
-            .with("completeTime", t.complete_time.as_ref().map(Value::datetime))
+            .with(
+                "completeTime",
+                t.complete_time.as_ref().map(Value::datetime),
+            )
             .with("eventChainId", Value::int(t.event_chain_id)),
     )
 }
@@ -650,8 +781,14 @@ fn host_network_info(h: &HostData) -> Value {
         .map(|pg| {
             Value::Obj(
                 DataObject::new("HostPortGroup")
-                    .with("key", Value::string(format!("key-vim.host.PortGroup-{}", pg.name)))
-                    .with("vswitch", Value::string(format!("key-vim.host.VirtualSwitch-{}", pg.vswitch)))
+                    .with(
+                        "key",
+                        Value::string(format!("key-vim.host.PortGroup-{}", pg.name)),
+                    )
+                    .with(
+                        "vswitch",
+                        Value::string(format!("key-vim.host.VirtualSwitch-{}", pg.vswitch)),
+                    )
                     .with(
                         "spec",
                         Value::Obj(
@@ -712,13 +849,21 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
         (Kind::Cluster(c), "summary") => cluster_summary(st, c),
         (Kind::Cluster(c), "configurationEx") => Value::Obj(
             DataObject::new("ClusterConfigInfoEx")
-                .with("dasConfig", Value::Obj(DataObject::new("ClusterDasConfigInfo").with("enabled", Value::bool(false))))
+                .with(
+                    "dasConfig",
+                    Value::Obj(
+                        DataObject::new("ClusterDasConfigInfo").with("enabled", Value::bool(false)),
+                    ),
+                )
                 .with(
                     "drsConfig",
                     Value::Obj(
                         DataObject::new("ClusterDrsConfigInfo")
                             .with("enabled", Value::bool(c.drs_enabled))
-                            .with("defaultVmBehavior", Value::enumv("DrsBehavior", "fullyAutomated")),
+                            .with(
+                                "defaultVmBehavior",
+                                Value::enumv("DrsBehavior", "fullyAutomated"),
+                            ),
                     ),
                 ),
         ),
@@ -728,24 +873,31 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
         (Kind::Host(_), "runtime") => host_runtime(),
         (Kind::Host(h), "hardware") => Value::Obj(
             DataObject::new("HostHardwareInfo")
-                .with("systemInfo", Value::Obj(
-                    DataObject::new("HostSystemInfo")
-                        .with("vendor", Value::string("VMware, Inc. (vcenter-sim)"))
-                        .with("model", Value::string("Simulated Host"))
-                        .with("uuid", Value::string(&h.uuid)),
-                ))
-                .with("cpuInfo", Value::Obj(
-                    DataObject::new("HostCpuInfo")
-                        .with("numCpuPackages", Value::short(1))
-                        .with("numCpuCores", Value::short(h.cpu_cores))
-                        .with("numCpuThreads", Value::short(h.cpu_cores))
-                        .with("hz", Value::long(h.cpu_mhz * 1_000_000)),
-                ))
+                .with(
+                    "systemInfo",
+                    Value::Obj(
+                        DataObject::new("HostSystemInfo")
+                            .with("vendor", Value::string("VMware, Inc. (vcenter-sim)"))
+                            .with("model", Value::string("Simulated Host"))
+                            .with("uuid", Value::string(&h.uuid)),
+                    ),
+                )
+                .with(
+                    "cpuInfo",
+                    Value::Obj(
+                        DataObject::new("HostCpuInfo")
+                            .with("numCpuPackages", Value::short(1))
+                            .with("numCpuCores", Value::short(h.cpu_cores))
+                            .with("numCpuThreads", Value::short(h.cpu_cores))
+                            .with("hz", Value::long(h.cpu_mhz * 1_000_000)),
+                    ),
+                )
                 .with("memorySize", Value::long(h.memory_bytes)),
         ),
         (Kind::Host(h), "summary") => host_summary(e, h),
         (Kind::Host(_), "configManager") => Value::Obj(
-            DataObject::new("HostConfigManager").with("networkSystem", Value::moref(&network_system_of(&e.moref))),
+            DataObject::new("HostConfigManager")
+                .with("networkSystem", Value::moref(&network_system_of(&e.moref))),
         ),
         (Kind::Pool(p), "owner") => Value::moref(&p.owner),
         (Kind::Pool(p), "resourcePool") => Value::morefs(&p.children),
@@ -754,13 +906,19 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
         (Kind::Pool(p), "summary") => Value::Obj(
             DataObject::new("ResourcePoolSummary")
                 .with("name", Value::string(&e.name))
-                .with("config", resource_config(&e.moref, &p.cpu, &p.memory, p.change_version)),
+                .with(
+                    "config",
+                    resource_config(&e.moref, &p.cpu, &p.memory, p.change_version),
+                ),
         ),
         (Kind::Pool(_), "runtime") => Value::Obj(
             DataObject::new("ResourcePoolRuntimeInfo")
                 .with("memory", pool_usage())
                 .with("cpu", pool_usage())
-                .with("overallStatus", Value::enumv("ManagedEntityStatus", "green")),
+                .with(
+                    "overallStatus",
+                    Value::enumv("ManagedEntityStatus", "green"),
+                ),
         ),
         (Kind::Vm(v), "config") => vm_config(e, v),
         (Kind::Vm(v), "runtime") => vm_runtime(e, v),
@@ -776,14 +934,25 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
             }
             Value::Obj(
                 DataObject::new("VirtualMachineSnapshotInfo")
-                    .with("currentSnapshot", v.current_snapshot.as_ref().map(Value::moref))
+                    .with(
+                        "currentSnapshot",
+                        v.current_snapshot.as_ref().map(Value::moref),
+                    )
                     .with(
                         "rootSnapshotList",
-                        Value::array("VirtualMachineSnapshotTree", snapshot_tree(&e.moref, v, None)),
+                        Value::array(
+                            "VirtualMachineSnapshotTree",
+                            snapshot_tree(&e.moref, v, None),
+                        ),
                     ),
             )
         }
-        (Kind::Vm(v), "rootSnapshot") => Value::morefs(v.snapshots.iter().filter(|s| s.parent.is_none()).map(|s| &s.moref)),
+        (Kind::Vm(v), "rootSnapshot") => Value::morefs(
+            v.snapshots
+                .iter()
+                .filter(|s| s.parent.is_none())
+                .map(|s| &s.moref),
+        ),
         (Kind::Datastore(d), "summary") => datastore_summary(e, d),
         (Kind::Datastore(d), "info") => Value::Obj(
             DataObject::new("LocalDatastoreInfo")
@@ -800,16 +969,18 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
                 .iter()
                 .map(|h| {
                     Value::Obj(
-                        DataObject::new("DatastoreHostMount").with("key", Value::moref(h)).with(
-                            "mountInfo",
-                            Value::Obj(
-                                DataObject::new("HostMountInfo")
-                                    .with("path", Value::string(&d.dir))
-                                    .with("accessMode", Value::string("readWrite"))
-                                    .with("mounted", Value::bool(true))
-                                    .with("accessible", Value::bool(true)),
+                        DataObject::new("DatastoreHostMount")
+                            .with("key", Value::moref(h))
+                            .with(
+                                "mountInfo",
+                                Value::Obj(
+                                    DataObject::new("HostMountInfo")
+                                        .with("path", Value::string(&d.dir))
+                                        .with("accessMode", Value::string("readWrite"))
+                                        .with("mounted", Value::bool(true))
+                                        .with("accessible", Value::bool(true)),
+                                ),
                             ),
-                        ),
                     )
                 })
                 .collect(),
@@ -828,7 +999,9 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
             Some(Kind::DvSwitch(d)) => Value::morefs(&d.hosts),
             _ => Value::morefs([]),
         },
-        (Kind::Network(_) | Kind::DvPortgroup(_), "vm") => Value::morefs(&st.inv.vms_using(&e.moref)),
+        (Kind::Network(_) | Kind::DvPortgroup(_), "vm") => {
+            Value::morefs(&st.inv.vms_using(&e.moref))
+        }
         (Kind::Network(_) | Kind::DvPortgroup(_), "summary") => Value::Obj(
             DataObject::new("NetworkSummary")
                 .with("network", Value::moref(&e.moref))
@@ -844,9 +1017,15 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
                 .with("name", Value::string(&e.name))
                 .with("uuid", Value::string(&d.uuid))
                 .with("numPorts", Value::int(dvs_ports(st, d)))
-                .with("portgroupName", Value::strings(
-                    d.portgroups.iter().filter_map(|p| st.inv.get(p)).map(|p| p.name.as_str()),
-                )),
+                .with(
+                    "portgroupName",
+                    Value::strings(
+                        d.portgroups
+                            .iter()
+                            .filter_map(|p| st.inv.get(p))
+                            .map(|p| p.name.as_str()),
+                    ),
+                ),
         ),
         (Kind::DvSwitch(d), "config") => Value::Obj(
             DataObject::new("VMwareDVSConfigInfo")
@@ -915,8 +1094,14 @@ fn pool_usage() -> Value {
 fn host_runtime() -> Value {
     Value::Obj(
         DataObject::new("HostRuntimeInfo")
-            .with("connectionState", Value::enumv("HostSystemConnectionState", "connected"))
-            .with("powerState", Value::enumv("HostSystemPowerState", "poweredOn"))
+            .with(
+                "connectionState",
+                Value::enumv("HostSystemConnectionState", "connected"),
+            )
+            .with(
+                "powerState",
+                Value::enumv("HostSystemPowerState", "poweredOn"),
+            )
             .with("inMaintenanceMode", Value::bool(false))
             .with("inQuarantineMode", Value::bool(false))
             .with("bootTime", Value::datetime("2026-01-01T00:00:00Z")),
@@ -959,7 +1144,10 @@ fn host_summary(e: &Entity, h: &HostData) -> Value {
                 "quickStats",
                 Value::Obj(DataObject::new("HostListSummaryQuickStats")),
             )
-            .with("overallStatus", Value::enumv("ManagedEntityStatus", "green"))
+            .with(
+                "overallStatus",
+                Value::enumv("ManagedEntityStatus", "green"),
+            )
             .with("rebootRequired", Value::bool(false)),
     )
 }
@@ -984,7 +1172,10 @@ fn cluster_summary(st: &State, c: &ClusterData) -> Value {
             .with("effectiveMemory", Value::long(mem / (1024 * 1024)))
             .with("numHosts", Value::int(n))
             .with("numEffectiveHosts", Value::int(n))
-            .with("overallStatus", Value::enumv("ManagedEntityStatus", "green"))
+            .with(
+                "overallStatus",
+                Value::enumv("ManagedEntityStatus", "green"),
+            )
             .with("currentFailoverLevel", Value::int(0))
             .with("numVmotions", Value::int(0)),
     )
@@ -997,7 +1188,9 @@ pub fn free_space(d: &DatastoreData) -> i64 {
 }
 
 fn dir_size(p: &std::path::Path) -> i64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
     rd.filter_map(Result::ok)
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),
@@ -1105,7 +1298,10 @@ pub fn property(st: &State, obj: &MoRef, path: &str, cx: &PropCtx) -> Result<Opt
         match (path, &e.kind) {
             ("name", _) => return Ok(Some(Value::string(&e.name))),
             ("runtime.powerState" | "summary.runtime.powerState", Kind::Vm(v)) => {
-                return Ok(Some(Value::enumv("VirtualMachinePowerState", v.power_state.wire())))
+                return Ok(Some(Value::enumv(
+                    "VirtualMachinePowerState",
+                    v.power_state.wire(),
+                )))
             }
             _ => {}
         }

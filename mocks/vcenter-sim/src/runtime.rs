@@ -29,7 +29,11 @@ pub trait HostRuntime: Send + Sync + 'static {
     fn suspend(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>>;
     fn reset(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>>;
     /// Starts `child` as a copy of the running `parent` (vSphere instant clone).
-    fn instant_clone(&self, parent: MoRef, child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>>;
+    fn instant_clone(
+        &self,
+        parent: MoRef,
+        child: VmRuntimeSpec,
+    ) -> BoxFuture<'static, Result<(), Fault>>;
 }
 
 /// Runs nothing: power operations only change the modelled state.
@@ -53,7 +57,11 @@ impl HostRuntime for StateOnlyRuntime {
     fn reset(&self, _spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
         ok()
     }
-    fn instant_clone(&self, _parent: MoRef, _child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+    fn instant_clone(
+        &self,
+        _parent: MoRef,
+        _child: VmRuntimeSpec,
+    ) -> BoxFuture<'static, Result<(), Fault>> {
         ok()
     }
 }

@@ -49,14 +49,20 @@ pub struct SimServer {
 
 impl SimServer {
     /// Starts on `listen` (port 0 picks a free port) inside the current tokio runtime.
-    pub async fn start(cfg: SimConfig, listen: SocketAddr, runtime: Arc<dyn HostRuntime>) -> Result<SimServer, StartError> {
+    pub async fn start(
+        cfg: SimConfig,
+        listen: SocketAddr,
+        runtime: Arc<dyn HostRuntime>,
+    ) -> Result<SimServer, StartError> {
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let tls = identity.server_config()?;
         let sim = Sim::open(cfg, runtime)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| StartError::Bind(listen, e))?;
-        let addr = listener.local_addr().map_err(|e| StartError::Bind(listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(listen, e))?;
         let app = router(sim.clone());
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -168,9 +174,9 @@ fn xml_response(status: u16, set_cookie: Option<String>, body: String) -> Respon
 /// Versions clients may speak. pyvmomi only uses a version whose exact id it finds
 /// here; govmomi reads the same document.
 const PRIOR_VERSIONS: &[&str] = &[
-    "8.0.2.0", "8.0.1.0", "8.0.0.2", "8.0.0.1", "8.0.0.0", "7.0.3.2", "7.0.3.1", "7.0.3.0", "7.0.2.1",
-    "7.0.2.0", "7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.1", "7.0.0.0", "6.9.1", "6.8.7", "6.7.3", "6.7.2",
-    "6.7.1", "6.7", "6.5", "6.0", "5.5", "5.1", "5.0", "4.1", "4.0",
+    "8.0.2.0", "8.0.1.0", "8.0.0.2", "8.0.0.1", "8.0.0.0", "7.0.3.2", "7.0.3.1", "7.0.3.0",
+    "7.0.2.1", "7.0.2.0", "7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.1", "7.0.0.0", "6.9.1", "6.8.7",
+    "6.7.3", "6.7.2", "6.7.1", "6.7", "6.5", "6.0", "5.5", "5.1", "5.0", "4.1", "4.0",
 ];
 
 async fn service_versions() -> Response<Body> {

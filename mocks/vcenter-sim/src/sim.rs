@@ -227,7 +227,13 @@ impl Sim {
         self.authenticate(cookie)
     }
 
-    pub fn login(&self, user: &str, password: &str, ip: &str, agent: &str) -> Result<Session, Fault> {
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        ip: &str,
+        agent: &str,
+    ) -> Result<Session, Fault> {
         if user != self.cfg.username || password != self.cfg.password {
             return Err(Fault::new(
                 "InvalidLogin",
@@ -261,7 +267,13 @@ impl Sim {
     }
 
     /// Handles one POST /sdk body.
-    pub async fn soap(self: &Arc<Self>, body: &[u8], cookie: Option<&str>, ip: &str, agent: &str) -> SoapOutcome {
+    pub async fn soap(
+        self: &Arc<Self>,
+        body: &[u8],
+        cookie: Option<&str>,
+        ip: &str,
+        agent: &str,
+    ) -> SoapOutcome {
         let call = match soap::parse_call(body) {
             Ok(c) => c,
             Err(f) => return fault_outcome(&f),
@@ -302,12 +314,15 @@ impl Sim {
                 let user = call.args.child_text("userName").unwrap_or_default();
                 let password = call.args.child_text("password").unwrap_or_default();
                 let s = self.login(user, password, ip, agent)?;
-                let set_cookie = format!("{SESSION_COOKIE}=\"{}\"; Path=/; HttpOnly; Secure;", s.key);
+                let set_cookie =
+                    format!("{SESSION_COOKIE}=\"{}\"; Path=/; HttpOnly; Secure;", s.key);
                 return Ok((Reply::One(s.to_value()), Some(set_cookie)));
             }
             _ => {}
         }
-        let ctx = self.authenticate(cookie).ok_or_else(Fault::not_authenticated)?;
+        let ctx = self
+            .authenticate(cookie)
+            .ok_or_else(Fault::not_authenticated)?;
         let reply = match call.method.as_str() {
             "WaitForUpdatesEx" | "WaitForUpdates" | "CheckForUpdates" => {
                 self.wait_for_updates(&ctx, call).await?
@@ -338,9 +353,15 @@ impl Sim {
             }
             (_, "Fetch") => self.fetch(ctx, this, a),
             ("PropertyCollector", "RetrieveProperties") => self.retrieve_properties(ctx, a),
-            ("PropertyCollector", "RetrievePropertiesEx") => self.retrieve_properties_ex(ctx, this, a),
-            ("PropertyCollector", "ContinueRetrievePropertiesEx") => self.continue_retrieve(ctx, this, a),
-            ("PropertyCollector", "CancelRetrievePropertiesEx") => self.cancel_retrieve(ctx, this, a),
+            ("PropertyCollector", "RetrievePropertiesEx") => {
+                self.retrieve_properties_ex(ctx, this, a)
+            }
+            ("PropertyCollector", "ContinueRetrievePropertiesEx") => {
+                self.continue_retrieve(ctx, this, a)
+            }
+            ("PropertyCollector", "CancelRetrievePropertiesEx") => {
+                self.cancel_retrieve(ctx, this, a)
+            }
             ("PropertyCollector", "CreateFilter") => self.create_filter(ctx, this, a),
             ("PropertyCollector", "CreatePropertyCollector") => self.create_collector(ctx),
             ("PropertyCollector", "DestroyPropertyCollector") => self.destroy_collector(ctx, this),
@@ -370,9 +391,10 @@ impl Sim {
             ("VirtualMachine", "CreateSnapshot_Task") => self.create_snapshot(ctx, this, a),
             ("HostNetworkSystem", "AddPortGroup") => self.add_port_group(this, a),
             ("HostNetworkSystem", "RemovePortGroup") => self.remove_port_group(this, a),
-            ("VmwareDistributedVirtualSwitch" | "DistributedVirtualSwitch", "CreateDVPortgroup_Task") => {
-                self.create_dv_portgroup(ctx, this, a)
-            }
+            (
+                "VmwareDistributedVirtualSwitch" | "DistributedVirtualSwitch",
+                "CreateDVPortgroup_Task",
+            ) => self.create_dv_portgroup(ctx, this, a),
             ("FileManager", "MakeDirectory") => self.make_directory(a),
             ("FileManager", "DeleteDatastoreFile_Task") => self.delete_datastore_file(ctx, a),
             ("FileManager", "MoveDatastoreFile_Task") => self.move_datastore_file(ctx, a, false),
@@ -380,7 +402,9 @@ impl Sim {
             ("VirtualDiskManager", "CreateVirtualDisk_Task") => self.create_virtual_disk(ctx, a),
             ("VirtualDiskManager", "CopyVirtualDisk_Task") => self.copy_virtual_disk(ctx, a),
             ("VirtualDiskManager", "DeleteVirtualDisk_Task") => self.delete_virtual_disk(ctx, a),
-            ("HostDatastoreBrowser", "SearchDatastore_Task") => self.search_datastore(ctx, this, a, false),
+            ("HostDatastoreBrowser", "SearchDatastore_Task") => {
+                self.search_datastore(ctx, this, a, false)
+            }
             ("HostDatastoreBrowser", "SearchDatastoreSubFolders_Task") => {
                 self.search_datastore(ctx, this, a, true)
             }
@@ -397,7 +421,13 @@ impl Sim {
 
     /// Creates a task in `queued` state and runs `work` in the background. The task moves
     /// to `running`, then `success` with the returned result or `error` with the fault.
-    pub fn run_task<F, Fut>(self: &Arc<Self>, ctx: &Ctx, method: &str, entity: Option<&MoRef>, work: F) -> Result<Reply, Fault>
+    pub fn run_task<F, Fut>(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        method: &str,
+        entity: Option<&MoRef>,
+        work: F,
+    ) -> Result<Reply, Fault>
     where
         F: FnOnce(Arc<Sim>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Option<Value>, Fault>> + Send + 'static,
@@ -484,10 +514,14 @@ mod tests {
     #[test]
     fn cookie_parsing_accepts_pyvmomi_echo() {
         assert_eq!(
-            session_from_cookie(r#"vmware_soap_session="abc-1"; Path=/; HttpOnly; Secure;"#).as_deref(),
+            session_from_cookie(r#"vmware_soap_session="abc-1"; Path=/; HttpOnly; Secure;"#)
+                .as_deref(),
             Some("abc-1")
         );
-        assert_eq!(session_from_cookie("a=b; vmware_soap_session=xyz").as_deref(), Some("xyz"));
+        assert_eq!(
+            session_from_cookie("a=b; vmware_soap_session=xyz").as_deref(),
+            Some("xyz")
+        );
         assert_eq!(session_from_cookie("a=b"), None);
     }
 }

@@ -67,8 +67,7 @@ impl Fault {
     pub fn invalid_power_state(existing: &str, requested: Option<&str>) -> Fault {
         let mut f = Fault::new(
             "InvalidPowerState",
-            "The attempted operation cannot be performed in the current state ("
-                .to_string()
+            "The attempted operation cannot be performed in the current state (".to_string()
                 + match existing {
                     "poweredOn" => "Powered on",
                     "poweredOff" => "Powered off",
@@ -98,16 +97,15 @@ impl Fault {
     pub fn file_already_exists(file: &str) -> Fault {
         Fault::new(
             "FileAlreadyExists",
-            format!("Cannot complete the operation because the file or folder {file} already exists"),
+            format!(
+                "Cannot complete the operation because the file or folder {file} already exists"
+            ),
         )
         .with("file", Value::string(file))
     }
     pub fn file_not_found(file: &str) -> Fault {
-        Fault::new(
-            "FileNotFound",
-            format!("File {file} was not found"),
-        )
-        .with("file", Value::string(file))
+        Fault::new("FileNotFound", format!("File {file} was not found"))
+            .with("file", Value::string(file))
     }
     pub fn not_supported(msg: impl Into<String>) -> Fault {
         Fault::new("NotSupported", msg)
@@ -194,9 +192,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
     let this = call
         .child("_this")
         .and_then(MoRef::from_element)
-        .ok_or_else(|| {
-            Fault::invalid_request(format!("{}: missing _this argument", call.name))
-        })?;
+        .ok_or_else(|| Fault::invalid_request(format!("{}: missing _this argument", call.name)))?;
     Ok(Call {
         method: call.name.clone(),
         this,

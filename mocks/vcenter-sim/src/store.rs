@@ -35,7 +35,7 @@ struct Snapshot {
 
 #[derive(Serialize, Deserialize)]
 enum Record {
-    Put { next_id: u64, entity: Entity },
+    Put { next_id: u64, entity: Box<Entity> },
     Del { next_id: u64, id: String },
 }
 
@@ -68,9 +68,11 @@ impl Store {
         let mut inv: Option<Inventory> = None;
         if snap_path.exists() {
             let f = File::open(&snap_path).map_err(io(&snap_path))?;
-            let snap: Snapshot = serde_json::from_reader(BufReader::new(f)).map_err(|source| StoreError::Corrupt {
-                path: snap_path.clone(),
-                source,
+            let snap: Snapshot = serde_json::from_reader(BufReader::new(f)).map_err(|source| {
+                StoreError::Corrupt {
+                    path: snap_path.clone(),
+                    source,
+                }
             })?;
             let mut i = Inventory {
                 next_id: snap.next_id,
@@ -96,7 +98,7 @@ impl Store {
                 match rec {
                     Record::Put { next_id, entity } => {
                         i.next_id = i.next_id.max(next_id);
-                        i.entities.insert(entity.moref.value.clone(), entity);
+                        i.entities.insert(entity.moref.value.clone(), *entity);
                     }
                     Record::Del { next_id, id } => {
                         i.next_id = i.next_id.max(next_id);
@@ -119,7 +121,8 @@ impl Store {
         let journal = {
             let mut j = journal;
             use std::io::Seek;
-            j.seek(std::io::SeekFrom::End(0)).map_err(io(&journal_path))?;
+            j.seek(std::io::SeekFrom::End(0))
+                .map_err(io(&journal_path))?;
             j
         };
         tracing::info!(replayed, "inventory store opened at {}", dir.display());
@@ -167,9 +170,13 @@ impl Store {
             f.sync_all().map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
         let jp = Self::journal_path(dir);
-        File::create(&jp).and_then(|f| f.sync_all()).map_err(io(&jp))?;
+        File::create(&jp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&jp))?;
         Ok(())
     }
 
@@ -190,7 +197,7 @@ impl Store {
             let rec = match inv.entities.get(&id) {
                 Some(e) => Record::Put {
                     next_id: inv.next_id,
-                    entity: e.clone(),
+                    entity: Box::new(e.clone()),
                 },
                 None => Record::Del {
                     next_id: inv.next_id,

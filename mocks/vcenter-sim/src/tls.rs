@@ -51,7 +51,10 @@ impl Identity {
             move |e| TlsError::Io(p, e)
         };
         if !crt.exists() || !key.exists() {
-            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+            let mut params = rcgen::CertificateParams::new(vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+            ])?;
             params
                 .distinguished_name
                 .push(rcgen::DnType::CommonName, "vcenter-sim");
@@ -87,7 +90,9 @@ impl Identity {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(
-                vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
+                vec![rustls::pki_types::CertificateDer::from(
+                    self.cert_der.clone(),
+                )],
                 rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
             )?;
         Ok(Arc::new(cfg))

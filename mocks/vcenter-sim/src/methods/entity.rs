@@ -13,18 +13,25 @@ use vsphere_client::xml::Element;
 /// vSphere entity names: non-empty, at most 80 characters.
 pub fn check_name(name: &str) -> Result<(), Fault> {
     if name.trim().is_empty() || name.chars().count() > 80 {
-        return Err(Fault::new("InvalidName", format!("The name '{name}' is invalid."))
-            .with("name", Value::string(name)));
+        return Err(
+            Fault::new("InvalidName", format!("The name '{name}' is invalid."))
+                .with("name", Value::string(name)),
+        );
     }
     Ok(())
 }
 
 /// A sibling with the same name under `parent`, if any.
-pub fn sibling_named(inv: &Inventory, parent: &MoRef, name: &str, except: Option<&MoRef>) -> Option<MoRef> {
+pub fn sibling_named(
+    inv: &Inventory,
+    parent: &MoRef,
+    name: &str,
+    except: Option<&MoRef>,
+) -> Option<MoRef> {
     let p = inv.get(parent)?;
-    inv.children(p).into_iter().find(|c| {
-        Some(c) != except && inv.get(c).map(|e| e.name == name).unwrap_or(false)
-    })
+    inv.children(p)
+        .into_iter()
+        .find(|c| Some(c) != except && inv.get(c).map(|e| e.name == name).unwrap_or(false))
 }
 
 impl Sim {
@@ -50,7 +57,11 @@ impl Sim {
                     children: vec![],
                 }),
             });
-            if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.get_mut(this) {
+            if let Some(Entity {
+                kind: Kind::Folder(f),
+                ..
+            }) = inv.get_mut(this)
+            {
                 f.children.push(moref.clone());
             }
             Ok(Reply::One(Value::MoRef(moref)))
@@ -94,7 +105,11 @@ impl Sim {
                     change_version: 1,
                 }),
             });
-            if let Some(Entity { kind: Kind::Pool(p), .. }) = inv.get_mut(this) {
+            if let Some(Entity {
+                kind: Kind::Pool(p),
+                ..
+            }) = inv.get_mut(this)
+            {
                 p.children.push(moref.clone());
             }
             Ok(Reply::One(Value::MoRef(moref)))
@@ -102,7 +117,10 @@ impl Sim {
     }
 
     pub(crate) fn update_pool_config(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
-        let name = a.child_text("name").filter(|n| !n.is_empty()).map(str::to_string);
+        let name = a
+            .child_text("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
         if let Some(n) = &name {
             check_name(n)?;
         }
@@ -146,30 +164,40 @@ impl Sim {
         })
     }
 
-    pub(crate) fn rename(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn rename(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let new_name = arg_text(a, "newName")?.to_string();
         check_name(&new_name)?;
         if self.read_inv(|inv| inv.get(this).is_none()) {
             return Err(Fault::not_found(this));
         }
         let this = this.clone();
-        self.run_task(ctx, "Rename_Task", Some(&this.clone()), move |sim| async move {
-            sim.write(|st| {
-                let inv = &mut st.inv;
-                let parent = inv.get(&this).and_then(|e| e.parent.clone());
-                if let Some(p) = parent {
-                    if let Some(existing) = sibling_named(inv, &p, &new_name, Some(&this)) {
-                        return Err(Fault::duplicate_name(&new_name, &existing));
+        self.run_task(
+            ctx,
+            "Rename_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let parent = inv.get(&this).and_then(|e| e.parent.clone());
+                    if let Some(p) = parent {
+                        if let Some(existing) = sibling_named(inv, &p, &new_name, Some(&this)) {
+                            return Err(Fault::duplicate_name(&new_name, &existing));
+                        }
                     }
-                }
-                let e = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
-                e.name = new_name;
-                if let Kind::Vm(v) = &mut e.kind {
-                    v.change_version += 1;
-                }
-                Ok(None)
-            })
-        })
+                    let e = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
+                    e.name = new_name;
+                    if let Kind::Vm(v) = &mut e.kind {
+                        v.change_version += 1;
+                    }
+                    Ok(None)
+                })
+            },
+        )
     }
 
     pub(crate) fn destroy(self: &Arc<Self>, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
@@ -183,13 +211,18 @@ impl Sim {
         });
         kind_ok?;
         let this = this.clone();
-        self.run_task(ctx, "Destroy_Task", Some(&this.clone()), move |sim| async move {
-            match this.ty.as_str() {
-                "VirtualMachine" => sim.destroy_vm_now(&this).await,
-                _ => sim.write(|st| destroy_container(st, &this)),
-            }?;
-            Ok(None)
-        })
+        self.run_task(
+            ctx,
+            "Destroy_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                match this.ty.as_str() {
+                    "VirtualMachine" => sim.destroy_vm_now(&this).await,
+                    _ => sim.write(|st| destroy_container(st, &this)),
+                }?;
+                Ok(None)
+            },
+        )
     }
 
     pub(crate) fn add_port_group(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
@@ -203,23 +236,40 @@ impl Sim {
         if !(0..=4095).contains(&vlan) {
             return Err(Fault::invalid_argument("portgrp.vlanId"));
         }
-        let vswitch = spec.child_text("vswitchName").unwrap_or("vSwitch0").to_string();
+        let vswitch = spec
+            .child_text("vswitchName")
+            .unwrap_or("vSwitch0")
+            .to_string();
         if vswitch != "vSwitch0" {
-            return Err(Fault::new("NotFound", format!("The virtual switch '{vswitch}' was not found.")));
+            return Err(Fault::new(
+                "NotFound",
+                format!("The virtual switch '{vswitch}' was not found."),
+            ));
         }
-        let host = MoRef::new("HostSystem", this.value.trim_start_matches("networkSystem-"));
+        let host = MoRef::new(
+            "HostSystem",
+            this.value.trim_start_matches("networkSystem-"),
+        );
         self.write(|st| {
             let inv = &mut st.inv;
             let (cluster, exists) = match inv.get(&host).map(|e| &e.kind) {
-                Some(Kind::Host(h)) => (h.cluster.clone(), h.portgroups.iter().any(|p| p.name == name)),
+                Some(Kind::Host(h)) => (
+                    h.cluster.clone(),
+                    h.portgroups.iter().any(|p| p.name == name),
+                ),
                 _ => return Err(Fault::not_found(this)),
             };
             if exists {
-                return Err(Fault::new("AlreadyExists", format!("The specified key, name, or identifier '{name}' already exists."))
-                    .with("name", Value::string(&name)));
+                return Err(Fault::new(
+                    "AlreadyExists",
+                    format!("The specified key, name, or identifier '{name}' already exists."),
+                )
+                .with("name", Value::string(&name)));
             }
             // One Network entity per port-group name per datacenter, as vCenter shows it.
-            let dc = inv.datacenter_of(&host).ok_or_else(|| Fault::not_found(&host))?;
+            let dc = inv
+                .datacenter_of(&host)
+                .ok_or_else(|| Fault::not_found(&host))?;
             let net_folder = match inv.get(&dc).map(|e| &e.kind) {
                 Some(Kind::Datacenter(d)) => d.network_folder.clone(),
                 _ => return Err(Fault::not_found(&dc)),
@@ -238,18 +288,30 @@ impl Sim {
                         parent: Some(net_folder.clone()),
                         kind: Kind::Network(NetworkData { hosts: vec![] }),
                     });
-                    if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.get_mut(&net_folder) {
+                    if let Some(Entity {
+                        kind: Kind::Folder(f),
+                        ..
+                    }) = inv.get_mut(&net_folder)
+                    {
                         f.children.push(n.clone());
                     }
                     n
                 }
             };
-            if let Some(Entity { kind: Kind::Network(nd), .. }) = inv.get_mut(&net) {
+            if let Some(Entity {
+                kind: Kind::Network(nd),
+                ..
+            }) = inv.get_mut(&net)
+            {
                 if !nd.hosts.contains(&host) {
                     nd.hosts.push(host.clone());
                 }
             }
-            if let Some(Entity { kind: Kind::Host(h), .. }) = inv.get_mut(&host) {
+            if let Some(Entity {
+                kind: Kind::Host(h),
+                ..
+            }) = inv.get_mut(&host)
+            {
                 h.portgroups.push(HostPortGroup {
                     name: name.clone(),
                     vlan_id: vlan,
@@ -259,7 +321,11 @@ impl Sim {
                     h.networks.push(net.clone());
                 }
             }
-            if let Some(Entity { kind: Kind::Cluster(c), .. }) = inv.get_mut(&cluster) {
+            if let Some(Entity {
+                kind: Kind::Cluster(c),
+                ..
+            }) = inv.get_mut(&cluster)
+            {
                 if !c.networks.contains(&net) {
                     c.networks.push(net.clone());
                 }
@@ -270,14 +336,24 @@ impl Sim {
 
     pub(crate) fn remove_port_group(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
         let name = arg_text(a, "pgName")?.to_string();
-        let host = MoRef::new("HostSystem", this.value.trim_start_matches("networkSystem-"));
+        let host = MoRef::new(
+            "HostSystem",
+            this.value.trim_start_matches("networkSystem-"),
+        );
         self.write(|st| {
             let inv = &mut st.inv;
-            let Some(Entity { kind: Kind::Host(h), .. }) = inv.get(&host) else {
+            let Some(Entity {
+                kind: Kind::Host(h),
+                ..
+            }) = inv.get(&host)
+            else {
                 return Err(Fault::not_found(this));
             };
             if !h.portgroups.iter().any(|p| p.name == name) {
-                return Err(Fault::new("NotFound", format!("The port group '{name}' was not found on this host.")));
+                return Err(Fault::new(
+                    "NotFound",
+                    format!("The port group '{name}' was not found on this host."),
+                ));
             }
             let cluster = h.cluster.clone();
             let dc = inv.datacenter_of(&host);
@@ -285,7 +361,11 @@ impl Sim {
                 .all_of_kind("Network")
                 .find(|e| e.name == name && inv.datacenter_of(&e.moref) == dc)
                 .map(|e| e.moref.clone());
-            if let Some(Entity { kind: Kind::Host(h), .. }) = inv.get_mut(&host) {
+            if let Some(Entity {
+                kind: Kind::Host(h),
+                ..
+            }) = inv.get_mut(&host)
+            {
                 h.portgroups.retain(|p| p.name != name);
                 if let Some(n) = &net {
                     h.networks.retain(|x| x != n);
@@ -293,7 +373,10 @@ impl Sim {
             }
             if let Some(n) = net {
                 let orphan = match inv.get_mut(&n) {
-                    Some(Entity { kind: Kind::Network(nd), .. }) => {
+                    Some(Entity {
+                        kind: Kind::Network(nd),
+                        ..
+                    }) => {
                         nd.hosts.retain(|x| x != &host);
                         nd.hosts.is_empty()
                     }
@@ -302,7 +385,11 @@ impl Sim {
                 if orphan && inv.vms_using(&n).is_empty() {
                     remove_from_parent(inv, &n);
                     inv.remove(&n);
-                    if let Some(Entity { kind: Kind::Cluster(c), .. }) = inv.get_mut(&cluster) {
+                    if let Some(Entity {
+                        kind: Kind::Cluster(c),
+                        ..
+                    }) = inv.get_mut(&cluster)
+                    {
                         c.networks.retain(|x| x != &n);
                     }
                 }
@@ -311,7 +398,12 @@ impl Sim {
         })
     }
 
-    pub(crate) fn create_dv_portgroup(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn create_dv_portgroup(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let spec = arg_elem(a, "spec")?;
         let name = spec
             .child_text("name")
@@ -320,7 +412,10 @@ impl Sim {
             .to_string();
         check_name(&name)?;
         let num_ports = spec.child_i64("numPorts").unwrap_or(8);
-        let binding = spec.child_text("type").unwrap_or("earlyBinding").to_string();
+        let binding = spec
+            .child_text("type")
+            .unwrap_or("earlyBinding")
+            .to_string();
         let vlan = spec
             .child("defaultPortConfig")
             .and_then(|c| c.child("vlan"))
@@ -330,41 +425,57 @@ impl Sim {
             return Err(Fault::not_found(this));
         }
         let dvs = this.clone();
-        self.run_task(ctx, "CreateDVPortgroup_Task", Some(&dvs.clone()), move |sim| async move {
-            sim.write(|st| {
-                let inv = &mut st.inv;
-                let parent = inv.get(&dvs).and_then(|e| e.parent.clone()).ok_or_else(|| Fault::not_found(&dvs))?;
-                let dc = inv.datacenter_of(&dvs);
-                if let Some(e) = inv
-                    .entities
-                    .values()
-                    .find(|e| matches!(e.kind, Kind::Network(_) | Kind::DvPortgroup(_)) && e.name == name && inv.datacenter_of(&e.moref) == dc)
-                {
-                    return Err(Fault::duplicate_name(&name, &e.moref));
-                }
-                let id = inv.new_id("dvportgroup");
-                let pg = MoRef::new("DistributedVirtualPortgroup", id.clone());
-                inv.insert(Entity {
-                    moref: pg.clone(),
-                    name,
-                    parent: Some(parent.clone()),
-                    kind: Kind::DvPortgroup(DvPortgroupData {
-                        dvs: dvs.clone(),
-                        key: id,
-                        num_ports,
-                        binding,
-                        vlan_id: vlan,
-                    }),
-                });
-                if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.get_mut(&parent) {
-                    f.children.push(pg.clone());
-                }
-                if let Some(Entity { kind: Kind::DvSwitch(d), .. }) = inv.get_mut(&dvs) {
-                    d.portgroups.push(pg.clone());
-                }
-                Ok(None)
-            })
-        })
+        self.run_task(
+            ctx,
+            "CreateDVPortgroup_Task",
+            Some(&dvs.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let parent = inv
+                        .get(&dvs)
+                        .and_then(|e| e.parent.clone())
+                        .ok_or_else(|| Fault::not_found(&dvs))?;
+                    let dc = inv.datacenter_of(&dvs);
+                    if let Some(e) = inv.entities.values().find(|e| {
+                        matches!(e.kind, Kind::Network(_) | Kind::DvPortgroup(_))
+                            && e.name == name
+                            && inv.datacenter_of(&e.moref) == dc
+                    }) {
+                        return Err(Fault::duplicate_name(&name, &e.moref));
+                    }
+                    let id = inv.new_id("dvportgroup");
+                    let pg = MoRef::new("DistributedVirtualPortgroup", id.clone());
+                    inv.insert(Entity {
+                        moref: pg.clone(),
+                        name,
+                        parent: Some(parent.clone()),
+                        kind: Kind::DvPortgroup(DvPortgroupData {
+                            dvs: dvs.clone(),
+                            key: id,
+                            num_ports,
+                            binding,
+                            vlan_id: vlan,
+                        }),
+                    });
+                    if let Some(Entity {
+                        kind: Kind::Folder(f),
+                        ..
+                    }) = inv.get_mut(&parent)
+                    {
+                        f.children.push(pg.clone());
+                    }
+                    if let Some(Entity {
+                        kind: Kind::DvSwitch(d),
+                        ..
+                    }) = inv.get_mut(&dvs)
+                    {
+                        d.portgroups.push(pg.clone());
+                    }
+                    Ok(None)
+                })
+            },
+        )
     }
 }
 
@@ -394,7 +505,9 @@ fn destroy_container(st: &mut State, m: &MoRef) -> Result<(), Fault> {
         Kind::Pool(p) => {
             let parent = e.parent.clone().ok_or_else(|| Fault::not_found(m))?;
             if parent.ty != "ResourcePool" {
-                return Err(Fault::invalid_request("the root resource pool of a cluster cannot be destroyed"));
+                return Err(Fault::invalid_request(
+                    "the root resource pool of a cluster cannot be destroyed",
+                ));
             }
             for vm in &p.vms {
                 if let Some(v) = inv.vm_mut(vm) {
@@ -406,7 +519,11 @@ fn destroy_container(st: &mut State, m: &MoRef) -> Result<(), Fault> {
                     c.parent = Some(parent.clone());
                 }
             }
-            if let Some(Entity { kind: Kind::Pool(pp), .. }) = inv.get_mut(&parent) {
+            if let Some(Entity {
+                kind: Kind::Pool(pp),
+                ..
+            }) = inv.get_mut(&parent)
+            {
                 pp.children.retain(|c| c != m);
                 pp.children.extend(p.children.iter().cloned());
                 pp.vms.extend(p.vms.iter().cloned());
@@ -428,11 +545,18 @@ fn destroy_container(st: &mut State, m: &MoRef) -> Result<(), Fault> {
         }
         Kind::DvPortgroup(pg) => {
             if !inv.vms_using(m).is_empty() {
-                return Err(Fault::new("ResourceInUse", format!("The port group '{}' is in use.", e.name)));
+                return Err(Fault::new(
+                    "ResourceInUse",
+                    format!("The port group '{}' is in use.", e.name),
+                ));
             }
             let dvs = pg.dvs.clone();
             remove_from_parent(inv, m);
-            if let Some(Entity { kind: Kind::DvSwitch(d), .. }) = inv.get_mut(&dvs) {
+            if let Some(Entity {
+                kind: Kind::DvSwitch(d),
+                ..
+            }) = inv.get_mut(&dvs)
+            {
                 d.portgroups.retain(|p| p != m);
             }
             inv.remove(m);

@@ -25,10 +25,13 @@ impl DsPath {
 }
 
 fn invalid_path(s: &str) -> Fault {
-    Fault::new("InvalidDatastorePath", format!("Invalid datastore path '{s}'."))
-        .with("datastore", Value::string(""))
-        .with("name", Value::string(s))
-        .with("datastorePath", Value::string(s))
+    Fault::new(
+        "InvalidDatastorePath",
+        format!("Invalid datastore path '{s}'."),
+    )
+    .with("datastore", Value::string(""))
+    .with("name", Value::string(s))
+    .with("datastorePath", Value::string(s))
 }
 
 /// Parses `[datastore1] dir/file.vmdk`.
@@ -73,13 +76,21 @@ fn io_fault(file: &str, e: std::io::Error) -> Fault {
     match e.kind() {
         std::io::ErrorKind::NotFound => Fault::file_not_found(file),
         std::io::ErrorKind::AlreadyExists => Fault::file_already_exists(file),
-        _ => Fault::new("CannotCreateFile", format!("Cannot complete file operation on {file}: {e}"))
-            .with("file", Value::string(file)),
+        _ => Fault::new(
+            "CannotCreateFile",
+            format!("Cannot complete file operation on {file}: {e}"),
+        )
+        .with("file", Value::string(file)),
     }
 }
 
 /// Writes a monolithic flat VMDK: a text descriptor and a sparse `-flat.vmdk` extent.
-pub fn create_flat_vmdk(path: &Path, capacity_kb: i64, adapter: &str, display: &str) -> Result<(), Fault> {
+pub fn create_flat_vmdk(
+    path: &Path,
+    capacity_kb: i64,
+    adapter: &str,
+    display: &str,
+) -> Result<(), Fault> {
     if path.exists() {
         return Err(Fault::file_already_exists(display));
     }
@@ -170,10 +181,9 @@ fn file_info(entry: &std::fs::DirEntry) -> Option<Value> {
     } else {
         "FileInfo"
     };
-    let modified = meta
-        .modified()
-        .ok()
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let modified = meta.modified().ok().map(|t| {
+        chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
     Some(Value::Obj(
         DataObject::new(ty)
             .with("path", Value::string(&name))
@@ -205,7 +215,11 @@ impl Sim {
         Ok(Reply::Void)
     }
 
-    pub(crate) fn delete_datastore_file(self: &Arc<Self>, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn delete_datastore_file(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let name = arg_text(a, "name")?.to_string();
         let (_, local) = self.local_path(&name)?;
         self.run_task(ctx, "DeleteDatastoreFile_Task", None, move |_| async move {
@@ -220,13 +234,22 @@ impl Sim {
         })
     }
 
-    pub(crate) fn move_datastore_file(self: &Arc<Self>, ctx: &Ctx, a: &Element, copy: bool) -> Result<Reply, Fault> {
+    pub(crate) fn move_datastore_file(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        a: &Element,
+        copy: bool,
+    ) -> Result<Reply, Fault> {
         let src = arg_text(a, "sourceName")?.to_string();
         let dst = arg_text(a, "destinationName")?.to_string();
         let force = a.child_bool("force").unwrap_or(false);
         let (_, from) = self.local_path(&src)?;
         let (_, to) = self.local_path(&dst)?;
-        let method = if copy { "CopyDatastoreFile_Task" } else { "MoveDatastoreFile_Task" };
+        let method = if copy {
+            "CopyDatastoreFile_Task"
+        } else {
+            "MoveDatastoreFile_Task"
+        };
         self.run_task(ctx, method, None, move |_| async move {
             if !from.exists() {
                 return Err(Fault::file_not_found(&src));
@@ -252,16 +275,25 @@ impl Sim {
         })
     }
 
-    pub(crate) fn create_virtual_disk(self: &Arc<Self>, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn create_virtual_disk(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let name = arg_text(a, "name")?.to_string();
-        let spec = a.child("spec").ok_or_else(|| Fault::invalid_argument("spec"))?;
+        let spec = a
+            .child("spec")
+            .ok_or_else(|| Fault::invalid_argument("spec"))?;
         let capacity_kb = spec
             .child_i64("capacityKb")
             .ok_or_else(|| Fault::invalid_argument("spec.capacityKb"))?;
         if capacity_kb < 0 {
             return Err(Fault::invalid_argument("spec.capacityKb"));
         }
-        let adapter = spec.child_text("adapterType").unwrap_or("lsiLogic").to_string();
+        let adapter = spec
+            .child_text("adapterType")
+            .unwrap_or("lsiLogic")
+            .to_string();
         let (_, local) = self.local_path(&name)?;
         self.run_task(ctx, "CreateVirtualDisk_Task", None, move |_| async move {
             create_flat_vmdk(&local, capacity_kb, &adapter, &name)?;
@@ -269,7 +301,11 @@ impl Sim {
         })
     }
 
-    pub(crate) fn copy_virtual_disk(self: &Arc<Self>, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn copy_virtual_disk(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let src = arg_text(a, "sourceName")?.to_string();
         let dst = arg_text(a, "destName")?.to_string();
         let force = a.child_bool("force").unwrap_or(false);
@@ -282,21 +318,39 @@ impl Sim {
             if to.exists() && !force {
                 return Err(Fault::file_already_exists(&dst));
             }
-            let to_stem = to.file_stem().and_then(|s| s.to_str()).unwrap_or("disk").to_string();
-            let from_stem = from.file_stem().and_then(|s| s.to_str()).unwrap_or("disk").to_string();
+            let to_stem = to
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("disk")
+                .to_string();
+            let from_stem = from
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("disk")
+                .to_string();
             let mut descriptor = std::fs::read_to_string(&from).map_err(|e| io_fault(&src, e))?;
             for extent in vmdk_extents(&from) {
-                let ext_name = extent.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                let ext_name = extent
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let new_name = ext_name.replacen(&from_stem, &to_stem, 1);
-                std::fs::copy(&extent, to.with_file_name(&new_name)).map_err(|e| io_fault(&src, e))?;
-                descriptor = descriptor.replace(&format!("\"{ext_name}\""), &format!("\"{new_name}\""));
+                std::fs::copy(&extent, to.with_file_name(&new_name))
+                    .map_err(|e| io_fault(&src, e))?;
+                descriptor =
+                    descriptor.replace(&format!("\"{ext_name}\""), &format!("\"{new_name}\""));
             }
             std::fs::write(&to, descriptor).map_err(|e| io_fault(&dst, e))?;
             Ok(None)
         })
     }
 
-    pub(crate) fn delete_virtual_disk(self: &Arc<Self>, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn delete_virtual_disk(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let name = arg_text(a, "name")?.to_string();
         let (_, local) = self.local_path(&name)?;
         self.run_task(ctx, "DeleteVirtualDisk_Task", None, move |_| async move {
@@ -321,7 +375,11 @@ impl Sim {
         let raw = arg_text(a, "datastorePath")?.to_string();
         let patterns: Vec<String> = a
             .child("searchSpec")
-            .map(|s| s.children_named("matchPattern").map(|p| p.text.trim().to_string()).collect())
+            .map(|s| {
+                s.children_named("matchPattern")
+                    .map(|p| p.text.trim().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         let (p, local) = self.local_path(&raw)?;
         let ds = self.read_inv(|inv| inv.datastore_by_name(&p.datastore).map(|e| e.moref.clone()));
@@ -351,7 +409,11 @@ impl Sim {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
                     if recursive && is_dir {
-                        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                        let child = if rel.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{rel}/{name}")
+                        };
                         stack.push((e.path(), child));
                     }
                     if !patterns.is_empty() && !patterns.iter().any(|pat| glob_match(pat, &name)) {
@@ -377,7 +439,10 @@ impl Sim {
                 }
             }
             if recursive {
-                Ok(Some(Value::array("HostDatastoreBrowserSearchResults", results)))
+                Ok(Some(Value::array(
+                    "HostDatastoreBrowserSearchResults",
+                    results,
+                )))
             } else {
                 Ok(results.into_iter().next())
             }

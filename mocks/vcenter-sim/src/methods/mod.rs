@@ -31,9 +31,11 @@ pub(crate) fn opt_moref(args: &Element, name: &str) -> Option<MoRef> {
 }
 
 pub(crate) fn arg_text<'a>(args: &'a Element, name: &str) -> Result<&'a str, Fault> {
-    args.child_text(name).ok_or_else(|| Fault::invalid_argument(name))
+    args.child_text(name)
+        .ok_or_else(|| Fault::invalid_argument(name))
 }
 
 pub(crate) fn arg_elem<'a>(args: &'a Element, name: &str) -> Result<&'a Element, Fault> {
-    args.child(name).ok_or_else(|| Fault::invalid_argument(name))
+    args.child(name)
+        .ok_or_else(|| Fault::invalid_argument(name))
 }

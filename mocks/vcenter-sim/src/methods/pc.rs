@@ -63,7 +63,12 @@ impl Sim {
         Ok(key)
     }
 
-    pub(crate) fn retrieve_properties_ex(&self, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn retrieve_properties_ex(
+        &self,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let specs = Self::specs(a)?;
         let max = a
             .child("options")
@@ -105,7 +110,12 @@ impl Sim {
         Ok(retrieve_result(page, token))
     }
 
-    pub(crate) fn continue_retrieve(&self, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn continue_retrieve(
+        &self,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let token = arg_text(a, "token")?;
         let cx = self.prop_ctx(Some(ctx));
         let key = State::collector_key(&ctx.session, this);
@@ -130,7 +140,12 @@ impl Sim {
         Ok(retrieve_result(page, (!batch.1).then(|| token.to_string())))
     }
 
-    pub(crate) fn cancel_retrieve(&self, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn cancel_retrieve(
+        &self,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let token = arg_text(a, "token")?;
         let key = State::collector_key(&ctx.session, this);
         if let Some(c) = self.state.write().collectors.get_mut(&key) {
@@ -139,7 +154,12 @@ impl Sim {
         Ok(Reply::Void)
     }
 
-    pub(crate) fn create_filter(&self, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn create_filter(
+        &self,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let spec = parse_filter_spec(arg_elem(a, "spec")?)?;
         let partial = a.child_bool("partialUpdates").unwrap_or(false);
         let cx = self.prop_ctx(Some(ctx));
@@ -161,7 +181,11 @@ impl Sim {
                     previous: HashMap::new(),
                 },
             );
-            st.collectors.entry(key).or_default().filters.push(moref.clone());
+            st.collectors
+                .entry(key)
+                .or_default()
+                .filters
+                .push(moref.clone());
             Ok(Reply::One(Value::MoRef(moref)))
         })
     }
@@ -183,8 +207,10 @@ impl Sim {
         let mut st = self.state.write();
         let id = format!("session[{}]{}", ctx.session, st.transient_id("collector"));
         let moref = MoRef::new("PropertyCollector", id);
-        st.collectors
-            .insert(State::collector_key(&ctx.session, &moref), CollectorData::default());
+        st.collectors.insert(
+            State::collector_key(&ctx.session, &moref),
+            CollectorData::default(),
+        );
         Ok(Reply::One(Value::MoRef(moref)))
     }
 
@@ -199,9 +225,9 @@ impl Sim {
                     Ok(Reply::Void)
                 }
                 // The session's default collector cannot be destroyed.
-                None if this.value == props::property_collector().value => Err(Fault::invalid_request(
-                    "the default PropertyCollector cannot be destroyed",
-                )),
+                None if this.value == props::property_collector().value => Err(
+                    Fault::invalid_request("the default PropertyCollector cannot be destroyed"),
+                ),
                 None => Err(Fault::not_found(this)),
             }
         })
@@ -216,7 +242,11 @@ impl Sim {
     }
 
     /// WaitForUpdatesEx, WaitForUpdates and CheckForUpdates.
-    pub(crate) async fn wait_for_updates(self: &Arc<Self>, ctx: &Ctx, call: &Call) -> Result<Reply, Fault> {
+    pub(crate) async fn wait_for_updates(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        call: &Call,
+    ) -> Result<Reply, Fault> {
         let a = &call.args;
         let version = a.child_text("version").unwrap_or("").to_string();
         let max_wait = match call.method.as_str() {
@@ -241,7 +271,10 @@ impl Sim {
                 if let Some(c) = st.collectors.get_mut(&key) {
                     if c.cancelled {
                         c.cancelled = false;
-                        return Err(Fault::new("RequestCanceled", "The request was canceled by the user."));
+                        return Err(Fault::new(
+                            "RequestCanceled",
+                            "The request was canceled by the user.",
+                        ));
                     }
                 }
                 if let Some(set) = compute_updates(&mut st, &key, &version, &cx)? {
@@ -267,12 +300,21 @@ impl Sim {
 
     pub(crate) fn create_container_view(&self, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
         let container = arg_moref(a, "container")?;
-        let types: Vec<String> = a.children_named("type").map(|t| t.text.trim().to_string()).collect();
+        let types: Vec<String> = a
+            .children_named("type")
+            .map(|t| t.text.trim().to_string())
+            .collect();
         let recursive = a.child_bool("recursive").unwrap_or(false);
         let mut st = self.state.write();
         match st.inv.get(&container).map(|e| &e.kind) {
             None => return Err(Fault::not_found(&container)),
-            Some(Kind::Folder(_) | Kind::Datacenter(_) | Kind::Cluster(_) | Kind::Pool(_) | Kind::Host(_)) => {}
+            Some(
+                Kind::Folder(_)
+                | Kind::Datacenter(_)
+                | Kind::Cluster(_)
+                | Kind::Pool(_)
+                | Kind::Host(_),
+            ) => {}
             Some(_) => return Err(Fault::invalid_argument("container")),
         }
         let id = format!("session[{}]{}", ctx.session, st.transient_id("view"));
@@ -293,7 +335,10 @@ impl Sim {
     }
 
     pub(crate) fn create_list_view(&self, ctx: &Ctx, a: &Element) -> Result<Reply, Fault> {
-        let objects: Vec<MoRef> = a.children_named("obj").filter_map(MoRef::from_element).collect();
+        let objects: Vec<MoRef> = a
+            .children_named("obj")
+            .filter_map(MoRef::from_element)
+            .collect();
         let mut st = self.state.write();
         let id = format!("session[{}]{}", ctx.session, st.transient_id("listview"));
         let moref = MoRef::new("ListView", id.clone());
@@ -329,7 +374,12 @@ fn retrieve_result(objects: Vec<Value>, token: Option<String>) -> Reply {
 
 /// Builds the next UpdateSet for a collector, or None when nothing changed since the
 /// version the client holds.
-fn compute_updates(st: &mut State, key: &str, version: &str, cx: &PropCtx) -> Result<Option<Value>, Fault> {
+fn compute_updates(
+    st: &mut State,
+    key: &str,
+    version: &str,
+    cx: &PropCtx,
+) -> Result<Option<Value>, Fault> {
     let coll = st.collectors.entry(key.to_string()).or_default().clone();
     let sent: u64 = if version.is_empty() {
         0
@@ -388,7 +438,10 @@ fn compute_updates(st: &mut State, key: &str, version: &str, cx: &PropCtx) -> Re
     Ok(Some(Value::Obj(
         DataObject::new("UpdateSet")
             .with("version", Value::string(c.version.to_string()))
-            .with("filterSet", Value::array("PropertyFilterUpdate", filter_updates))
+            .with(
+                "filterSet",
+                Value::array("PropertyFilterUpdate", filter_updates),
+            )
             .with("truncated", Value::bool(false)),
     )))
 }

@@ -119,8 +119,13 @@ fn apply_config_spec(
         }
     }
     for opt in spec.children_named("extraConfig") {
-        let key = opt.child_text("key").ok_or_else(|| Fault::invalid_argument("extraConfig.key"))?;
-        let value = opt.child("value").map(|x| x.text.clone()).unwrap_or_default();
+        let key = opt
+            .child_text("key")
+            .ok_or_else(|| Fault::invalid_argument("extraConfig.key"))?;
+        let value = opt
+            .child("value")
+            .map(|x| x.text.clone())
+            .unwrap_or_default();
         set_extra_config(v, key, &value, running);
     }
     let mut created_files = Vec::new();
@@ -135,7 +140,9 @@ pub fn set_extra_config(v: &mut VmData, key: &str, value: &str, running: bool) {
     if running && key.starts_with("guestinfo.") {
         match v.volatile_guestinfo.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.to_string(),
-            None => v.volatile_guestinfo.push((key.to_string(), value.to_string())),
+            None => v
+                .volatile_guestinfo
+                .push((key.to_string(), value.to_string())),
         }
         return;
     }
@@ -163,7 +170,9 @@ fn apply_device_changes(
     for (i, ch) in changes.iter().enumerate() {
         let op = ch.child_text("operation").unwrap_or("add").to_string();
         let file_op = ch.child_text("fileOperation").map(str::to_string);
-        let dev_el = ch.child("device").ok_or_else(|| device_fault("device is required", i))?;
+        let dev_el = ch
+            .child("device")
+            .ok_or_else(|| device_fault("device is required", i))?;
         let Value::Obj(mut dev) = Value::from_element(dev_el) else {
             return Err(device_fault("device must be a VirtualDevice", i));
         };
@@ -180,7 +189,13 @@ fn apply_device_changes(
                     k += 1;
                 }
                 temp_keys.insert(key, k);
-                dev.set("key", Value::Prim { ty: String::new(), text: k.to_string() });
+                dev.set(
+                    "key",
+                    Value::Prim {
+                        ty: String::new(),
+                        text: k.to_string(),
+                    },
+                );
             }
         }
         planned.push((i, op, file_op, dev));
@@ -188,7 +203,13 @@ fn apply_device_changes(
     for (i, op, file_op, mut dev) in planned {
         if let Some(ck) = dev.i64("controllerKey") {
             if let Some(real) = temp_keys.get(&ck) {
-                dev.set("controllerKey", Value::Prim { ty: String::new(), text: real.to_string() });
+                dev.set(
+                    "controllerKey",
+                    Value::Prim {
+                        ty: String::new(),
+                        text: real.to_string(),
+                    },
+                );
             }
         }
         let key = dev.i64("key").unwrap_or(0);
@@ -199,13 +220,18 @@ fn apply_device_changes(
             }
             "edit" => {
                 if BASE_DEVICE_KEYS.contains(&key) {
-                    return Err(Fault::not_supported(format!("device {key} is built-in hardware and cannot be edited")));
+                    return Err(Fault::not_supported(format!(
+                        "device {key} is built-in hardware and cannot be edited"
+                    )));
                 }
                 let Some(slot) = v.devices.iter_mut().find(|d| d.i64("key") == Some(key)) else {
                     return Err(device_fault(format!("no device with key {key}"), i));
                 };
                 if dev.ty != slot.ty {
-                    return Err(device_fault(format!("device {key} is a {}, not a {}", slot.ty, dev.ty), i));
+                    return Err(device_fault(
+                        format!("device {key} is a {}, not a {}", slot.ty, dev.ty),
+                        i,
+                    ));
                 }
                 // Fields the client left out keep their values.
                 for (name, val) in dev.fields {
@@ -214,13 +240,21 @@ fn apply_device_changes(
             }
             "remove" => {
                 if BASE_DEVICE_KEYS.contains(&key) {
-                    return Err(Fault::not_supported(format!("device {key} is built-in hardware and cannot be removed")));
+                    return Err(Fault::not_supported(format!(
+                        "device {key} is built-in hardware and cannot be removed"
+                    )));
                 }
                 let Some(pos) = v.devices.iter().position(|d| d.i64("key") == Some(key)) else {
                     return Err(device_fault(format!("no device with key {key}"), i));
                 };
-                if v.devices.iter().any(|d| d.i64("controllerKey") == Some(key)) {
-                    return Err(device_fault(format!("controller {key} still has devices attached"), i));
+                if v.devices
+                    .iter()
+                    .any(|d| d.i64("controllerKey") == Some(key))
+                {
+                    return Err(device_fault(
+                        format!("controller {key} still has devices attached"),
+                        i,
+                    ));
                 }
                 let removed = v.devices.remove(pos);
                 if file_op.as_deref() == Some("destroy") {
@@ -239,7 +273,10 @@ fn delete_disk_files(inv: &Inventory, file: &str) {
     if let Ok(p) = parse_ds_path(file) {
         if let Ok(local) = resolve_ds_path(inv, &p) {
             if let Ok(text) = std::fs::read_to_string(&local) {
-                for line in text.lines().filter(|l| l.starts_with("RW ") || l.starts_with("RDONLY ")) {
+                for line in text
+                    .lines()
+                    .filter(|l| l.starts_with("RW ") || l.starts_with("RDONLY "))
+                {
                     if let Some(extent) = line.split('"').nth(1).filter(|e| !e.contains('/')) {
                         let _ = std::fs::remove_file(local.with_file_name(extent));
                     }
@@ -263,7 +300,10 @@ fn prepare_added_device(
     if let Some(ck) = dev.i64("controllerKey") {
         let exists = all_keys(v).contains(&ck);
         if !exists {
-            return Err(device_fault(format!("controller {ck} does not exist"), index));
+            return Err(device_fault(
+                format!("controller {ck} does not exist"),
+                index,
+            ));
         }
         if dev.i64("unitNumber").is_none() {
             let mut used: Vec<i64> = v
@@ -282,11 +322,23 @@ fn prepare_added_device(
                 used.push(7); // the SCSI controller itself
             }
             let unit = (0..).find(|u| !used.contains(u)).unwrap_or(0);
-            dev.set("unitNumber", Value::Prim { ty: String::new(), text: unit.to_string() });
+            dev.set(
+                "unitNumber",
+                Value::Prim {
+                    ty: String::new(),
+                    text: unit.to_string(),
+                },
+            );
         }
     } else if is_controller(&dev.ty) && dev.i64("busNumber").is_none() {
         let bus = v.devices.iter().filter(|d| d.ty == dev.ty).count();
-        dev.set("busNumber", Value::Prim { ty: String::new(), text: bus.to_string() });
+        dev.set(
+            "busNumber",
+            Value::Prim {
+                ty: String::new(),
+                text: bus.to_string(),
+            },
+        );
     }
     if dev.ty == "VirtualDisk" {
         let backing = dev
@@ -318,12 +370,20 @@ fn prepare_added_device(
                     }
                     n += 1;
                 };
-                backing.set("fileName", Value::Prim { ty: String::new(), text: file.clone() });
+                backing.set(
+                    "fileName",
+                    Value::Prim {
+                        ty: String::new(),
+                        text: file.clone(),
+                    },
+                );
             }
             let p = parse_ds_path(&file)?;
             let local = resolve_ds_path(inv, &p)?;
             if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&file)))?;
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&file))
+                })?;
             }
             create_flat_vmdk(&local, capacity_kb, "lsilogic", &file)?;
             created.push(local);
@@ -334,7 +394,13 @@ fn prepare_added_device(
             }
         }
         if dev.get("capacityInKB").is_none() {
-            dev.set("capacityInKB", Value::Prim { ty: String::new(), text: "0".into() });
+            dev.set(
+                "capacityInKB",
+                Value::Prim {
+                    ty: String::new(),
+                    text: "0".into(),
+                },
+            );
         }
     }
     if is_nic(&dev.ty) {
@@ -342,23 +408,52 @@ fn prepare_added_device(
         if let Some(b) = backing {
             if let Some(net) = b.get("network").and_then(Value::as_moref) {
                 if inv.get(net).is_none() {
-                    return Err(device_fault(format!("network {} does not exist", net.value), index));
+                    return Err(device_fault(
+                        format!("network {} does not exist", net.value),
+                        index,
+                    ));
                 }
             }
             if let Some(port) = b.get("port").and_then(Value::as_obj) {
                 let key = port.text("portgroupKey").unwrap_or("").trim();
-                if inv.get(&MoRef::new("DistributedVirtualPortgroup", key)).is_none() {
-                    return Err(device_fault(format!("distributed port group '{key}' does not exist"), index));
+                if inv
+                    .get(&MoRef::new("DistributedVirtualPortgroup", key))
+                    .is_none()
+                {
+                    return Err(device_fault(
+                        format!("distributed port group '{key}' does not exist"),
+                        index,
+                    ));
                 }
             }
         }
-        if dev.text("macAddress").map(|m| m.trim().is_empty()).unwrap_or(true) {
-            dev.set("macAddress", Value::Prim { ty: String::new(), text: random_mac() });
-            dev.set("addressType", Value::Prim { ty: String::new(), text: "assigned".into() });
+        if dev
+            .text("macAddress")
+            .map(|m| m.trim().is_empty())
+            .unwrap_or(true)
+        {
+            dev.set(
+                "macAddress",
+                Value::Prim {
+                    ty: String::new(),
+                    text: random_mac(),
+                },
+            );
+            dev.set(
+                "addressType",
+                Value::Prim {
+                    ty: String::new(),
+                    text: "assigned".into(),
+                },
+            );
         }
     }
     if dev.get("deviceInfo").is_none() {
-        let label = format!("{} {}", dev.ty.trim_start_matches("Virtual"), dev.i64("key").unwrap_or(0));
+        let label = format!(
+            "{} {}",
+            dev.ty.trim_start_matches("Virtual"),
+            dev.i64("key").unwrap_or(0)
+        );
         dev.set("deviceInfo", props::description(&label, &label));
     }
     Ok(())
@@ -391,8 +486,12 @@ pub fn runtime_spec(inv: &Inventory, e: &Entity, v: &VmData) -> VmRuntimeSpec {
 }
 
 fn write_vmx(inv: &Inventory, name: &str, v: &VmData) {
-    let Ok(p) = parse_ds_path(&v.vmx_path) else { return };
-    let Ok(local) = resolve_ds_path(inv, &p) else { return };
+    let Ok(p) = parse_ds_path(&v.vmx_path) else {
+        return;
+    };
+    let Ok(local) = resolve_ds_path(inv, &p) else {
+        return;
+    };
     let mut text = format!(
         ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"{}\"\ndisplayName = \"{}\"\nguestOS = \"{}\"\nnumvcpus = \"{}\"\nmemSize = \"{}\"\nuuid.bios = \"{}\"\nvc.uuid = \"{}\"\n",
         v.hw_version.trim_start_matches("vmx-"),
@@ -432,10 +531,18 @@ fn pick_host(inv: &Inventory, pool: &MoRef, requested: Option<MoRef>) -> Result<
 }
 
 fn link_vm(inv: &mut Inventory, vm: &MoRef, folder: &MoRef, pool: &MoRef) {
-    if let Some(Entity { kind: Kind::Folder(f), .. }) = inv.get_mut(folder) {
+    if let Some(Entity {
+        kind: Kind::Folder(f),
+        ..
+    }) = inv.get_mut(folder)
+    {
         f.children.push(vm.clone());
     }
-    if let Some(Entity { kind: Kind::Pool(p), .. }) = inv.get_mut(pool) {
+    if let Some(Entity {
+        kind: Kind::Pool(p),
+        ..
+    }) = inv.get_mut(pool)
+    {
         p.vms.push(vm.clone());
     }
 }
@@ -443,17 +550,27 @@ fn link_vm(inv: &mut Inventory, vm: &MoRef, folder: &MoRef, pool: &MoRef) {
 fn check_vm_folder(inv: &Inventory, folder: &MoRef) -> Result<(), Fault> {
     match inv.get(folder).map(|e| &e.kind) {
         Some(Kind::Folder(f)) if f.child_type.iter().any(|t| t == "VirtualMachine") => Ok(()),
-        Some(_) => Err(Fault::not_supported(format!("folder {} cannot hold virtual machines", folder.value))),
+        Some(_) => Err(Fault::not_supported(format!(
+            "folder {} cannot hold virtual machines",
+            folder.value
+        ))),
         None => Err(Fault::not_found(folder)),
     }
 }
 
 /// A directory name for a new VM that does not exist yet on the datastore.
 fn unique_vm_dir(inv: &Inventory, ds: &str, name: &str) -> Result<String, Fault> {
-    let clean: String = name.chars().map(|c| if c == '/' || c == '\\' { '_' } else { c }).collect();
+    let clean: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
     let mut n = 0;
     loop {
-        let dir = if n == 0 { clean.clone() } else { format!("{clean}_{n}") };
+        let dir = if n == 0 {
+            clean.clone()
+        } else {
+            format!("{clean}_{n}")
+        };
         let p = parse_ds_path(&format!("[{ds}] {dir}"))?;
         if !resolve_ds_path(inv, &p)?.exists() {
             return Ok(dir);
@@ -462,7 +579,13 @@ fn unique_vm_dir(inv: &Inventory, ds: &str, name: &str) -> Result<String, Fault>
     }
 }
 
-fn new_vm_data(folder: MoRef, pool: MoRef, host: MoRef, datastore: MoRef, vmx_path: String) -> VmData {
+fn new_vm_data(
+    folder: MoRef,
+    pool: MoRef,
+    host: MoRef,
+    datastore: MoRef,
+    vmx_path: String,
+) -> VmData {
     VmData {
         folder,
         pool,
@@ -497,7 +620,12 @@ fn new_vm_data(folder: MoRef, pool: MoRef, host: MoRef, datastore: MoRef, vmx_pa
 }
 
 impl Sim {
-    pub(crate) fn create_vm(self: &Arc<Self>, ctx: &Ctx, folder: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn create_vm(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        folder: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let config = arg_elem(a, "config")?.clone();
         let pool = arg_moref(a, "pool")?;
         let host = opt_moref(a, "host");
@@ -518,123 +646,157 @@ impl Sim {
             resolve_ds_path(inv, &ds_path).map(|_| ())
         })?;
         let folder = folder.clone();
-        self.run_task(ctx, "CreateVM_Task", Some(&folder.clone()), move |sim| async move {
-            sim.write(|st| {
-                let inv = &mut st.inv;
-                check_vm_folder(inv, &folder)?;
-                if let Some(existing) = sibling_named(inv, &folder, &name, None) {
-                    return Err(Fault::duplicate_name(&name, &existing));
-                }
-                let host = pick_host(inv, &pool, host)?;
-                let ds = inv
-                    .datastore_by_name(&ds_path.datastore)
-                    .map(|e| e.moref.clone())
-                    .ok_or_else(|| Fault::invalid_argument("config.files.vmPathName"))?;
-                // "[ds]" alone means: make a directory named after the VM.
-                let vmx_path = if ds_path.path.is_empty() {
-                    let dir = unique_vm_dir(inv, &ds_path.datastore, &name)?;
-                    format!("[{}] {dir}/{name}.vmx", ds_path.datastore)
-                } else {
-                    vmx.clone()
-                };
-                let vmx_local = resolve_ds_path(inv, &parse_ds_path(&vmx_path)?)?;
-                if vmx_local.exists() {
-                    return Err(Fault::file_already_exists(&vmx_path));
-                }
-                let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path.clone());
-                if let Some(dir) = vmx_local.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&vmx_path))
-                    })?;
-                }
-                let mut vm_name = name.clone();
-                if let Err(f) = apply_config_spec(inv, &mut vm_name, &mut v, &config) {
-                    // Nothing half-made stays behind.
-                    if let Some(dir) = vmx_local.parent() {
-                        let _ = std::fs::remove_dir_all(dir);
+        self.run_task(
+            ctx,
+            "CreateVM_Task",
+            Some(&folder.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    check_vm_folder(inv, &folder)?;
+                    if let Some(existing) = sibling_named(inv, &folder, &name, None) {
+                        return Err(Fault::duplicate_name(&name, &existing));
                     }
-                    return Err(f);
-                }
-                v.change_version = 1;
-                let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                write_vmx(inv, &vm_name, &v);
-                inv.insert(Entity {
-                    moref: moref.clone(),
-                    name: vm_name,
-                    parent: Some(folder.clone()),
-                    kind: Kind::Vm(Box::new(v)),
-                });
-                link_vm(inv, &moref, &folder, &pool);
-                Ok(Some(Value::MoRef(moref)))
-            })
-        })
+                    let host = pick_host(inv, &pool, host)?;
+                    let ds = inv
+                        .datastore_by_name(&ds_path.datastore)
+                        .map(|e| e.moref.clone())
+                        .ok_or_else(|| Fault::invalid_argument("config.files.vmPathName"))?;
+                    // "[ds]" alone means: make a directory named after the VM.
+                    let vmx_path = if ds_path.path.is_empty() {
+                        let dir = unique_vm_dir(inv, &ds_path.datastore, &name)?;
+                        format!("[{}] {dir}/{name}.vmx", ds_path.datastore)
+                    } else {
+                        vmx.clone()
+                    };
+                    let vmx_local = resolve_ds_path(inv, &parse_ds_path(&vmx_path)?)?;
+                    if vmx_local.exists() {
+                        return Err(Fault::file_already_exists(&vmx_path));
+                    }
+                    let mut v =
+                        new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path.clone());
+                    if let Some(dir) = vmx_local.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            Fault::new("CannotCreateFile", e.to_string())
+                                .with("file", Value::string(&vmx_path))
+                        })?;
+                    }
+                    let mut vm_name = name.clone();
+                    if let Err(f) = apply_config_spec(inv, &mut vm_name, &mut v, &config) {
+                        // Nothing half-made stays behind.
+                        if let Some(dir) = vmx_local.parent() {
+                            let _ = std::fs::remove_dir_all(dir);
+                        }
+                        return Err(f);
+                    }
+                    v.change_version = 1;
+                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
+                    write_vmx(inv, &vm_name, &v);
+                    inv.insert(Entity {
+                        moref: moref.clone(),
+                        name: vm_name,
+                        parent: Some(folder.clone()),
+                        kind: Kind::Vm(Box::new(v)),
+                    });
+                    link_vm(inv, &moref, &folder, &pool);
+                    Ok(Some(Value::MoRef(moref)))
+                })
+            },
+        )
     }
 
-    pub(crate) fn reconfigure_vm(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn reconfigure_vm(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let spec = arg_elem(a, "spec")?.clone();
         if self.read_inv(|inv| inv.vm(this).is_none()) {
             return Err(Fault::not_found(this));
         }
         let this = this.clone();
-        self.run_task(ctx, "ReconfigVM_Task", Some(&this.clone()), move |sim| async move {
-            sim.write(|st| {
-                let inv = &mut st.inv;
-                let e = inv.get(&this).cloned().ok_or_else(|| Fault::not_found(&this))?;
-                let Kind::Vm(mut v) = e.kind else {
-                    return Err(Fault::not_found(&this));
-                };
-                let mut name = e.name.clone();
-                if name != e.name || spec.child_text("name").is_some_and(|n| n != e.name) {
-                    let wanted = spec.child_text("name").unwrap_or_default();
-                    if let Some(existing) = sibling_named(inv, &v.folder, wanted, Some(&this)) {
-                        return Err(Fault::duplicate_name(wanted, &existing));
+        self.run_task(
+            ctx,
+            "ReconfigVM_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let e = inv
+                        .get(&this)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&this))?;
+                    let Kind::Vm(mut v) = e.kind else {
+                        return Err(Fault::not_found(&this));
+                    };
+                    let mut name = e.name.clone();
+                    if name != e.name || spec.child_text("name").is_some_and(|n| n != e.name) {
+                        let wanted = spec.child_text("name").unwrap_or_default();
+                        if let Some(existing) = sibling_named(inv, &v.folder, wanted, Some(&this)) {
+                            return Err(Fault::duplicate_name(wanted, &existing));
+                        }
                     }
-                }
-                apply_config_spec(inv, &mut name, &mut v, &spec)?;
-                let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
-                ent.name = name;
-                ent.kind = Kind::Vm(v);
-                Ok(None)
-            })
-        })
+                    apply_config_spec(inv, &mut name, &mut v, &spec)?;
+                    let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
+                    ent.name = name;
+                    ent.kind = Kind::Vm(v);
+                    Ok(None)
+                })
+            },
+        )
     }
 
     fn vm_state(&self, this: &MoRef) -> Result<PowerState, Fault> {
-        self.read_inv(|inv| inv.vm(this).map(|v| v.power_state).ok_or_else(|| Fault::not_found(this)))
+        self.read_inv(|inv| {
+            inv.vm(this)
+                .map(|v| v.power_state)
+                .ok_or_else(|| Fault::not_found(this))
+        })
     }
 
     pub(crate) fn power_on(self: &Arc<Self>, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
         self.vm_state(this)?;
         let this = this.clone();
-        self.run_task(ctx, "PowerOnVM_Task", Some(&this.clone()), move |sim| async move {
-            let (spec, before) = sim.write(|st| {
-                let inv = &mut st.inv;
-                let e = inv.get(&this).cloned().ok_or_else(|| Fault::not_found(&this))?;
-                let Kind::Vm(v) = &e.kind else { return Err(Fault::not_found(&this)) };
-                if v.template {
-                    return Err(Fault::not_supported("a template cannot be powered on"));
-                }
-                if v.power_state == PowerState::PoweredOn {
-                    return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
-                }
-                let spec = runtime_spec(inv, &e, v);
-                let before = v.power_state;
-                let vm = inv.vm_mut(&this).expect("checked above");
-                vm.power_state = PowerState::PoweredOn;
-                vm.boot_time = Some(props::now());
-                Ok((spec, before))
-            })?;
-            if let Err(f) = sim.runtime.power_on(spec).await {
-                sim.write(|st| {
-                    if let Some(v) = st.inv.vm_mut(&this) {
-                        v.power_state = before;
-                        v.boot_time = None;
+        self.run_task(
+            ctx,
+            "PowerOnVM_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                let (spec, before) = sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let e = inv
+                        .get(&this)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&this))?;
+                    let Kind::Vm(v) = &e.kind else {
+                        return Err(Fault::not_found(&this));
+                    };
+                    if v.template {
+                        return Err(Fault::not_supported("a template cannot be powered on"));
                     }
-                });
-                return Err(f);
-            }
-            Ok(None)
-        })
+                    if v.power_state == PowerState::PoweredOn {
+                        return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
+                    }
+                    let spec = runtime_spec(inv, &e, v);
+                    let before = v.power_state;
+                    let vm = inv.vm_mut(&this).expect("checked above");
+                    vm.power_state = PowerState::PoweredOn;
+                    vm.boot_time = Some(props::now());
+                    Ok((spec, before))
+                })?;
+                if let Err(f) = sim.runtime.power_on(spec).await {
+                    sim.write(|st| {
+                        if let Some(v) = st.inv.vm_mut(&this) {
+                            v.power_state = before;
+                            v.boot_time = None;
+                        }
+                    });
+                    return Err(f);
+                }
+                Ok(None)
+            },
+        )
     }
 
     /// Marks a VM off and drops its volatile guestinfo; shared by PowerOff, ShutdownGuest
@@ -668,7 +830,12 @@ impl Sim {
         })
     }
 
-    pub(crate) fn power_off(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, method: &str) -> Result<Reply, Fault> {
+    pub(crate) fn power_off(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        method: &str,
+    ) -> Result<Reply, Fault> {
         self.vm_state(this)?;
         let this = this.clone();
         self.run_task(ctx, method, Some(&this.clone()), move |sim| async move {
@@ -701,40 +868,59 @@ impl Sim {
     pub(crate) fn reset_vm(self: &Arc<Self>, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
         self.vm_state(this)?;
         let this = this.clone();
-        self.run_task(ctx, "ResetVM_Task", Some(&this.clone()), move |sim| async move {
-            let spec = sim.write(|st| {
-                let e = st.inv.get(&this).cloned().ok_or_else(|| Fault::not_found(&this))?;
-                let Kind::Vm(v) = &e.kind else { return Err(Fault::not_found(&this)) };
-                if v.power_state != PowerState::PoweredOn {
-                    return Err(Fault::invalid_power_state(v.power_state.wire(), Some("poweredOn")));
-                }
-                let spec = runtime_spec(&st.inv, &e, v);
-                if let Some(v) = st.inv.vm_mut(&this) {
-                    v.boot_time = Some(props::now());
-                }
-                Ok(spec)
-            })?;
-            sim.runtime.reset(spec).await?;
-            Ok(None)
-        })
+        self.run_task(
+            ctx,
+            "ResetVM_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                let spec = sim.write(|st| {
+                    let e = st
+                        .inv
+                        .get(&this)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&this))?;
+                    let Kind::Vm(v) = &e.kind else {
+                        return Err(Fault::not_found(&this));
+                    };
+                    if v.power_state != PowerState::PoweredOn {
+                        return Err(Fault::invalid_power_state(
+                            v.power_state.wire(),
+                            Some("poweredOn"),
+                        ));
+                    }
+                    let spec = runtime_spec(&st.inv, &e, v);
+                    if let Some(v) = st.inv.vm_mut(&this) {
+                        v.boot_time = Some(props::now());
+                    }
+                    Ok(spec)
+                })?;
+                sim.runtime.reset(spec).await?;
+                Ok(None)
+            },
+        )
     }
 
     pub(crate) fn suspend_vm(self: &Arc<Self>, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
         self.vm_state(this)?;
         let this = this.clone();
-        self.run_task(ctx, "SuspendVM_Task", Some(&this.clone()), move |sim| async move {
-            let state = sim.vm_state(&this)?;
-            if state != PowerState::PoweredOn {
-                return Err(Fault::invalid_power_state(state.wire(), Some("suspended")));
-            }
-            sim.runtime.suspend(this.clone()).await?;
-            sim.write(|st| {
-                if let Some(v) = st.inv.vm_mut(&this) {
-                    v.power_state = PowerState::Suspended;
+        self.run_task(
+            ctx,
+            "SuspendVM_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                let state = sim.vm_state(&this)?;
+                if state != PowerState::PoweredOn {
+                    return Err(Fault::invalid_power_state(state.wire(), Some("suspended")));
                 }
-            });
-            Ok(None)
-        })
+                sim.runtime.suspend(this.clone()).await?;
+                sim.write(|st| {
+                    if let Some(v) = st.inv.vm_mut(&this) {
+                        v.power_state = PowerState::Suspended;
+                    }
+                });
+                Ok(None)
+            },
+        )
     }
 
     /// Destroys a powered-off VM: its directory on the datastore goes, and so do the
@@ -777,7 +963,12 @@ impl Sim {
         })
     }
 
-    pub(crate) fn clone_vm(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn clone_vm(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let folder = arg_moref(a, "folder")?;
         let name = arg_text(a, "name")?.to_string();
         check_name(&name)?;
@@ -786,82 +977,121 @@ impl Sim {
             return Err(Fault::not_found(this));
         }
         let src = this.clone();
-        self.run_task(ctx, "CloneVM_Task", Some(&src.clone()), move |sim| async move {
-            let loc = spec.child("location");
-            let snapshot = spec.child("snapshot").and_then(MoRef::from_element);
-            let disk_move = loc.and_then(|l| l.child_text("diskMoveType")).unwrap_or("moveAllDiskBackingsAndDisallowSharing");
-            let linked = disk_move == "createNewChildDiskBacking";
-            if linked && snapshot.is_none() {
-                return Err(Fault::invalid_argument("spec.snapshot"));
-            }
-            let power_on = spec.child_bool("powerOn").unwrap_or(false);
-            let vm = sim.write(|st| {
-                let inv = &mut st.inv;
-                check_vm_folder(inv, &folder)?;
-                let source = inv.vm(&src).cloned().ok_or_else(|| Fault::not_found(&src))?;
-                if let Some(existing) = sibling_named(inv, &folder, &name, None) {
-                    return Err(Fault::duplicate_name(&name, &existing));
+        self.run_task(
+            ctx,
+            "CloneVM_Task",
+            Some(&src.clone()),
+            move |sim| async move {
+                let loc = spec.child("location");
+                let snapshot = spec.child("snapshot").and_then(MoRef::from_element);
+                let disk_move = loc
+                    .and_then(|l| l.child_text("diskMoveType"))
+                    .unwrap_or("moveAllDiskBackingsAndDisallowSharing");
+                let linked = disk_move == "createNewChildDiskBacking";
+                if linked && snapshot.is_none() {
+                    return Err(Fault::invalid_argument("spec.snapshot"));
                 }
-                let mut devices = source.devices.clone();
-                let mut extra = source.extra_config.clone();
-                if let Some(snap) = &snapshot {
-                    let s = source
-                        .snapshots
-                        .iter()
-                        .find(|s| s.moref == *snap)
-                        .ok_or_else(|| Fault::invalid_argument("spec.snapshot"))?;
-                    devices = s.devices.clone();
-                    extra = s.extra_config.clone();
+                let power_on = spec.child_bool("powerOn").unwrap_or(false);
+                let vm = sim.write(|st| {
+                    let inv = &mut st.inv;
+                    check_vm_folder(inv, &folder)?;
+                    let source = inv
+                        .vm(&src)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&src))?;
+                    if let Some(existing) = sibling_named(inv, &folder, &name, None) {
+                        return Err(Fault::duplicate_name(&name, &existing));
+                    }
+                    let mut devices = source.devices.clone();
+                    let mut extra = source.extra_config.clone();
+                    if let Some(snap) = &snapshot {
+                        let s = source
+                            .snapshots
+                            .iter()
+                            .find(|s| s.moref == *snap)
+                            .ok_or_else(|| Fault::invalid_argument("spec.snapshot"))?;
+                        devices = s.devices.clone();
+                        extra = s.extra_config.clone();
+                    }
+                    let pool = loc
+                        .and_then(|l| l.child("pool"))
+                        .and_then(MoRef::from_element)
+                        .unwrap_or(source.pool.clone());
+                    let ds = loc
+                        .and_then(|l| l.child("datastore"))
+                        .and_then(MoRef::from_element)
+                        .unwrap_or(source.datastore.clone());
+                    let ds_name = inv
+                        .get(&ds)
+                        .map(|e| e.name.clone())
+                        .ok_or_else(|| Fault::not_found(&ds))?;
+                    let host = pick_host(
+                        inv,
+                        &pool,
+                        loc.and_then(|l| l.child("host"))
+                            .and_then(MoRef::from_element),
+                    )?;
+                    let dir = unique_vm_dir(inv, &ds_name, &name)?;
+                    let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
+                    let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
+                    v.guest_id = source.guest_id.clone();
+                    v.num_cpu = source.num_cpu;
+                    v.cores_per_socket = source.cores_per_socket;
+                    v.memory_mb = source.memory_mb;
+                    v.annotation = source.annotation.clone();
+                    v.extra_config = extra;
+                    v.template = spec.child_bool("template").unwrap_or(false);
+                    let local_dir =
+                        resolve_ds_path(inv, &parse_ds_path(&format!("[{ds_name}] {dir}"))?)?;
+                    std::fs::create_dir_all(&local_dir).map_err(|e| {
+                        Fault::new("CannotCreateFile", e.to_string())
+                            .with("file", Value::string(&dir))
+                    })?;
+                    clone_disks(inv, &mut devices, &ds_name, &dir, &name, linked)?;
+                    for d in devices.iter_mut().filter(|d| is_nic(&d.ty)) {
+                        d.set(
+                            "macAddress",
+                            Value::Prim {
+                                ty: String::new(),
+                                text: random_mac(),
+                            },
+                        );
+                    }
+                    v.devices = devices;
+                    let mut vm_name = name.clone();
+                    if let Some(cfg) = spec.child("config") {
+                        apply_config_spec(inv, &mut vm_name, &mut v, cfg)?;
+                    }
+                    v.change_version = 1;
+                    write_vmx(inv, &vm_name, &v);
+                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
+                    inv.insert(Entity {
+                        moref: moref.clone(),
+                        name: vm_name,
+                        parent: Some(folder.clone()),
+                        kind: Kind::Vm(Box::new(v)),
+                    });
+                    link_vm(inv, &moref, &folder, &pool);
+                    Ok(moref)
+                })?;
+                if power_on {
+                    sim.power_on_now(&vm).await?;
                 }
-                let pool = loc.and_then(|l| l.child("pool")).and_then(MoRef::from_element).unwrap_or(source.pool.clone());
-                let ds = loc.and_then(|l| l.child("datastore")).and_then(MoRef::from_element).unwrap_or(source.datastore.clone());
-                let ds_name = inv.get(&ds).map(|e| e.name.clone()).ok_or_else(|| Fault::not_found(&ds))?;
-                let host = pick_host(inv, &pool, loc.and_then(|l| l.child("host")).and_then(MoRef::from_element))?;
-                let dir = unique_vm_dir(inv, &ds_name, &name)?;
-                let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
-                let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
-                v.guest_id = source.guest_id.clone();
-                v.num_cpu = source.num_cpu;
-                v.cores_per_socket = source.cores_per_socket;
-                v.memory_mb = source.memory_mb;
-                v.annotation = source.annotation.clone();
-                v.extra_config = extra;
-                v.template = spec.child_bool("template").unwrap_or(false);
-                let local_dir = resolve_ds_path(inv, &parse_ds_path(&format!("[{ds_name}] {dir}"))?)?;
-                std::fs::create_dir_all(&local_dir)
-                    .map_err(|e| Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&dir)))?;
-                clone_disks(inv, &mut devices, &ds_name, &dir, &name, linked)?;
-                for d in devices.iter_mut().filter(|d| is_nic(&d.ty)) {
-                    d.set("macAddress", Value::Prim { ty: String::new(), text: random_mac() });
-                }
-                v.devices = devices;
-                let mut vm_name = name.clone();
-                if let Some(cfg) = spec.child("config") {
-                    apply_config_spec(inv, &mut vm_name, &mut v, cfg)?;
-                }
-                v.change_version = 1;
-                write_vmx(inv, &vm_name, &v);
-                let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                inv.insert(Entity {
-                    moref: moref.clone(),
-                    name: vm_name,
-                    parent: Some(folder.clone()),
-                    kind: Kind::Vm(Box::new(v)),
-                });
-                link_vm(inv, &moref, &folder, &pool);
-                Ok(moref)
-            })?;
-            if power_on {
-                sim.power_on_now(&vm).await?;
-            }
-            Ok(Some(Value::MoRef(vm)))
-        })
+                Ok(Some(Value::MoRef(vm)))
+            },
+        )
     }
 
     async fn power_on_now(self: &Arc<Self>, vm: &MoRef) -> Result<(), Fault> {
         let spec = self.write(|st| {
-            let e = st.inv.get(vm).cloned().ok_or_else(|| Fault::not_found(vm))?;
-            let Kind::Vm(v) = &e.kind else { return Err(Fault::not_found(vm)) };
+            let e = st
+                .inv
+                .get(vm)
+                .cloned()
+                .ok_or_else(|| Fault::not_found(vm))?;
+            let Kind::Vm(v) = &e.kind else {
+                return Err(Fault::not_found(vm));
+            };
             let spec = runtime_spec(&st.inv, &e, v);
             let v = st.inv.vm_mut(vm).expect("exists");
             v.power_state = PowerState::PoweredOn;
@@ -875,7 +1105,12 @@ impl Sim {
         Ok(())
     }
 
-    pub(crate) fn instant_clone(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn instant_clone(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let spec = arg_elem(a, "spec")?.clone();
         let name = spec
             .child_text("name")
@@ -887,112 +1122,163 @@ impl Sim {
             return Err(Fault::not_found(this));
         }
         let src = this.clone();
-        self.run_task(ctx, "InstantClone_Task", Some(&src.clone()), move |sim| async move {
-            let (vm, child_spec) = sim.write(|st| {
-                let inv = &mut st.inv;
-                let source = inv.vm(&src).cloned().ok_or_else(|| Fault::not_found(&src))?;
-                if source.power_state != PowerState::PoweredOn {
-                    return Err(Fault::invalid_power_state(source.power_state.wire(), Some("poweredOn")));
+        self.run_task(
+            ctx,
+            "InstantClone_Task",
+            Some(&src.clone()),
+            move |sim| async move {
+                let (vm, child_spec) = sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let source = inv
+                        .vm(&src)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&src))?;
+                    if source.power_state != PowerState::PoweredOn {
+                        return Err(Fault::invalid_power_state(
+                            source.power_state.wire(),
+                            Some("poweredOn"),
+                        ));
+                    }
+                    let loc = spec.child("location");
+                    let folder = loc
+                        .and_then(|l| l.child("folder"))
+                        .and_then(MoRef::from_element)
+                        .unwrap_or(source.folder.clone());
+                    check_vm_folder(inv, &folder)?;
+                    if let Some(existing) = sibling_named(inv, &folder, &name, None) {
+                        return Err(Fault::duplicate_name(&name, &existing));
+                    }
+                    let pool = loc
+                        .and_then(|l| l.child("pool"))
+                        .and_then(MoRef::from_element)
+                        .unwrap_or(source.pool.clone());
+                    let ds = loc
+                        .and_then(|l| l.child("datastore"))
+                        .and_then(MoRef::from_element)
+                        .unwrap_or(source.datastore.clone());
+                    let ds_name = inv
+                        .get(&ds)
+                        .map(|e| e.name.clone())
+                        .ok_or_else(|| Fault::not_found(&ds))?;
+                    // Instant clones share the parent's host: they fork its memory.
+                    let host = source.host.clone();
+                    let dir = unique_vm_dir(inv, &ds_name, &name)?;
+                    let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
+                    let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
+                    v.guest_id = source.guest_id.clone();
+                    v.num_cpu = source.num_cpu;
+                    v.cores_per_socket = source.cores_per_socket;
+                    v.memory_mb = source.memory_mb;
+                    v.annotation = source.annotation.clone();
+                    v.extra_config = source.extra_config.clone();
+                    if let Some(b) = spec.child_text("biosUuid") {
+                        v.uuid = b.to_string();
+                    }
+                    let local_dir =
+                        resolve_ds_path(inv, &parse_ds_path(&format!("[{ds_name}] {dir}"))?)?;
+                    std::fs::create_dir_all(&local_dir).map_err(|e| {
+                        Fault::new("CannotCreateFile", e.to_string())
+                            .with("file", Value::string(&dir))
+                    })?;
+                    let mut devices = source.devices.clone();
+                    clone_disks(inv, &mut devices, &ds_name, &dir, &name, true)?;
+                    for d in devices.iter_mut().filter(|d| is_nic(&d.ty)) {
+                        d.set(
+                            "macAddress",
+                            Value::Prim {
+                                ty: String::new(),
+                                text: random_mac(),
+                            },
+                        );
+                    }
+                    if let Some(l) = loc {
+                        // Device changes in the relocate spec (e.g. a NIC on another network).
+                        let mut created = Vec::new();
+                        v.devices = devices;
+                        apply_device_changes(inv, &name, &mut v, l, &mut created)?;
+                    } else {
+                        v.devices = devices;
+                    }
+                    // The clone starts running: its config spec keys are persistent
+                    // (written before power-on), not volatile.
+                    for opt in spec.children_named("config") {
+                        let key = opt
+                            .child_text("key")
+                            .ok_or_else(|| Fault::invalid_argument("spec.config.key"))?;
+                        let value = opt
+                            .child("value")
+                            .map(|x| x.text.clone())
+                            .unwrap_or_default();
+                        set_extra_config(&mut v, key, &value, false);
+                    }
+                    v.power_state = PowerState::PoweredOn;
+                    v.boot_time = Some(props::now());
+                    v.instant_clone_parent = Some(src.clone());
+                    v.change_version = 1;
+                    write_vmx(inv, &name, &v);
+                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
+                    let e = Entity {
+                        moref: moref.clone(),
+                        name: name.clone(),
+                        parent: Some(folder.clone()),
+                        kind: Kind::Vm(Box::new(v.clone())),
+                    };
+                    let child_spec = runtime_spec(inv, &e, &v);
+                    inv.insert(e);
+                    link_vm(inv, &moref, &folder, &pool);
+                    Ok((moref, child_spec))
+                })?;
+                if let Err(f) = sim.runtime.instant_clone(src.clone(), child_spec).await {
+                    sim.mark_powered_off(&vm);
+                    return Err(f);
                 }
-                let loc = spec.child("location");
-                let folder = loc.and_then(|l| l.child("folder")).and_then(MoRef::from_element).unwrap_or(source.folder.clone());
-                check_vm_folder(inv, &folder)?;
-                if let Some(existing) = sibling_named(inv, &folder, &name, None) {
-                    return Err(Fault::duplicate_name(&name, &existing));
-                }
-                let pool = loc.and_then(|l| l.child("pool")).and_then(MoRef::from_element).unwrap_or(source.pool.clone());
-                let ds = loc.and_then(|l| l.child("datastore")).and_then(MoRef::from_element).unwrap_or(source.datastore.clone());
-                let ds_name = inv.get(&ds).map(|e| e.name.clone()).ok_or_else(|| Fault::not_found(&ds))?;
-                // Instant clones share the parent's host: they fork its memory.
-                let host = source.host.clone();
-                let dir = unique_vm_dir(inv, &ds_name, &name)?;
-                let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
-                let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
-                v.guest_id = source.guest_id.clone();
-                v.num_cpu = source.num_cpu;
-                v.cores_per_socket = source.cores_per_socket;
-                v.memory_mb = source.memory_mb;
-                v.annotation = source.annotation.clone();
-                v.extra_config = source.extra_config.clone();
-                if let Some(b) = spec.child_text("biosUuid") {
-                    v.uuid = b.to_string();
-                }
-                let local_dir = resolve_ds_path(inv, &parse_ds_path(&format!("[{ds_name}] {dir}"))?)?;
-                std::fs::create_dir_all(&local_dir)
-                    .map_err(|e| Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&dir)))?;
-                let mut devices = source.devices.clone();
-                clone_disks(inv, &mut devices, &ds_name, &dir, &name, true)?;
-                for d in devices.iter_mut().filter(|d| is_nic(&d.ty)) {
-                    d.set("macAddress", Value::Prim { ty: String::new(), text: random_mac() });
-                }
-                if let Some(l) = loc {
-                    // Device changes in the relocate spec (e.g. a NIC on another network).
-                    let mut created = Vec::new();
-                    v.devices = devices;
-                    apply_device_changes(inv, &name, &mut v, l, &mut created)?;
-                } else {
-                    v.devices = devices;
-                }
-                // The clone starts running: its config spec keys are persistent
-                // (written before power-on), not volatile.
-                for opt in spec.children_named("config") {
-                    let key = opt.child_text("key").ok_or_else(|| Fault::invalid_argument("spec.config.key"))?;
-                    let value = opt.child("value").map(|x| x.text.clone()).unwrap_or_default();
-                    set_extra_config(&mut v, key, &value, false);
-                }
-                v.power_state = PowerState::PoweredOn;
-                v.boot_time = Some(props::now());
-                v.instant_clone_parent = Some(src.clone());
-                v.change_version = 1;
-                write_vmx(inv, &name, &v);
-                let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                let e = Entity {
-                    moref: moref.clone(),
-                    name: name.clone(),
-                    parent: Some(folder.clone()),
-                    kind: Kind::Vm(Box::new(v.clone())),
-                };
-                let child_spec = runtime_spec(inv, &e, &v);
-                inv.insert(e);
-                link_vm(inv, &moref, &folder, &pool);
-                Ok((moref, child_spec))
-            })?;
-            if let Err(f) = sim.runtime.instant_clone(src.clone(), child_spec).await {
-                sim.mark_powered_off(&vm);
-                return Err(f);
-            }
-            Ok(Some(Value::MoRef(vm)))
-        })
+                Ok(Some(Value::MoRef(vm)))
+            },
+        )
     }
 
-    pub(crate) fn create_snapshot(self: &Arc<Self>, ctx: &Ctx, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
+    pub(crate) fn create_snapshot(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
         let name = arg_text(a, "name")?.to_string();
         let description = a.child_text("description").unwrap_or_default().to_string();
         if self.read_inv(|inv| inv.vm(this).is_none()) {
             return Err(Fault::not_found(this));
         }
         let this = this.clone();
-        self.run_task(ctx, "CreateSnapshot_Task", Some(&this.clone()), move |sim| async move {
-            sim.write(|st| {
-                let id = st.inv.new_id("snapshot");
-                let n = id.trim_start_matches("snapshot-").parse().unwrap_or(0);
-                let v = st.inv.vm_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
-                let moref = MoRef::new("VirtualMachineSnapshot", format!("{}-{id}", this.value));
-                v.snapshots.push(Snapshot {
-                    moref: moref.clone(),
-                    id: n,
-                    name,
-                    description,
-                    create_time: props::now(),
-                    power_state: v.power_state,
-                    parent: v.current_snapshot.clone(),
-                    devices: v.devices.clone(),
-                    extra_config: v.extra_config.clone(),
-                });
-                v.current_snapshot = Some(moref.clone());
-                Ok(Some(Value::MoRef(moref)))
-            })
-        })
+        self.run_task(
+            ctx,
+            "CreateSnapshot_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let id = st.inv.new_id("snapshot");
+                    let n = id.trim_start_matches("snapshot-").parse().unwrap_or(0);
+                    let v = st
+                        .inv
+                        .vm_mut(&this)
+                        .ok_or_else(|| Fault::not_found(&this))?;
+                    let moref =
+                        MoRef::new("VirtualMachineSnapshot", format!("{}-{id}", this.value));
+                    v.snapshots.push(Snapshot {
+                        moref: moref.clone(),
+                        id: n,
+                        name,
+                        description,
+                        create_time: props::now(),
+                        power_state: v.power_state,
+                        parent: v.current_snapshot.clone(),
+                        devices: v.devices.clone(),
+                        extra_config: v.extra_config.clone(),
+                    });
+                    v.current_snapshot = Some(moref.clone());
+                    Ok(Some(Value::MoRef(moref)))
+                })
+            },
+        )
     }
 }
 
@@ -1008,7 +1294,9 @@ fn clone_disks(
 ) -> Result<(), Fault> {
     let mut n = 0;
     for d in devices.iter_mut().filter(|d| d.ty == "VirtualDisk") {
-        let Some(src_file) = disk_file(d) else { continue };
+        let Some(src_file) = disk_file(d) else {
+            continue;
+        };
         let mode = disk_mode(d);
         if mode.starts_with("independent_nonpersistent") || mode == "nonpersistent" {
             continue;
@@ -1021,7 +1309,9 @@ fn clone_disks(
         n += 1;
         let dst = resolve_ds_path(inv, &parse_ds_path(&new_file)?)?;
         let src = resolve_ds_path(inv, &parse_ds_path(&src_file)?)?;
-        let Some(Value::Obj(backing)) = d.get_mut("backing") else { continue };
+        let Some(Value::Obj(backing)) = d.get_mut("backing") else {
+            continue;
+        };
         if linked {
             create_delta_vmdk(&dst, &src.to_string_lossy(), &new_file)?;
             let parent = backing.clone();
@@ -1034,14 +1324,28 @@ fn clone_disks(
             .map(|m| (m.len() / 1024) as i64)
             .unwrap_or(0);
             create_flat_vmdk(&dst, capacity_kb, "lsilogic", &new_file)?;
-            let src_flat = src.with_file_name(format!("{}-flat.vmdk", src.file_stem().and_then(|s| s.to_str()).unwrap_or_default()));
-            let dst_flat = dst.with_file_name(format!("{}-flat.vmdk", dst.file_stem().and_then(|s| s.to_str()).unwrap_or_default()));
+            let src_flat = src.with_file_name(format!(
+                "{}-flat.vmdk",
+                src.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+            ));
+            let dst_flat = dst.with_file_name(format!(
+                "{}-flat.vmdk",
+                dst.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+            ));
             if src_flat.exists() {
-                std::fs::copy(&src_flat, &dst_flat)
-                    .map_err(|e| Fault::new("CannotCreateFile", e.to_string()).with("file", Value::string(&new_file)))?;
+                std::fs::copy(&src_flat, &dst_flat).map_err(|e| {
+                    Fault::new("CannotCreateFile", e.to_string())
+                        .with("file", Value::string(&new_file))
+                })?;
             }
         }
-        backing.set("fileName", Value::Prim { ty: String::new(), text: new_file });
+        backing.set(
+            "fileName",
+            Value::Prim {
+                ty: String::new(),
+                text: new_file,
+            },
+        );
         if let Some(Value::Obj(b)) = d.get_mut("backing") {
             b.remove("uuid");
         }
