@@ -4,6 +4,7 @@
 //! The typed async client (sessions, PropertyCollector watch, finder, operations) is
 //! tracked in its own issue and will live beside these modules.
 
+pub mod tls;
 pub mod value;
 pub mod xml;
 
