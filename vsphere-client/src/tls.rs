@@ -33,7 +33,7 @@ pub enum TlsConfigError {
 /// Parses `AB:CD:..` or `abcd..` into raw bytes.
 pub fn parse_thumbprint(s: &str) -> Result<Vec<u8>, TlsConfigError> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
-    if hex.len() % 2 != 0 || !(hex.len() == 40 || hex.len() == 64) {
+    if !(hex.len() == 40 || hex.len() == 64) {
         return Err(TlsConfigError::BadThumbprint(s.into()));
     }
     (0..hex.len())
