@@ -1,0 +1,1 @@
+//! Docker Engine API front end (in progress).
