@@ -5,7 +5,8 @@ use crate::model::{is_a, Kind};
 use crate::props::{self, PropCtx};
 use crate::soap::Fault;
 use crate::state::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use vsphere_client::value::{DataObject, MoRef, Value};
 use vsphere_client::xml::Element;
 
@@ -294,35 +295,42 @@ pub fn object_content(obj: &MoRef, props: Vec<(String, Value)>) -> Value {
     )
 }
 
-/// Resolves each spec into (object, paths) pairs, in order.
-pub fn plan_retrieve(
-    st: &State,
-    specs: &[FilterSpec],
-    cx: &PropCtx,
-) -> Result<Vec<(MoRef, Vec<PropSpec>)>, Fault> {
-    let mut out = Vec::new();
-    for spec in specs {
+/// Objects to read and, per object, which of the call's property specs applies. Specs
+/// are shared by index so a 100K-object plan stays a list of references.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub specs: Vec<Arc<Vec<PropSpec>>>,
+    pub objects: VecDeque<(MoRef, usize)>,
+}
+
+/// Resolves each spec set into the objects it selects, in order.
+pub fn plan_retrieve(st: &State, specs: &[FilterSpec], cx: &PropCtx) -> Result<Plan, Fault> {
+    let mut plan = Plan::default();
+    for (i, spec) in specs.iter().enumerate() {
+        plan.specs.push(Arc::new(spec.prop_set.clone()));
         for obj in collect_objects(st, spec, cx)? {
             if spec.prop_set.iter().any(|ps| is_a(&obj.ty, &ps.ty)) {
-                out.push((obj, spec.prop_set.clone()));
+                plan.objects.push_back((obj, i));
             }
         }
     }
-    Ok(out)
+    Ok(plan)
 }
 
+/// Reads the properties of `objects` (taken from a plan).
 pub fn retrieve_page(
     st: &State,
-    planned: &[(MoRef, Vec<PropSpec>)],
+    specs: &[Arc<Vec<PropSpec>>],
+    objects: impl IntoIterator<Item = (MoRef, usize)>,
     cx: &PropCtx,
 ) -> Result<Vec<Value>, Fault> {
-    let mut out = Vec::with_capacity(planned.len());
-    for (obj, specs) in planned {
-        let Some(paths) = paths_for(&obj.ty, specs) else {
+    let mut out = Vec::new();
+    for (obj, i) in objects {
+        let Some(paths) = paths_for(&obj.ty, &specs[i]) else {
             continue;
         };
-        if let Some(props) = read_object(st, obj, &paths, cx)? {
-            out.push(object_content(obj, props));
+        if let Some(props) = read_object(st, &obj, &paths, cx)? {
+            out.push(object_content(&obj, props));
         }
     }
     Ok(out)

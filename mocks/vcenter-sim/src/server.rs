@@ -74,6 +74,7 @@ impl SimServer {
                         let _ = tcp.set_nodelay(true);
                         let acceptor = acceptor.clone();
                         let app = app.clone();
+                        let mut stop = rx.clone();
                         tokio::spawn(async move {
                             let Ok(stream) = acceptor.accept(tcp).await else { return };
                             let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
@@ -81,9 +82,14 @@ impl SimServer {
                                 let mut app = app.clone();
                                 async move { app.call(req).await }
                             });
-                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
+                            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            // Shutdown drops live keep-alive connections too, so clients see
+                            // the server go away as a real vCenter restart looks.
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stop.changed() => {}
+                            }
                         });
                     }
                     _ = rx.changed() => break,

@@ -3,9 +3,7 @@
 use vsphere_client::value::{DataObject, MoRef, Value};
 use vsphere_client::xml::{self, escape_into, Element};
 
-pub const ENVELOPE_OPEN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>"#;
-pub const ENVELOPE_CLOSE: &str = "</soapenv:Body></soapenv:Envelope>";
+pub use vsphere_client::soap::{ENVELOPE_CLOSE, ENVELOPE_OPEN};
 
 /// A vim25 fault: its type name (`InvalidLogin`, `ManagedObjectNotFound`, ...), the message
 /// for `faultstring`/`localizedMessage`, and the fault's own fields.

@@ -126,7 +126,7 @@ pub struct FilterData {
 /// Paged retrieval left over for `ContinueRetrievePropertiesEx`.
 #[derive(Debug, Clone)]
 pub struct PendingRetrieve {
-    pub objects: Vec<(MoRef, Vec<PropSpec>)>,
+    pub plan: crate::collector::Plan,
     pub page: usize,
 }
 
@@ -141,6 +141,8 @@ pub struct CollectorData {
     /// Set by CancelWaitForUpdates; the blocked waiter fails with RequestCanceled.
     pub cancelled: bool,
     pub pending: HashMap<String, PendingRetrieve>,
+    /// Tokens in creation order, so the oldest is dropped first at the cap.
+    pub pending_order: VecDeque<String>,
 }
 
 #[derive(Default)]

@@ -51,8 +51,13 @@ impl Sim {
         let specs = Self::specs(a)?;
         let cx = self.prop_ctx(Some(ctx));
         let st = self.state.read();
-        let planned = collector::plan_retrieve(&st, &specs, &cx)?;
-        Ok(Reply::Many(collector::retrieve_page(&st, &planned, &cx)?))
+        let plan = collector::plan_retrieve(&st, &specs, &cx)?;
+        Ok(Reply::Many(collector::retrieve_page(
+            &st,
+            &plan.specs,
+            plan.objects,
+            &cx,
+        )?))
     }
 
     fn check_collector(st: &State, ctx: &Ctx, this: &MoRef) -> Result<String, Fault> {
@@ -79,29 +84,34 @@ impl Sim {
         let (page, rest) = {
             let st = self.state.read();
             Self::check_collector(&st, ctx, this)?;
-            let mut planned = collector::plan_retrieve(&st, &specs, &cx)?;
-            let rest = match max {
-                Some(m) if planned.len() > m => planned.split_off(m),
-                _ => Vec::new(),
-            };
-            (collector::retrieve_page(&st, &planned, &cx)?, rest)
+            let mut plan = collector::plan_retrieve(&st, &specs, &cx)?;
+            let n = max.unwrap_or(usize::MAX).min(plan.objects.len());
+            let first: Vec<_> = plan.objects.drain(..n).collect();
+            (
+                collector::retrieve_page(&st, &plan.specs, first, &cx)?,
+                plan,
+            )
         };
-        let token = if rest.is_empty() {
+        let token = if rest.objects.is_empty() {
             None
         } else {
             let token = uuid::Uuid::new_v4().to_string();
             let mut st = self.state.write();
             let key = State::collector_key(&ctx.session, this);
             let coll = st.collectors.entry(key).or_default();
-            if coll.pending.len() >= MAX_PENDING_RETRIEVALS {
-                if let Some(k) = coll.pending.keys().next().cloned() {
-                    coll.pending.remove(&k);
+            while coll.pending.len() >= MAX_PENDING_RETRIEVALS {
+                match coll.pending_order.pop_front() {
+                    Some(old) => {
+                        coll.pending.remove(&old);
+                    }
+                    None => break,
                 }
             }
+            coll.pending_order.push_back(token.clone());
             coll.pending.insert(
                 token.clone(),
                 PendingRetrieve {
-                    objects: rest,
+                    plan: rest,
                     page: max.unwrap_or(usize::MAX),
                 },
             );
@@ -119,7 +129,7 @@ impl Sim {
         let token = arg_text(a, "token")?;
         let cx = self.prop_ctx(Some(ctx));
         let key = State::collector_key(&ctx.session, this);
-        let batch = {
+        let (specs, batch, done) = {
             let mut st = self.state.write();
             let Some(coll) = st.collectors.get_mut(&key) else {
                 return Err(Fault::invalid_argument("token"));
@@ -127,17 +137,19 @@ impl Sim {
             let Some(p) = coll.pending.get_mut(token) else {
                 return Err(Fault::invalid_argument("token"));
             };
-            let n = p.page.min(p.objects.len());
-            let batch: Vec<_> = p.objects.drain(..n).collect();
-            let done = p.objects.is_empty();
+            let n = p.page.min(p.plan.objects.len());
+            let batch: Vec<_> = p.plan.objects.drain(..n).collect();
+            let specs = p.plan.specs.clone();
+            let done = p.plan.objects.is_empty();
             if done {
                 coll.pending.remove(token);
+                coll.pending_order.retain(|t| t != token);
             }
-            (batch, done)
+            (specs, batch, done)
         };
         let st = self.state.read();
-        let page = collector::retrieve_page(&st, &batch.0, &cx)?;
-        Ok(retrieve_result(page, (!batch.1).then(|| token.to_string())))
+        let page = collector::retrieve_page(&st, &specs, batch, &cx)?;
+        Ok(retrieve_result(page, (!done).then(|| token.to_string())))
     }
 
     pub(crate) fn cancel_retrieve(
@@ -150,6 +162,7 @@ impl Sim {
         let key = State::collector_key(&ctx.session, this);
         if let Some(c) = self.state.write().collectors.get_mut(&key) {
             c.pending.remove(token);
+            c.pending_order.retain(|t| t != token);
         }
         Ok(Reply::Void)
     }
