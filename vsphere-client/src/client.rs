@@ -2,11 +2,10 @@
 //! transparent re-login, and the REST `/api/session` side.
 
 use crate::error::{Error, Result};
-use crate::soap;
 use crate::tls::{client_config, TlsTrust};
 use crate::types::{ServiceContent, UserSession};
 use crate::value::{MoRef, Value};
-use crate::xml::Element;
+use crate::{decode, soap};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -84,10 +83,10 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
         };
         let this = MoRef::new("ServiceInstance", "ServiceInstance");
-        let rv = Self::raw_call(&inner, "RetrieveServiceContent", &this, &[], None).await?;
-        let v = rv
-            .first()
-            .map(Value::from_element)
+        let body = Self::checked_call(&inner, "RetrieveServiceContent", &this, &[], None).await?;
+        let v = decode::return_values(&body)?
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::Decode("RetrieveServiceContent returned nothing".into()))?;
         inner.content = ServiceContent::from_value(&v)?;
         // Speak the server's own API version (at most the one this client was written for).
@@ -131,7 +130,7 @@ impl Client {
             .session_manager
             .clone()
             .ok_or_else(|| Error::Decode("server has no SessionManager".into()))?;
-        let rv = Self::raw_call(
+        let body = Self::checked_call(
             &self.inner,
             "Login",
             &sm,
@@ -142,9 +141,9 @@ impl Client {
             None,
         )
         .await?;
-        let v = rv
-            .first()
-            .map(Value::from_element)
+        let v = decode::return_values(&body)?
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::Decode("Login returned no session".into()))?;
         UserSession::from_value(&v)
     }
@@ -155,7 +154,7 @@ impl Client {
             *c = None;
         }
         if let Some(sm) = self.inner.content.session_manager.clone() {
-            Self::raw_call(&self.inner, "Logout", &sm, &[], None).await?;
+            Self::checked_call(&self.inner, "Logout", &sm, &[], None).await?;
         }
         if let Ok(mut c) = self.inner.cookie.write() {
             *c = None;
@@ -170,7 +169,7 @@ impl Client {
         method: &str,
         this: &MoRef,
         args: &[(&str, Value)],
-    ) -> Result<Vec<Element>> {
+    ) -> Result<Vec<Value>> {
         self.call_with_timeout(method, this, args, None).await
     }
 
@@ -180,8 +179,21 @@ impl Client {
         this: &MoRef,
         args: &[(&str, Value)],
         timeout: Option<Duration>,
-    ) -> Result<Vec<Element>> {
-        match Self::raw_call(&self.inner, method, this, args, timeout).await {
+    ) -> Result<Vec<Value>> {
+        let body = self.call_bytes(method, this, args, timeout).await?;
+        decode::return_values(&body)
+    }
+
+    /// Invokes a method and returns the raw response body (status 200 or a 500 fault
+    /// body), re-logging in once on `NotAuthenticated`. Callers pick the decoder.
+    pub async fn call_bytes(
+        &self,
+        method: &str,
+        this: &MoRef,
+        args: &[(&str, Value)],
+        timeout: Option<Duration>,
+    ) -> Result<Bytes> {
+        match Self::checked_call(&self.inner, method, this, args, timeout).await {
             Err(Error::Fault(f)) if f.is("NotAuthenticated") => {
                 let creds = self.inner.credentials.lock().ok().and_then(|c| c.clone());
                 let Some((user, password)) = creds else {
@@ -189,10 +201,29 @@ impl Client {
                 };
                 tracing::info!(method, "session expired; logging in again");
                 self.login_once(&user, &password).await?;
-                Self::raw_call(&self.inner, method, this, args, timeout).await
+                Self::checked_call(&self.inner, method, this, args, timeout).await
             }
             other => other,
         }
+    }
+
+    /// A raw call whose fault (if any) is already turned into `Error::Fault`.
+    async fn checked_call(
+        inner: &Inner,
+        method: &str,
+        this: &MoRef,
+        args: &[(&str, Value)],
+        timeout: Option<Duration>,
+    ) -> Result<Bytes> {
+        let (status, body) = Self::raw_call(inner, method, this, args, timeout).await?;
+        if status == 500 {
+            // Faults are small; the element-tree decoder reads them.
+            soap::response(&body)?;
+            return Err(Error::Decode(format!(
+                "{method}: HTTP 500 without a SOAP fault"
+            )));
+        }
+        Ok(body)
     }
 
     /// The first return value, decoded.
@@ -202,11 +233,7 @@ impl Client {
         this: &MoRef,
         args: &[(&str, Value)],
     ) -> Result<Option<Value>> {
-        Ok(self
-            .call(method, this, args)
-            .await?
-            .first()
-            .map(Value::from_element))
+        Ok(self.call(method, this, args).await?.into_iter().next())
     }
 
     /// A method that returns a managed object reference.
@@ -228,7 +255,7 @@ impl Client {
         this: &MoRef,
         args: &[(&str, Value)],
         timeout: Option<Duration>,
-    ) -> Result<Vec<Element>> {
+    ) -> Result<(u16, Bytes)> {
         let body = soap::request(method, this, args);
         let mut req = Request::builder()
             .method(Method::POST)
@@ -276,7 +303,7 @@ impl Client {
                 body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
             });
         }
-        soap::response(&bytes)
+        Ok((status, bytes))
     }
 
     /// Sends an HTTP request to a path on the same server with the session cookie.

@@ -2,6 +2,7 @@
 //! waiting through the collector (no sleep-polling).
 
 use crate::client::Client;
+use crate::decode;
 use crate::error::{Error, Result};
 use crate::types::{ObjectContent, ObjectUpdate, TaskInfo, TaskState, UpdateKind, UpdateSet};
 use crate::value::{DataObject, MoRef, Value};
@@ -187,34 +188,30 @@ impl Client {
         if let Some(n) = page_size {
             options = options.with("maxObjects", Value::int(n));
         }
-        let first = self
-            .call_value(
+        let body = self
+            .call_bytes(
                 "RetrievePropertiesEx",
                 &pc,
                 &[
                     ("specSet", spec.to_value()),
                     ("options", Value::Obj(options)),
                 ],
+                None,
             )
             .await?;
-        let mut out = Vec::new();
-        let mut next = first;
-        while let Some(result) = next.take() {
-            let o = result
-                .as_obj()
-                .ok_or_else(|| Error::Decode("RetrieveResult is not an object".into()))?;
-            for (_, oc) in o.fields.iter().filter(|(n, _)| n == "objects") {
-                out.push(ObjectContent::from_value(oc)?);
-            }
-            if let Some(token) = o.text("token").map(str::trim).filter(|t| !t.is_empty()) {
-                next = self
-                    .call_value(
-                        "ContinueRetrievePropertiesEx",
-                        &pc,
-                        &[("token", Value::string(token))],
-                    )
-                    .await?;
-            }
+        let (mut out, mut token) = decode::retrieve_result(&body)?;
+        while let Some(t) = token.take().filter(|t| !t.is_empty()) {
+            let body = self
+                .call_bytes(
+                    "ContinueRetrievePropertiesEx",
+                    &pc,
+                    &[("token", Value::string(&t))],
+                    None,
+                )
+                .await?;
+            let (more, next) = decode::retrieve_result(&body)?;
+            out.extend(more);
+            token = next;
         }
         Ok(out)
     }
@@ -286,7 +283,7 @@ impl Client {
                 match got {
                     Ok(rv) => {
                         w.failures = 0;
-                        let Some(v) = rv.first().map(Value::from_element) else {
+                        let Some(v) = rv.into_iter().next() else {
                             continue; // timed out on the server: nothing changed
                         };
                         match UpdateSet::from_value(&v) {
@@ -365,7 +362,7 @@ impl Client {
                     Some(Duration::from_secs(WAIT_SECONDS as u64 + 30)),
                 )
                 .await?;
-            let Some(v) = rv.first().map(Value::from_element) else {
+            let Some(v) = rv.into_iter().next() else {
                 continue;
             };
             let set = UpdateSet::from_value(&v)?;

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod collector;
 pub mod datastore;
+pub mod decode;
 pub mod error;
 pub mod finder;
 pub mod ops;

@@ -177,6 +177,21 @@ impl Value {
         }
     }
 
+    /// An array whose untyped primitive items take the array's element type
+    /// (`ArrayOfString` items are `<string>` elements without `xsi:type`).
+    pub fn array_of(elem: String, mut items: Vec<Value>) -> Value {
+        if elem.starts_with("xsd:") {
+            for item in &mut items {
+                if let Value::Prim { ty, .. } = item {
+                    if ty.is_empty() {
+                        *ty = elem.clone();
+                    }
+                }
+            }
+        }
+        Value::Array { elem, items }
+    }
+
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Value::Prim { text, .. } => Some(text),
@@ -230,10 +245,8 @@ impl Value {
         let xsi = el.xsi_type.clone().unwrap_or_default();
         if let Some(elem) = xsi.strip_prefix("ArrayOf") {
             let elem = element_type_for_array(elem);
-            return Value::Array {
-                elem,
-                items: el.children.iter().map(Value::from_element).collect(),
-            };
+            let items = el.children.iter().map(Value::from_element).collect();
+            return Value::array_of(elem, items);
         }
         if el.children.is_empty() {
             if let Some(ty) = &el.type_attr {
@@ -351,7 +364,7 @@ pub fn array_type_name(elem: &str) -> String {
     }
 }
 
-fn element_type_for_array(suffix: &str) -> String {
+pub fn element_type_for_array(suffix: &str) -> String {
     let lower = {
         let mut c = suffix.chars();
         match c.next() {
