@@ -439,3 +439,157 @@ async fn server_going_away_is_a_transport_error() {
     assert!(matches!(err, Error::Transport { .. }), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn folders_pools_clones_snapshots_and_power_states() {
+    let env = sim_with(None).await;
+    let c = env.client().await;
+    let (vm, folder, pool) = make_vm(&c, "src").await;
+    let sub = c.create_folder(&folder, "vch-folder").await.unwrap();
+    assert_eq!(
+        c.create_folder(&folder, "vch-folder")
+            .await
+            .unwrap_err()
+            .fault_type(),
+        Some("DuplicateName")
+    );
+    let cpu = Allocation {
+        limit: 2000,
+        ..Allocation::default()
+    };
+    c.update_resource_pool(&pool, &cpu, &Allocation::default())
+        .await
+        .unwrap();
+    let limit = c
+        .property(&pool, "config.cpuAllocation.limit")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(limit.as_text(), Some("2000"));
+
+    // Full clone into the sub-folder, then a linked clone from a snapshot.
+    let full = c
+        .clone_vm(&vm, &sub, "full", &CloneSpec::default())
+        .await
+        .unwrap();
+    let disk_of = |v: Value| {
+        let Value::Array { items, .. } = v else {
+            panic!()
+        };
+        items
+            .into_iter()
+            .find(|d| d.as_obj().unwrap().ty == "VirtualDisk")
+            .unwrap()
+    };
+    let d = disk_of(
+        c.property(&full, "config.hardware.device")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let file = d
+        .as_obj()
+        .unwrap()
+        .get("backing")
+        .unwrap()
+        .as_obj()
+        .unwrap()
+        .text("fileName")
+        .unwrap()
+        .to_string();
+    assert_eq!(file, "[datastore1] full/full.vmdk");
+    let snap = c.create_snapshot(&vm, "base").await.unwrap();
+    let linked = c
+        .clone_vm(
+            &vm,
+            &sub,
+            "linked",
+            &CloneSpec {
+                snapshot: Some(snap),
+                location: Placement {
+                    disk_move_type: Some("createNewChildDiskBacking".into()),
+                    ..Default::default()
+                },
+                power_on: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let d = disk_of(
+        c.property(&linked, "config.hardware.device")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let backing = d
+        .as_obj()
+        .unwrap()
+        .get("backing")
+        .unwrap()
+        .as_obj()
+        .unwrap()
+        .clone();
+    assert!(
+        backing.get("parent").is_some(),
+        "linked clone disk has a parent"
+    );
+    assert_eq!(
+        c.property(&linked, "runtime.powerState")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_text(),
+        Some("poweredOn")
+    );
+    c.suspend(&linked).await.unwrap();
+    assert_eq!(
+        c.property(&linked, "runtime.powerState")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_text(),
+        Some("suspended")
+    );
+    c.power_on(&linked).await.unwrap();
+    c.reset(&linked).await.unwrap();
+    c.power_off(&linked).await.unwrap();
+
+    // Reconfigure: volatile guestinfo while running, persistent while off.
+    c.power_on(&vm).await.unwrap();
+    let set = |k: &str, v: &str| VmConfigSpec {
+        extra_config: vec![(k.into(), v.into())],
+        ..Default::default()
+    };
+    c.reconfigure_vm(&vm, &set("guestinfo.vch.state", "running"))
+        .await
+        .unwrap();
+    let key = r#"config.extraConfig["guestinfo.vch.state"]"#;
+    assert!(c.property(&vm, key).await.unwrap().is_some());
+    c.power_off(&vm).await.unwrap();
+    assert!(
+        c.property(&vm, key).await.unwrap().is_none(),
+        "runtime guestinfo vanishes at power-off"
+    );
+    c.reconfigure_vm(&vm, &set("guestinfo.vch.state", "exited"))
+        .await
+        .unwrap();
+    c.power_on(&vm).await.unwrap();
+    c.power_off(&vm).await.unwrap();
+    assert!(
+        c.property(&vm, key).await.unwrap().is_some(),
+        "powered-off reconfigure persists"
+    );
+
+    // Destroying the pool moves its VMs to the parent pool.
+    c.destroy(&pool).await.unwrap();
+    let parent = c.property(&vm, "resourcePool").await.unwrap().unwrap();
+    assert_eq!(
+        parent.as_moref().unwrap().value,
+        c.must_find("pool", "DC0/host/Cluster0/Resources")
+            .await
+            .unwrap()
+            .value
+    );
+    env.done().await;
+}
