@@ -1,0 +1,3 @@
+//! The VCH: the translator between the Docker Engine API and vSphere.
+
+pub mod images;
