@@ -10,6 +10,7 @@ import os
 import ssl
 import time
 import urllib.parse
+import warnings
 from pathlib import Path
 
 import pytest
@@ -205,16 +206,16 @@ def serial_file_spec(file_name, key=-401):
 
 
 def vm_config_spec(name, devices=(), extra=None, ds=DS, **kw):
-    spec = vim.vm.ConfigSpec(
+    fields = dict(
         name=name,
         guestId="otherGuest64",
         numCPUs=1,
         memoryMB=128,
         files=vim.vm.FileInfo(vmPathName=f"[{ds}]"),
         deviceChange=list(devices),
-        extraConfig=[opt(k, v) for k, v in (extra or {}).items()],
-        **kw)
-    return spec
+        extraConfig=[opt(k, v) for k, v in (extra or {}).items()])
+    fields.update(kw)
+    return vim.vm.ConfigSpec(**fields)
 
 
 def create_vm(si, name, devices=(), extra=None, folder=None, pool=None, **kw):
@@ -282,7 +283,9 @@ def http(method, url, si=None, headers=None, **kw):
     h = dict(headers or {})
     if si is not None:
         h["Cookie"] = cookie(si)
-    return requests.request(method, url, headers=h, verify=False, timeout=30, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        return requests.request(method, url, headers=h, verify=False, timeout=30, **kw)
 
 
 def unverified_context():

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from pyVim.connect import Connect, Disconnect, SmartConnect
-from pyVmomi import SoapStubAdapter, vim, vmodl
+from pyVmomi import SoapStubAdapter, vim
 from pyVmomi.Security import ThumbprintMismatchException
 
 import helpers

@@ -181,6 +181,8 @@ pub fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // XML parsers turn a raw CR into LF; the character reference survives.
+            '\r' => out.push_str("&#13;"),
             _ => out.push(c),
         }
     }

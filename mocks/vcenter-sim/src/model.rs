@@ -158,8 +158,9 @@ pub struct VmData {
     /// Persistent `extraConfig`, in insertion order.
     pub extra_config: Vec<(String, String)>,
     /// guestinfo written while the VM runs (by the API or the guest). On real vSphere these
-    /// values are volatile: they vanish at power-off. Not persisted for the same reason.
-    #[serde(skip)]
+    /// values are volatile: they vanish at power-off. They are journaled only so that a
+    /// restart of the simulator (vCenter) does not lose them while the VM still runs.
+    #[serde(default)]
     pub volatile_guestinfo: Vec<(String, String)>,
     /// Devices beyond the fixed base hardware (see `props::base_devices`).
     pub devices: Vec<DataObject>,

@@ -4,7 +4,7 @@
 
 use crate::model::*;
 use crate::soap::Fault;
-use crate::state::{State, TaskState, View};
+use crate::state::{State, View};
 use vsphere_client::value::{DataObject, MoRef, Value};
 
 pub const API_VERSION: &str = "8.0.3.0";
@@ -240,6 +240,31 @@ fn extra_config_value(pairs: &[(String, String)]) -> Value {
 fn vm_devices(v: &VmData) -> Value {
     let mut all = base_devices();
     all.extend(v.devices.iter().cloned().map(Value::Obj));
+    // Each controller lists the keys of the devices on it (`VirtualController.device`),
+    // derived here so it can never disagree with the devices' `controllerKey`.
+    let attached: Vec<(i64, i64)> = all
+        .iter()
+        .filter_map(|d| {
+            let o = d.as_obj()?;
+            Some((o.i64("controllerKey")?, o.i64("key")?))
+        })
+        .collect();
+    for d in all.iter_mut() {
+        let Value::Obj(o) = d else { continue };
+        if !o.ty.ends_with("Controller") {
+            continue;
+        }
+        let Some(key) = o.i64("key") else { continue };
+        let keys: Vec<Value> = attached
+            .iter()
+            .filter(|(c, _)| *c == key)
+            .map(|(_, k)| Value::int(*k))
+            .collect();
+        o.remove("device");
+        if !keys.is_empty() {
+            o.set("device", Value::array("xsd:int", keys));
+        }
+    }
     Value::array("VirtualDevice", all)
 }
 
@@ -495,8 +520,8 @@ fn entity_common(st: &State, e: &Entity, name: &str) -> Option<Option<Value>> {
             st.task_order
                 .iter()
                 .filter_map(|id| st.tasks.get(id))
+                // Recent tasks in any state (queued, running, success, error), as vCenter.
                 .filter(|t| t.entity.as_ref() == Some(&e.moref))
-                .filter(|t| matches!(t.state, TaskState::Queued | TaskState::Running))
                 .map(|t| &t.moref),
         )),
         "customValue" => Some(Value::array("CustomFieldValue", vec![])),

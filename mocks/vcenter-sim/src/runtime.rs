@@ -34,6 +34,14 @@ pub trait HostRuntime: Send + Sync + 'static {
         parent: MoRef,
         child: VmRuntimeSpec,
     ) -> BoxFuture<'static, Result<(), Fault>>;
+    /// Whether running VMs outlive a restart of the simulator. A runtime whose VMs are
+    /// processes of the simulator says no, and VMs left "on" are marked off at start.
+    fn vms_survive_restart(&self) -> bool {
+        true
+    }
+    /// Gives the runtime a handle on the simulator, to report guest events (power-off,
+    /// guestinfo writes). Called once, right after the simulator is created.
+    fn bind(&self, _sim: std::sync::Weak<crate::sim::Sim>) {}
 }
 
 /// Runs nothing: power operations only change the modelled state.

@@ -143,9 +143,23 @@ impl Sim {
         if !fresh {
             crate::populate::ensure_datastore_dirs(&inv);
         }
+        let mut inv = inv;
+        if !fresh && !runtime.vms_survive_restart() {
+            // Their processes died with the previous simulator: they are off now.
+            for e in inv.entities.values_mut() {
+                if let crate::model::Kind::Vm(v) = &mut e.kind {
+                    if v.power_state != crate::model::PowerState::PoweredOff {
+                        v.power_state = crate::model::PowerState::PoweredOff;
+                        v.boot_time = None;
+                        v.volatile_guestinfo.clear();
+                        inv.dirty.insert(e.moref.value.clone());
+                    }
+                }
+            }
+        }
         let instance_uuid = crate::populate::instance_uuid(&cfg.data_dir);
         let (tx, _) = tokio::sync::watch::channel(0);
-        Ok(Arc::new(Sim {
+        let sim = Arc::new(Sim {
             state: RwLock::new(State {
                 inv,
                 ..Default::default()
@@ -156,7 +170,14 @@ impl Sim {
             runtime,
             cfg,
             instance_uuid,
-        }))
+        });
+        sim.runtime.bind(Arc::downgrade(&sim));
+        {
+            let mut st = sim.state.write();
+            sim.store.append_dirty(&mut st.inv)?;
+        }
+        sim.store.sync()?;
+        Ok(sim)
     }
 
     pub fn prop_ctx(&self, ctx: Option<&Ctx>) -> PropCtx {
@@ -436,17 +457,11 @@ impl Sim {
             let id = st.transient_id("task");
             let moref = MoRef::new("Task", id.clone());
             let entity_name = entity.and_then(|e| st.inv.get(e)).map(|e| e.name.clone());
-            let ty = entity.map(|e| e.ty.as_str()).unwrap_or("Task");
-            let short = method.trim_end_matches("_Task");
-            let mut desc = short.to_string();
-            if let Some(f) = desc.get_mut(0..1) {
-                f.make_ascii_lowercase();
-            }
             st.add_task(TaskData {
                 moref: moref.clone(),
                 key: id,
                 method: method.to_string(),
-                description_id: format!("{ty}.{desc}"),
+                description_id: description_id(method, entity),
                 entity: entity.cloned(),
                 entity_name,
                 state: TaskState::Queued,
@@ -497,6 +512,41 @@ impl Sim {
     pub fn read_inv<R>(&self, f: impl FnOnce(&Inventory) -> R) -> R {
         f(&self.state.read().inv)
     }
+}
+
+/// `TaskInfo.descriptionId`: the managed object type and the vmodl method name, as
+/// vCenter reports them (`VirtualMachine.powerOn`, `Folder.createVm`).
+fn description_id(method: &str, entity: Option<&MoRef>) -> String {
+    let (ty, name) = match method {
+        "PowerOnVM_Task" => ("VirtualMachine", "powerOn"),
+        "PowerOffVM_Task" => ("VirtualMachine", "powerOff"),
+        "ResetVM_Task" => ("VirtualMachine", "reset"),
+        "SuspendVM_Task" => ("VirtualMachine", "suspend"),
+        "ReconfigVM_Task" => ("VirtualMachine", "reconfigure"),
+        "CloneVM_Task" => ("VirtualMachine", "clone"),
+        "InstantClone_Task" => ("VirtualMachine", "instantClone"),
+        "CreateSnapshot_Task" => ("VirtualMachine", "createSnapshot"),
+        "CreateVM_Task" => ("Folder", "createVm"),
+        "CreateDVPortgroup_Task" => ("DistributedVirtualSwitch", "addPortgroup"),
+        "DeleteDatastoreFile_Task" => ("FileManager", "deleteFile"),
+        "MoveDatastoreFile_Task" => ("FileManager", "moveFile"),
+        "CopyDatastoreFile_Task" => ("FileManager", "copyFile"),
+        "CreateVirtualDisk_Task" => ("VirtualDiskManager", "createVirtualDisk"),
+        "CopyVirtualDisk_Task" => ("VirtualDiskManager", "copyVirtualDisk"),
+        "DeleteVirtualDisk_Task" => ("VirtualDiskManager", "deleteVirtualDisk"),
+        "SearchDatastore_Task" => ("HostDatastoreBrowser", "search"),
+        "SearchDatastoreSubFolders_Task" => ("HostDatastoreBrowser", "searchSubFolders"),
+        "Destroy_Task" => (
+            entity.map(|e| e.ty.as_str()).unwrap_or("ManagedEntity"),
+            "destroy",
+        ),
+        "Rename_Task" => (
+            entity.map(|e| e.ty.as_str()).unwrap_or("ManagedEntity"),
+            "rename",
+        ),
+        other => ("ManagedObject", other.trim_end_matches("_Task")),
+    };
+    format!("{ty}.{name}")
 }
 
 fn fault_outcome(f: &Fault) -> SoapOutcome {

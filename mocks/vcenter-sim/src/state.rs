@@ -138,8 +138,10 @@ pub struct CollectorData {
     /// The version the client sent for that last update set (0 for the initial ""), so
     /// a client that lost the response can ask again with it.
     pub prev_version: Option<u64>,
-    /// Set by CancelWaitForUpdates; the blocked waiter fails with RequestCanceled.
+    /// Set by CancelWaitForUpdates while a waiter is blocked; it fails with RequestCanceled.
     pub cancelled: bool,
+    /// WaitForUpdates calls currently blocked on this collector.
+    pub waiters: u32,
     pub pending: HashMap<String, PendingRetrieve>,
     /// Tokens in creation order, so the oldest is dropped first at the cap.
     pub pending_order: VecDeque<String>,

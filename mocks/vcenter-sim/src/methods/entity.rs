@@ -10,15 +10,20 @@ use std::sync::Arc;
 use vsphere_client::value::{MoRef, Value};
 use vsphere_client::xml::Element;
 
-/// vSphere entity names: non-empty, at most 80 characters.
-pub fn check_name(name: &str) -> Result<(), Fault> {
+/// Validates an entity name (non-empty, at most 80 characters) and returns it escaped
+/// as vSphere stores it: `%` → `%25`, `/` → `%2f`, `\` → `%5c`. Escaped names are also
+/// safe as datastore file and directory names.
+pub fn check_name(name: &str) -> Result<String, Fault> {
     if name.trim().is_empty() || name.chars().count() > 80 {
         return Err(
             Fault::new("InvalidName", format!("The name '{name}' is invalid."))
                 .with("name", Value::string(name)),
         );
     }
-    Ok(())
+    Ok(name
+        .replace('%', "%25")
+        .replace('/', "%2f")
+        .replace('\\', "%5c"))
 }
 
 /// A sibling with the same name under `parent`, if any.
@@ -36,8 +41,7 @@ pub fn sibling_named(
 
 impl Sim {
     pub(crate) fn create_folder(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
-        let name = arg_text(a, "name")?.to_string();
-        check_name(&name)?;
+        let name = check_name(arg_text(a, "name")?)?;
         self.write(|st| {
             let inv = &mut st.inv;
             let child_type = match inv.get(this).map(|e| &e.kind) {
@@ -69,8 +73,7 @@ impl Sim {
     }
 
     pub(crate) fn create_resource_pool(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
-        let name = arg_text(a, "name")?.to_string();
-        check_name(&name)?;
+        let name = check_name(arg_text(a, "name")?)?;
         let spec = arg_elem(a, "spec")?;
         let spec = Value::from_element(spec);
         let spec = spec.as_obj().cloned().unwrap_or_default();
@@ -121,9 +124,7 @@ impl Sim {
             .child_text("name")
             .filter(|n| !n.is_empty())
             .map(str::to_string);
-        if let Some(n) = &name {
-            check_name(n)?;
-        }
+        let name = name.map(|n| check_name(&n)).transpose()?;
         let config = a.child("config").map(Value::from_element);
         self.write(|st| {
             let inv = &mut st.inv;
@@ -170,8 +171,7 @@ impl Sim {
         this: &MoRef,
         a: &Element,
     ) -> Result<Reply, Fault> {
-        let new_name = arg_text(a, "newName")?.to_string();
-        check_name(&new_name)?;
+        let new_name = check_name(arg_text(a, "newName")?)?;
         if self.read_inv(|inv| inv.get(this).is_none()) {
             return Err(Fault::not_found(this));
         }
@@ -218,6 +218,7 @@ impl Sim {
             move |sim| async move {
                 match this.ty.as_str() {
                     "VirtualMachine" => sim.destroy_vm_now(&this).await,
+                    "Folder" => sim.destroy_folder_tree(&this).await,
                     _ => sim.write(|st| destroy_container(st, &this)),
                 }?;
                 Ok(None)
@@ -410,7 +411,7 @@ impl Sim {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Fault::invalid_argument("spec.name"))?
             .to_string();
-        check_name(&name)?;
+        let name = check_name(&name)?;
         let num_ports = spec.child_i64("numPorts").unwrap_or(8);
         let binding = spec
             .child_text("type")
@@ -479,6 +480,64 @@ impl Sim {
     }
 }
 
+/// The root folder and a datacenter's vm/host/datastore/network folders.
+fn is_system_folder(e: &Entity) -> bool {
+    e.parent.as_ref().map(|p| p.ty != "Folder").unwrap_or(true)
+}
+
+impl Sim {
+    /// Folder.Destroy_Task: destroys everything inside (VMs must be powered off, as on
+    /// vSphere), then the folder. Nothing is touched if any VM is still running.
+    pub(crate) async fn destroy_folder_tree(self: &Arc<Self>, folder: &MoRef) -> Result<(), Fault> {
+        let (vms, folders) = self.read_inv(|inv| {
+            let root = inv.get(folder).ok_or_else(|| Fault::not_found(folder))?;
+            if is_system_folder(root) {
+                return Err(Fault::invalid_request("system folders cannot be destroyed"));
+            }
+            let (mut vms, mut folders) = (Vec::new(), Vec::new());
+            let mut stack = vec![folder.clone()];
+            while let Some(f) = stack.pop() {
+                folders.push(f.clone());
+                let Some(e) = inv.get(&f) else { continue };
+                for c in inv.children(e) {
+                    match c.ty.as_str() {
+                        "Folder" => stack.push(c),
+                        "VirtualMachine" => {
+                            if let Some(v) = inv.vm(&c) {
+                                if v.power_state != PowerState::PoweredOff {
+                                    return Err(Fault::invalid_power_state(
+                                        v.power_state.wire(),
+                                        Some("poweredOff"),
+                                    ));
+                                }
+                            }
+                            vms.push(c);
+                        }
+                        other => {
+                            return Err(Fault::new(
+                                "ResourceInUse",
+                                format!("folder holds a {other}, which Destroy_Task cannot remove"),
+                            ))
+                        }
+                    }
+                }
+            }
+            Ok((vms, folders))
+        })?;
+        for vm in &vms {
+            self.destroy_vm_now(vm).await?;
+        }
+        self.write(|st| {
+            // Innermost folders first, so each is empty when it goes.
+            for f in folders.iter().rev() {
+                remove_from_parent(&mut st.inv, f);
+                st.inv.remove(f);
+            }
+        });
+        Ok(())
+    }
+}
+
 /// Unlinks an entity from whatever lists it as a child.
 pub fn remove_from_parent(inv: &mut Inventory, m: &MoRef) {
     let Some(parent) = inv.get(m).and_then(|e| e.parent.clone()) else {
@@ -537,7 +596,7 @@ fn destroy_container(st: &mut State, m: &MoRef) -> Result<(), Fault> {
                     format!("The folder '{}' is not empty.", e.name),
                 ));
             }
-            if e.parent.as_ref().map(|p| p.ty != "Folder").unwrap_or(true) {
+            if is_system_folder(&e) {
                 return Err(Fault::invalid_request("system folders cannot be destroyed"));
             }
             remove_from_parent(inv, m);

@@ -29,7 +29,6 @@ fn invalid_path(s: &str) -> Fault {
         "InvalidDatastorePath",
         format!("Invalid datastore path '{s}'."),
     )
-    .with("datastore", Value::string(""))
     .with("name", Value::string(s))
     .with("datastorePath", Value::string(s))
 }
@@ -70,6 +69,21 @@ pub fn resolve_ds_path(inv: &Inventory, p: &DsPath) -> Result<PathBuf, Fault> {
         }
     }
     Ok(out)
+}
+
+/// A datastore's root directory can be neither deleted nor replaced.
+fn refuse_root(p: &DsPath) -> Result<(), Fault> {
+    if p.path.trim_matches('/').is_empty() {
+        return Err(Fault::new(
+            "CannotDeleteFile",
+            format!(
+                "Cannot delete or replace the root of datastore '{}'.",
+                p.datastore
+            ),
+        )
+        .with("file", Value::string(p.display())));
+    }
+    Ok(())
 }
 
 fn io_fault(file: &str, e: std::io::Error) -> Fault {
@@ -221,7 +235,8 @@ impl Sim {
         a: &Element,
     ) -> Result<Reply, Fault> {
         let name = arg_text(a, "name")?.to_string();
-        let (_, local) = self.local_path(&name)?;
+        let (p, local) = self.local_path(&name)?;
+        refuse_root(&p)?;
         self.run_task(ctx, "DeleteDatastoreFile_Task", None, move |_| async move {
             let meta = std::fs::symlink_metadata(&local).map_err(|e| io_fault(&name, e))?;
             if meta.is_dir() {
@@ -243,8 +258,12 @@ impl Sim {
         let src = arg_text(a, "sourceName")?.to_string();
         let dst = arg_text(a, "destinationName")?.to_string();
         let force = a.child_bool("force").unwrap_or(false);
-        let (_, from) = self.local_path(&src)?;
-        let (_, to) = self.local_path(&dst)?;
+        let (src_path, from) = self.local_path(&src)?;
+        let (dst_path, to) = self.local_path(&dst)?;
+        refuse_root(&dst_path)?;
+        if !copy {
+            refuse_root(&src_path)?;
+        }
         let method = if copy {
             "CopyDatastoreFile_Task"
         } else {

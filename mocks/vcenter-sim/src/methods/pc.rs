@@ -249,7 +249,12 @@ impl Sim {
     pub(crate) fn cancel_wait(&self, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
         self.write(|st| {
             let key = State::collector_key(&ctx.session, this);
-            st.collectors.entry(key).or_default().cancelled = true;
+            // Only a wait in progress is cancelled; a later wait is not affected.
+            if let Some(c) = st.collectors.get_mut(&key) {
+                if c.waiters > 0 {
+                    c.cancelled = true;
+                }
+            }
         });
         Ok(Reply::Void)
     }
@@ -276,19 +281,44 @@ impl Sim {
             let st = self.state.read();
             Self::check_collector(&st, ctx, &call.this)?
         };
+        let is_default = call.this.value == props::property_collector().value;
+        {
+            let mut st = self.state.write();
+            st.collectors.entry(key.clone()).or_default().waiters += 1;
+        }
+        // Decrements the waiter count however the wait ends (including a dropped request).
+        struct Waiting<'a> {
+            sim: &'a Sim,
+            key: String,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if let Some(c) = self.sim.state.write().collectors.get_mut(&self.key) {
+                    c.waiters = c.waiters.saturating_sub(1);
+                    if c.waiters == 0 {
+                        c.cancelled = false;
+                    }
+                }
+            }
+        }
+        let _waiting = Waiting {
+            sim: self,
+            key: key.clone(),
+        };
         let mut rx = self.changes.subscribe();
         loop {
             rx.borrow_and_update();
             {
                 let mut st = self.state.write();
-                if let Some(c) = st.collectors.get_mut(&key) {
-                    if c.cancelled {
+                match st.collectors.get_mut(&key) {
+                    Some(c) if c.cancelled => {
                         c.cancelled = false;
-                        return Err(Fault::new(
-                            "RequestCanceled",
-                            "The request was canceled by the user.",
-                        ));
+                        return Err(request_canceled());
                     }
+                    Some(_) => {}
+                    // Destroyed while we waited (the default collector never is).
+                    None if !is_default => return Err(request_canceled()),
+                    None => {}
                 }
                 if let Some(set) = compute_updates(&mut st, &key, &version, &cx)? {
                     return Ok(Reply::One(set));
@@ -394,6 +424,7 @@ fn compute_updates(
     cx: &PropCtx,
 ) -> Result<Option<Value>, Fault> {
     let coll = st.collectors.entry(key.to_string()).or_default().clone();
+    // (The caller checked that a non-default collector still exists.)
     let sent: u64 = if version.is_empty() {
         0
     } else {
@@ -457,6 +488,10 @@ fn compute_updates(
             )
             .with("truncated", Value::bool(false)),
     )))
+}
+
+fn request_canceled() -> Fault {
+    Fault::new("RequestCanceled", "The request was canceled by the user.")
 }
 
 fn invalid_version(v: &str) -> Fault {

@@ -84,8 +84,7 @@ fn apply_config_spec(
 ) -> Result<Vec<PathBuf>, Fault> {
     let running = v.power_state == PowerState::PoweredOn;
     if let Some(n) = spec.child_text("name").filter(|n| !n.is_empty()) {
-        check_name(n)?;
-        *name = n.to_string();
+        *name = check_name(n)?;
     }
     if let Some(g) = spec.child_text("guestId") {
         v.guest_id = g.to_string();
@@ -448,15 +447,96 @@ fn prepare_added_device(
             );
         }
     }
-    if dev.get("deviceInfo").is_none() {
-        let label = format!(
-            "{} {}",
-            dev.ty.trim_start_matches("Virtual"),
-            dev.i64("key").unwrap_or(0)
+    if dev.ty == "VirtualDisk" {
+        set_disk_datastore(inv, dev);
+        // Both capacity fields, as vSphere reports them.
+        let kb = dev_capacity_kb(dev);
+        dev.set(
+            "capacityInKB",
+            Value::Prim {
+                ty: String::new(),
+                text: kb.to_string(),
+            },
         );
-        dev.set("deviceInfo", props::description(&label, &label));
+        if dev.get("capacityInBytes").is_none() {
+            dev.set(
+                "capacityInBytes",
+                Value::Prim {
+                    ty: String::new(),
+                    text: (kb * 1024).to_string(),
+                },
+            );
+        }
     }
+    if dev.get("deviceInfo").is_none() {
+        let (label, summary) = device_label(v, dev);
+        dev.set("deviceInfo", props::description(&label, &summary));
+    }
+
     Ok(())
+}
+
+/// vSphere's device labels ("Hard disk 1", "Network adapter 2", "SCSI controller 0"),
+/// which admin scripts look devices up by.
+fn device_label(v: &VmData, dev: &DataObject) -> (String, String) {
+    let nth = |pred: &dyn Fn(&str) -> bool| v.devices.iter().filter(|d| pred(&d.ty)).count() + 1;
+    let backing = dev.get("backing").and_then(Value::as_obj);
+    match dev.ty.as_str() {
+        "VirtualDisk" => (
+            format!("Hard disk {}", nth(&|t| t == "VirtualDisk")),
+            format!("{} KB", dev_capacity_kb(dev)),
+        ),
+        t if is_nic(t) => (
+            format!("Network adapter {}", nth(&|t| is_nic(t))),
+            backing
+                .and_then(|b| b.text("deviceName"))
+                .unwrap_or("DVSwitch")
+                .to_string(),
+        ),
+        "VirtualSerialPort" => (
+            format!("Serial port {}", nth(&|t| t == "VirtualSerialPort")),
+            backing
+                .and_then(|b| b.text("serviceURI").or_else(|| b.text("fileName")))
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        "VirtualCdrom" => (
+            format!("CD/DVD drive {}", nth(&|t| t == "VirtualCdrom")),
+            "Remote device".into(),
+        ),
+        t if t.contains("SCSIController") || t == "ParaVirtualSCSIController" => {
+            let bus = dev.i64("busNumber").unwrap_or(0);
+            let label = format!("SCSI controller {bus}");
+            (
+                label.clone(),
+                if t == "ParaVirtualSCSIController" {
+                    "VMware paravirtual SCSI".into()
+                } else {
+                    label
+                },
+            )
+        }
+        t => {
+            let label = format!("{} {}", t.trim_start_matches("Virtual"), nth(&|x| x == t));
+            (label.clone(), label)
+        }
+    }
+}
+
+/// Points a disk's backing at the datastore its file lives on.
+fn set_disk_datastore(inv: &Inventory, dev: &mut DataObject) {
+    let Some(Value::Obj(backing)) = dev.get_mut("backing") else {
+        return;
+    };
+    let ds = backing
+        .text("fileName")
+        .and_then(|f| parse_ds_path(f).ok())
+        .and_then(|p| inv.datastore_by_name(&p.datastore))
+        .map(|e| e.moref.clone());
+    match ds {
+        Some(m) => backing.set("datastore", Value::MoRef(m)),
+        None => backing.remove("datastore"),
+    }
 }
 
 fn dev_capacity_kb(dev: &DataObject) -> i64 {
@@ -634,7 +714,7 @@ impl Sim {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Fault::invalid_argument("config.name"))?
             .to_string();
-        check_name(&name)?;
+        let name = check_name(&name)?;
         let vmx = config
             .child("files")
             .and_then(|f| f.child_text("vmPathName"))
@@ -675,6 +755,10 @@ impl Sim {
                     }
                     let mut v =
                         new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path.clone());
+                    let created_dir = vmx_local
+                        .parent()
+                        .filter(|d| !d.exists())
+                        .map(|d| d.to_path_buf());
                     if let Some(dir) = vmx_local.parent() {
                         std::fs::create_dir_all(dir).map_err(|e| {
                             Fault::new("CannotCreateFile", e.to_string())
@@ -683,8 +767,8 @@ impl Sim {
                     }
                     let mut vm_name = name.clone();
                     if let Err(f) = apply_config_spec(inv, &mut vm_name, &mut v, &config) {
-                        // Nothing half-made stays behind.
-                        if let Some(dir) = vmx_local.parent() {
+                        // Nothing half-made stays behind, and nothing that was there before goes.
+                        if let Some(dir) = &created_dir {
                             let _ = std::fs::remove_dir_all(dir);
                         }
                         return Err(f);
@@ -731,13 +815,16 @@ impl Sim {
                         return Err(Fault::not_found(&this));
                     };
                     let mut name = e.name.clone();
-                    if name != e.name || spec.child_text("name").is_some_and(|n| n != e.name) {
-                        let wanted = spec.child_text("name").unwrap_or_default();
-                        if let Some(existing) = sibling_named(inv, &v.folder, wanted, Some(&this)) {
-                            return Err(Fault::duplicate_name(wanted, &existing));
+                    if let Some(wanted) = spec.child_text("name").filter(|n| !n.is_empty()) {
+                        let wanted = check_name(wanted)?;
+                        if let Some(existing) = sibling_named(inv, &v.folder, &wanted, Some(&this))
+                        {
+                            return Err(Fault::duplicate_name(&wanted, &existing));
                         }
                     }
                     apply_config_spec(inv, &mut name, &mut v, &spec)?;
+                    // Admins read the .vmx: keep it in step with the inventory.
+                    write_vmx(inv, &name, &v);
                     let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
                     ent.name = name;
                     ent.kind = Kind::Vm(v);
@@ -934,6 +1021,7 @@ impl Sim {
                 return Err(Fault::invalid_power_state(v.power_state.wire(), Some("poweredOff")));
             }
             let dir = vm_dir(&v);
+            let in_dir = |f: &str| f.starts_with(&format!("{dir}/"));
             for d in v.devices.iter().filter(|d| d.ty == "VirtualDisk") {
                 let Some(file) = disk_file(d) else { continue };
                 let mode = disk_mode(d);
@@ -941,16 +1029,30 @@ impl Sim {
                     e.moref != *this
                         && matches!(&e.kind, Kind::Vm(o) if o.devices.iter().any(|od| disk_file(od).as_deref() == Some(file.as_str())))
                 });
-                let inside_dir = file.starts_with(&format!("{dir}/"));
-                if !shared && !inside_dir && (mode == "persistent" || mode == "independent_persistent") {
+                let owned = mode == "persistent" || mode == "independent_persistent" || in_dir(&file);
+                if !shared && owned {
                     delete_disk_files(inv, &file);
+                }
+            }
+            // Only this VM's own files: another VM may share the directory.
+            let mut own_files = vec![v.vmx_path.clone()];
+            own_files.extend(
+                v.devices
+                    .iter()
+                    .filter(|d| d.ty == "VirtualSerialPort")
+                    .filter_map(|d| d.get("backing").and_then(Value::as_obj)?.text("fileName").map(str::to_string))
+                    .filter(|f| in_dir(f)),
+            );
+            for f in own_files {
+                if let Ok(local) = parse_ds_path(&f).and_then(|p| resolve_ds_path(inv, &p)) {
+                    let _ = std::fs::remove_file(local);
                 }
             }
             if let Ok(p) = parse_ds_path(&dir) {
                 if let Ok(local) = resolve_ds_path(inv, &p) {
-                    // Never remove a datastore root, whatever the vmx path claims.
+                    // The directory goes only once empty, and never a datastore root.
                     if !p.path.is_empty() {
-                        let _ = std::fs::remove_dir_all(local);
+                        let _ = std::fs::remove_dir(local);
                     }
                 }
             }
@@ -970,8 +1072,7 @@ impl Sim {
         a: &Element,
     ) -> Result<Reply, Fault> {
         let folder = arg_moref(a, "folder")?;
-        let name = arg_text(a, "name")?.to_string();
-        check_name(&name)?;
+        let name = check_name(arg_text(a, "name")?)?;
         let spec = arg_elem(a, "spec")?.clone();
         if self.read_inv(|inv| inv.vm(this).is_none()) {
             return Err(Fault::not_found(this));
@@ -1117,7 +1218,7 @@ impl Sim {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Fault::invalid_argument("spec.name"))?
             .to_string();
-        check_name(&name)?;
+        let name = check_name(&name)?;
         if self.read_inv(|inv| inv.vm(this).is_none()) {
             return Err(Fault::not_found(this));
         }
@@ -1346,6 +1447,10 @@ fn clone_disks(
                 text: new_file,
             },
         );
+        let ds = inv.datastore_by_name(ds_name).map(|e| e.moref.clone());
+        if let Some(m) = ds {
+            backing.set("datastore", Value::MoRef(m));
+        }
         if let Some(Value::Obj(b)) = d.get_mut("backing") {
             b.remove("uuid");
         }
