@@ -70,7 +70,10 @@ impl OutputChunk {
 pub struct AttachStreams {
     /// The process has a TTY: output is raw (not multiplexed) and stdout/stderr are one.
     pub tty: bool,
-    /// Present when stdin was requested and the process has it open.
+    /// Present when stdin was requested and the process has it open. The front end
+    /// calls `shutdown()` when the client closes its side (EOF on the connection): close
+    /// the process's stdin then if the container is `StdinOnce`. A writer dropped without
+    /// `shutdown()` means the client detached or vanished: the stdin stays open.
     pub stdin: Option<StdinWriter>,
     pub output: BoxStream<'static, Result<OutputChunk>>,
     /// Detach key spec ("ctrl-p,ctrl-q") of this session, e.g. an exec's `DetachKeys`;

@@ -138,6 +138,7 @@ const BUILD: Handler = Unsupported("build");
 const CHECKPOINTS: Handler = Unsupported("checkpoints");
 
 /// Every route of API 1.50, in dockerd's registration order.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     // --- system
     r("OPTIONS", "/{anyroute}", Options),
@@ -148,6 +149,11 @@ pub static ROUTES: &[Route] = &[
     r("GET", "/version", Version),
     r("GET", "/system/df", SystemDf),
     r("POST", "/auth", Auth),
+    // --- checkpoints (experimental in dockerd). Registered before the container routes,
+    // as dockerd does, or `DELETE /containers/{name}` would mask their DELETE.
+    r("GET", "/containers/{name}/checkpoints", CHECKPOINTS),
+    r("POST", "/containers/{name}/checkpoints", CHECKPOINTS),
+    r("DELETE", "/containers/{name}/checkpoints/{checkpoint}", CHECKPOINTS),
     // --- containers
     r("HEAD", "/containers/{name}/archive", ContainerArchiveHead),
     r("GET", "/containers/json", ContainerList),
@@ -157,11 +163,7 @@ pub static ROUTES: &[Route] = &[
     r("GET", "/containers/{name}/top", ContainerTop),
     r("GET", "/containers/{name}/logs", ContainerLogs),
     r("GET", "/containers/{name}/stats", ContainerStats),
-    r(
-        "GET",
-        "/containers/{name}/attach/ws",
-        Unsupported("websocket attach"),
-    ),
+    r("GET", "/containers/{name}/attach/ws", Unsupported("websocket attach")),
     r("GET", "/exec/{id}/json", ExecInspect),
     r("GET", "/containers/{name}/archive", ContainerArchiveGet),
     r("POST", "/containers/create", ContainerCreate),
@@ -183,14 +185,6 @@ pub static ROUTES: &[Route] = &[
     r("POST", "/commit", Commit),
     r("PUT", "/containers/{name}/archive", ContainerArchivePut),
     r("DELETE", "/containers/{name}", ContainerDelete),
-    // --- checkpoints (experimental in dockerd)
-    r("GET", "/containers/{name}/checkpoints", CHECKPOINTS),
-    r("POST", "/containers/{name}/checkpoints", CHECKPOINTS),
-    r(
-        "DELETE",
-        "/containers/{name}/checkpoints/{checkpoint}",
-        CHECKPOINTS,
-    ),
     // --- images
     r("GET", "/images/json", ImageList),
     r("GET", "/images/search", ImageSearch),
