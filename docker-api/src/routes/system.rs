@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use crate::errors::{Error, Result};
 use crate::filters::accepted;
 use crate::http::{self, Body, Ctx};
+use crate::models::SystemVersionComponents;
 use crate::options::{DataUsageOptions, EventsOptions, RegistryAuth};
 use crate::streaming;
 use crate::version::{MAX_API_VERSION, MIN_API_VERSION};
@@ -47,6 +48,43 @@ pub async fn version(ctx: Ctx) -> Result<Response<Body>> {
     v.min_api_version = Some(MIN_API_VERSION.to_string());
     if v.os.is_none() {
         v.os = Some("linux".into());
+    }
+    // `docker version` prints the Engine component's details, not the top-level fields;
+    // dockerd fills both. Complete the details from the top level so they agree.
+    let top = [
+        ("ApiVersion", v.api_version.clone()),
+        ("MinAPIVersion", v.min_api_version.clone()),
+        ("GitCommit", v.git_commit.clone()),
+        ("GoVersion", v.go_version.clone()),
+        ("Os", v.os.clone()),
+        ("Arch", v.arch.clone()),
+        ("KernelVersion", v.kernel_version.clone()),
+        ("BuildTime", v.build_time.clone()),
+        ("Experimental", Some(v.experimental.unwrap_or(false).to_string())),
+    ];
+    let version = v.version.clone().unwrap_or_default();
+    let components = v.components.get_or_insert_with(Vec::new);
+    if !components.iter().any(|c| c.name == "Engine") {
+        components.insert(
+            0,
+            SystemVersionComponents {
+                name: "Engine".into(),
+                version,
+                details: None,
+            },
+        );
+    }
+    for c in components.iter_mut().filter(|c| c.name == "Engine") {
+        let details = c.details.get_or_insert_with(Default::default);
+        for (k, val) in &top {
+            if let Some(val) = val {
+                if k.ends_with("APIVersion") || *k == "ApiVersion" {
+                    details.insert(k.to_string(), val.clone());
+                } else {
+                    details.entry(k.to_string()).or_insert_with(|| val.clone());
+                }
+            }
+        }
     }
     http::json(StatusCode::OK, &v)
 }
