@@ -82,8 +82,16 @@ def test_non_volatile_extra_config_survives_restart(sim, kill):
     Disconnect(si2)
 
 
+@pytest.fixture
+def state_sim(sim_factory):
+    """A simulator whose VMs only change state: like vCenter over ESXi hosts, its VMs
+    keep running across a restart of the simulator."""
+    return sim_factory(["--runtime", "state"])
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
-def test_power_state_survives_restart(sim, kill):
+def test_power_state_survives_restart(state_sim, kill):
+    sim = state_sim
     si = sim.connect()
     build_world(si)
     si2 = restart(sim, kill)
@@ -168,7 +176,8 @@ def test_new_ids_after_restart_do_not_collide(sim):
     Disconnect(si2)
 
 
-def test_volatile_guestinfo_does_not_outlive_power_off_after_restart(sim):
+def test_volatile_guestinfo_does_not_outlive_power_off_after_restart(state_sim):
+    sim = state_sim
     si = sim.connect()
     vm = helpers.create_vm(si, "vol")
     helpers.power_on(vm)
@@ -213,9 +222,10 @@ def test_datastore_files_survive_restart(sim):
     Disconnect(si2)
 
 
-def test_volatile_guestinfo_of_running_vm_survives_restart(sim):
+def test_volatile_guestinfo_of_running_vm_survives_restart(state_sim):
     # The VM is still reported poweredOn after the restart (it "kept running"), so the
     # guestinfo it holds in memory must still be visible, as across a vCenter restart.
+    sim = state_sim
     si = sim.connect()
     vm = helpers.create_vm(si, "volrun")
     helpers.power_on(vm)
@@ -224,4 +234,22 @@ def test_volatile_guestinfo_of_running_vm_survives_restart(sim):
     vm2 = helpers.vm_by_name(si2, "volrun")
     assert vm2.runtime.powerState == "poweredOn"
     assert extra_config(vm2).get("guestinfo.hot") == "h"
+    Disconnect(si2)
+
+
+def test_sandboxed_vms_are_off_after_restart(sim_factory):
+    # With the process sandbox, a VM is a process of the simulator: a restart ends it, and
+    # the inventory must say so (and drop its volatile guestinfo) rather than claim it runs.
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("the process sandbox needs root")
+    sim = sim_factory(["--runtime", "sandbox"])
+    si = sim.connect()
+    vm = helpers.create_vm(si, "sbx")
+    helpers.power_on(vm)
+    helpers.reconfig(vm, extraConfig=[opt("guestinfo.hot", "h")])
+    si2 = restart(sim, kill=True)
+    vm2 = helpers.vm_by_name(si2, "sbx")
+    assert vm2.runtime.powerState == "poweredOff"
+    assert "guestinfo.hot" not in extra_config(vm2)
     Disconnect(si2)

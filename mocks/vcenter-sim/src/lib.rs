@@ -10,6 +10,7 @@ pub mod model;
 pub mod populate;
 pub mod props;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 pub mod sim;
 pub mod soap;
@@ -18,5 +19,6 @@ pub mod store;
 pub mod tls;
 
 pub use runtime::{HostRuntime, StateOnlyRuntime, VmRuntimeSpec};
+pub use sandbox::SandboxRuntime;
 pub use server::SimServer;
 pub use sim::{Model, Sim, SimConfig};

@@ -4,7 +4,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use vcenter_sim::{Model, SimConfig, SimServer, StateOnlyRuntime};
+use vcenter_sim::{Model, SandboxRuntime, SimConfig, SimServer, StateOnlyRuntime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +40,10 @@ struct Args {
     /// Idle seconds before a session expires.
     #[arg(long, default_value_t = 1800)]
     session_timeout: u64,
+    /// How powered-on VMs run: `sandbox` executes them as processes in namespaces (needs
+    /// root), `state` only tracks their power state. Default: sandbox when possible.
+    #[arg(long, value_parser = ["sandbox", "state"])]
+    runtime: Option<String>,
     /// Write url, thumbprints and credentials as JSON to this file once listening.
     #[arg(long)]
     info_file: Option<PathBuf>,
@@ -67,7 +71,19 @@ async fn main() {
         datastores: args.datastores,
         vms: args.vms,
     };
-    let server = match SimServer::start(cfg, args.listen, Arc::new(StateOnlyRuntime)).await {
+    let runtime: Arc<dyn vcenter_sim::HostRuntime> = match (args.runtime.as_deref(), SandboxRuntime::supported()) {
+        (Some("state"), _) => Arc::new(StateOnlyRuntime),
+        (Some(_), Err(why)) => {
+            eprintln!("vcenter-sim: --runtime sandbox: {why}");
+            std::process::exit(1);
+        }
+        (None, Err(why)) => {
+            eprintln!("vcenter-sim: VMs will only change state ({why})");
+            Arc::new(StateOnlyRuntime)
+        }
+        (_, Ok(())) => Arc::new(SandboxRuntime::new(args.data_dir.join("run"))),
+    };
+    let server = match SimServer::start(cfg, args.listen, runtime).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("vcenter-sim: {e}");

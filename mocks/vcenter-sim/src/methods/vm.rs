@@ -905,6 +905,13 @@ impl Sim {
         self.mark_powered_off(vm);
     }
 
+    /// Called by a host runtime when the guest reads a guestinfo key.
+    pub fn guest_get_info(&self, vm: &MoRef, key: &str) -> Option<String> {
+        let st = self.state.read();
+        let v = st.inv.vm(vm)?;
+        v.effective_extra_config().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Called by a host runtime when the guest writes a guestinfo key (volatile).
     pub fn guest_set_info(&self, vm: &MoRef, key: &str, value: &str) -> Result<(), Fault> {
         self.write(|st| {

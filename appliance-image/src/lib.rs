@@ -1,0 +1,74 @@
+//! The container VM template image: a small ext4 boot disk whose `/sbin/init` is the
+//! tether, written as a monolithic flat VMDK (text descriptor + raw extent) ready to be
+//! uploaded to a datastore and attached (independent, non-persistent) to the VCH's
+//! template VM. A kernel/initrd for a KVM micro-VM runtime will join it later.
+//!
+//! ext4 because `mkfs.ext4 -d` (e2fsprogs, on every Debian) builds it from a directory
+//! without root or loop devices, and every guest kernel mounts it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("mkfs.ext4 failed: {0}")]
+    Mkfs(String),
+}
+
+/// The files of a built boot disk.
+#[derive(Debug, Clone)]
+pub struct BootDisk {
+    /// `<name>.vmdk`, the descriptor.
+    pub descriptor: PathBuf,
+    /// `<name>-flat.vmdk`, the raw ext4 image.
+    pub extent: PathBuf,
+}
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |e| ImageError::Io(what.display().to_string(), e)
+}
+
+/// The VMDK descriptor for a flat extent of `bytes`, in the form ESXi writes.
+pub fn flat_descriptor(extent_name: &str, bytes: u64) -> String {
+    format!(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"vmfs\"\n\n# Extent description\nRW {} VMFS \"{extent_name}\"\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\nddb.virtualHWVersion = \"19\"\n",
+        bytes / 512
+    )
+}
+
+/// Builds `<out>/<name>.vmdk` + `<name>-flat.vmdk` holding `/sbin/init` = `tether`.
+pub fn build_boot_disk(tether: &Path, out: &Path, name: &str) -> Result<BootDisk, ImageError> {
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let stage = out.join(format!(".{name}-stage"));
+    let _ = std::fs::remove_dir_all(&stage);
+    let sbin = stage.join("sbin");
+    std::fs::create_dir_all(&sbin).map_err(io(&sbin))?;
+    for d in ["dev", "proc", "sys", "run", "tmp"] {
+        std::fs::create_dir_all(stage.join(d)).map_err(io(&stage))?;
+    }
+    let init = sbin.join("init");
+    std::fs::copy(tether, &init).map_err(io(tether))?;
+    let size = std::fs::metadata(&init).map_err(io(&init))?.len();
+    // Room for the binary plus ext4 metadata, rounded to whole MiB.
+    let bytes = (size + (8 << 20)).div_ceil(1 << 20) << 20;
+    let extent_name = format!("{name}-flat.vmdk");
+    let extent = out.join(&extent_name);
+    let f = std::fs::File::create(&extent).map_err(io(&extent))?;
+    f.set_len(bytes).map_err(io(&extent))?;
+    drop(f);
+    let res = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "vch-boot", "-O", "^has_journal", "-d"])
+        .arg(&stage)
+        .arg(&extent)
+        .output()
+        .map_err(|e| ImageError::Mkfs(format!("cannot run mkfs.ext4 (e2fsprogs): {e}")))?;
+    let _ = std::fs::remove_dir_all(&stage);
+    if !res.status.success() {
+        return Err(ImageError::Mkfs(String::from_utf8_lossy(&res.stderr).into_owned()));
+    }
+    let descriptor = out.join(format!("{name}.vmdk"));
+    std::fs::write(&descriptor, flat_descriptor(&extent_name, bytes)).map_err(io(&descriptor))?;
+    Ok(BootDisk { descriptor, extent })
+}

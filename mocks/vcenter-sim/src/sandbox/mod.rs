@@ -1,0 +1,504 @@
+//! The process-sandbox host runtime: a powered-on VM is a process tree on this machine.
+//!
+//! Power-on attaches the VM's disks as loop devices (read-only for non-persistent modes),
+//! creates a cgroup with the VM's memory and CPU allocation, opens the file-backed serial
+//! port (the container log) and a guestinfo channel, and starts the boot disk's
+//! `/sbin/init` in new mount/pid/uts/ipc/net namespaces with the hardware described in
+//! `VCSIM_HW`. When init exits the VM powers off and everything is released. A VM whose
+//! boot disk holds no filesystem has "no operating system": it powers on and idles
+//! without a process, like a blank VM on ESXi.
+//!
+//! Not yet: network-backed serial ports, NICs (veth on per-port-group bridges), and
+//! instant clone as a fork of the parent's tether (it cold-boots the child for now).
+
+mod cgroup;
+mod guestinfo;
+mod loopdev;
+
+use crate::runtime::{HostRuntime, VmRuntimeSpec};
+use crate::sim::Sim;
+use crate::soap::Fault;
+use cgroup::VmCgroup;
+use futures_util::future::BoxFuture;
+use loopdev::LoopDevice;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, Weak};
+use vsphere_client::value::{DataObject, MoRef, Value};
+
+/// Descriptor numbers the guest finds its devices on.
+const GUESTINFO_FD: i32 = 3;
+const LOG_FD: i32 = 4;
+
+#[derive(Serialize)]
+struct HwDisk {
+    id: String,
+    dev: PathBuf,
+    readonly: bool,
+}
+
+#[derive(Serialize)]
+struct Hardware {
+    guestinfo_fd: i32,
+    log_fd: Option<i32>,
+    disks: Vec<HwDisk>,
+}
+
+/// One disk of a VM, resolved to the file backing it.
+struct DiskPlan {
+    id: String,
+    order: (i64, i64),
+    extent: PathBuf,
+    readonly: bool,
+}
+
+struct RunningVm {
+    pid: Option<u32>,
+    cgroup: Option<VmCgroup>,
+    _loops: Vec<LoopDevice>,
+    /// Resolves when the VM's processes are gone and its resources released.
+    stopped: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+pub struct SandboxRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sim: OnceLock<Weak<Sim>>,
+    vms: Mutex<HashMap<String, RunningVm>>,
+    /// Mount points and console logs of running VMs.
+    run_dir: PathBuf,
+}
+
+impl SandboxRuntime {
+    pub fn new(run_dir: impl Into<PathBuf>) -> SandboxRuntime {
+        SandboxRuntime {
+            inner: Arc::new(Inner {
+                sim: OnceLock::new(),
+                vms: Mutex::new(HashMap::new()),
+                run_dir: run_dir.into(),
+            }),
+        }
+    }
+
+    /// Whether this machine can run the sandbox (root, loop devices, namespaces).
+    pub fn supported() -> Result<(), String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("the process sandbox needs root (namespaces, loop devices, mounts)".into());
+        }
+        if !Path::new("/dev/loop-control").exists() {
+            return Err("no /dev/loop-control on this machine".into());
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn sim(&self) -> Option<Arc<Sim>> {
+        self.sim.get().and_then(Weak::upgrade)
+    }
+}
+
+fn fault_io(what: &str, e: std::io::Error) -> Fault {
+    Fault::new("GenericVmConfigFault", format!("{what}: {e}"))
+        .with("reason", Value::string(format!("{what}: {e}")))
+}
+
+/// The extent file a VMDK descriptor names. A delta disk (linked or instant clone) is
+/// materialised on first use by copying its parent's content into the delta extent, so
+/// the child writes its own copy and the parent stays untouched.
+fn vmdk_extent(descriptor: &Path, display: &str) -> Result<PathBuf, Fault> {
+    vmdk_extent_depth(descriptor, display, 0)
+}
+
+fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<PathBuf, Fault> {
+    if depth > 32 {
+        return Err(Fault::new("InvalidDiskFormat", format!("{display}: delta chain too deep")));
+    }
+    let text = std::fs::read_to_string(descriptor).map_err(|_| Fault::file_not_found(display))?;
+    let extent = text
+        .lines()
+        .filter(|l| l.starts_with("RW ") || l.starts_with("RDONLY "))
+        .find_map(|l| l.split('"').nth(1))
+        .filter(|n| !n.contains('/') && !n.contains(".."))
+        .ok_or_else(|| Fault::new("InvalidDiskFormat", format!("{display}: no extent in the descriptor")))?;
+    let path = descriptor.with_file_name(extent);
+    if !path.exists() {
+        return Err(Fault::file_not_found(&format!("{display} ({extent})")));
+    }
+    let parent = text
+        .lines()
+        .find_map(|l| l.strip_prefix("parentFileNameHint=\""))
+        .map(|p| p.trim_end_matches('"').to_string());
+    if let Some(parent) = parent {
+        let parent_extent = vmdk_extent_depth(Path::new(&parent), &parent, depth + 1)?;
+        let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
+        if empty {
+            std::fs::copy(&parent_extent, &path).map_err(|e| fault_io(&format!("materialise delta disk {display}"), e))?;
+        }
+    }
+    Ok(path)
+}
+
+fn resolve_ds(spec: &VmRuntimeSpec, file: &str) -> Result<PathBuf, Fault> {
+    let p = crate::methods::parse_ds_path(file)?;
+    let dir = spec
+        .datastores
+        .get(&p.datastore)
+        .ok_or_else(|| Fault::new("InvalidDatastore", format!("Invalid datastore '{}'.", p.datastore)))?;
+    if p.path.split('/').any(|c| c == "..") {
+        return Err(Fault::invalid_argument("fileName"));
+    }
+    Ok(dir.join(&p.path))
+}
+
+fn backing(d: &DataObject) -> Option<&DataObject> {
+    d.get("backing").and_then(Value::as_obj)
+}
+
+/// Disks in boot order (controller bus, then unit), with the names the guest sees.
+fn plan_disks(spec: &VmRuntimeSpec) -> Result<Vec<DiskPlan>, Fault> {
+    let controllers: HashMap<i64, (String, i64)> = spec
+        .devices
+        .iter()
+        .filter(|d| d.ty.ends_with("Controller"))
+        .filter_map(|d| {
+            let kind = if d.ty.contains("SCSI") { "scsi" } else if d.ty.contains("SATA") || d.ty.contains("AHCI") { "sata" } else { "nvme" };
+            Some((d.i64("key")?, (kind.to_string(), d.i64("busNumber").unwrap_or(0))))
+        })
+        .collect();
+    let mut plans = Vec::new();
+    for d in spec.devices.iter().filter(|d| d.ty == "VirtualDisk") {
+        let Some(b) = backing(d) else { continue };
+        let Some(file) = b.text("fileName").map(str::trim).filter(|f| !f.is_empty()) else { continue };
+        let ck = d.i64("controllerKey").unwrap_or(0);
+        let (kind, bus) = controllers
+            .get(&ck)
+            .cloned()
+            .unwrap_or_else(|| ("ide".into(), if ck == 201 { 1 } else { 0 }));
+        let unit = d.i64("unitNumber").unwrap_or(0);
+        let mode = b.text("diskMode").unwrap_or("persistent");
+        let descriptor = resolve_ds(spec, file)?;
+        plans.push(DiskPlan {
+            id: format!("{kind}{bus}:{unit}"),
+            order: (bus, unit),
+            extent: vmdk_extent(&descriptor, file)?,
+            readonly: mode.contains("nonpersistent"),
+        });
+    }
+    plans.sort_by_key(|p| p.order);
+    Ok(plans)
+}
+
+/// The first file-backed serial port: the container log.
+fn log_port(spec: &VmRuntimeSpec) -> Result<Option<std::fs::File>, Fault> {
+    let file = spec
+        .devices
+        .iter()
+        .filter(|d| d.ty == "VirtualSerialPort")
+        .filter_map(backing)
+        .find(|b| b.get("fileName").is_some() && b.get("serviceURI").is_none())
+        .and_then(|b| b.text("fileName").map(str::to_string));
+    let Some(file) = file else { return Ok(None) };
+    let local = resolve_ds(spec, &file)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&local)
+        .map(Some)
+        .map_err(|e| fault_io(&format!("serial port file {file}"), e))
+}
+
+fn has_filesystem(extent: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2048];
+    let Ok(mut f) = std::fs::File::open(extent) else { return false };
+    let n = f.read(&mut head).unwrap_or(0);
+    (n >= 4 && &head[..4] == b"hsqs")
+        || (n >= 1028 && head[1024..1028] == 0xE0F5_E1E2u32.to_le_bytes())
+        || (n >= 1082 && head[1080..1082] == [0x53, 0xEF])
+}
+
+fn cstr(p: &Path) -> Result<CString, Fault> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| Fault::invalid_argument("path"))
+}
+
+impl Inner {
+    fn boot(self: &Arc<Self>, spec: VmRuntimeSpec) -> Result<(), Fault> {
+        let sim = self.sim().ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
+        let vm_id = spec.vm.value.clone();
+        if self.vms.lock().contains_key(&vm_id) {
+            return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
+        }
+        let plans = plan_disks(&spec)?;
+        let mut loops = Vec::new();
+        let mut hw_disks = Vec::new();
+        for p in &plans {
+            let dev = loopdev::attach(&p.extent, p.readonly).map_err(|e| fault_io(&format!("attach disk {}", p.id), e))?;
+            hw_disks.push(HwDisk {
+                id: p.id.clone(),
+                dev: dev.path.clone(),
+                readonly: p.readonly,
+            });
+            loops.push(dev);
+        }
+        let bootable = plans.first().map(|p| has_filesystem(&p.extent)).unwrap_or(false);
+        if !bootable {
+            // No operating system: the VM is on, nothing runs.
+            self.vms.lock().insert(
+                vm_id,
+                RunningVm {
+                    pid: None,
+                    cgroup: None,
+                    _loops: loops,
+                    stopped: None,
+                },
+            );
+            return Ok(());
+        }
+        let log = log_port(&spec)?;
+        let cg = VmCgroup::create(&vm_id, spec.memory_mb, spec.num_cpu).map_err(|e| fault_io("cgroup", e))?;
+        let vm_dir = self.run_dir.join(&vm_id);
+        let mount_point = vm_dir.join("boot");
+        std::fs::create_dir_all(&mount_point).map_err(|e| fault_io("run dir", e))?;
+        let console = std::fs::File::create(vm_dir.join("console.log")).map_err(|e| fault_io("console log", e))?;
+        let (host_end, guest_end) = std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
+        let hw = Hardware {
+            guestinfo_fd: GUESTINFO_FD,
+            log_fd: log.as_ref().map(|_| LOG_FD),
+            disks: hw_disks,
+        };
+        let hw_json = serde_json::to_string(&hw).map_err(|e| fault_io("hardware description", e.into()))?;
+        // Everything the pre-exec hook touches is prepared here: it must not allocate.
+        let procs = cg.procs_files();
+        let boot_dev = cstr(&loops[0].path)?;
+        let boot_fs = CString::new(fs_type(&plans[0].extent)).expect("static names");
+        let mp = cstr(&mount_point)?;
+        let init = mount_point.join("sbin/init");
+        let guest_fd: OwnedFd = guest_end.into();
+        let guest_raw = guest_fd.as_raw_fd();
+        let log_raw = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        let mut cmd = std::process::Command::new(&init);
+        cmd.env_clear()
+            .env("VCSIM_HW", hw_json)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(console.try_clone().map_err(|e| fault_io("console log", e))?)
+            .stderr(console);
+        // SAFETY: the hook only makes raw syscalls on data prepared above.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut buf = [0u8; 16];
+                let pid = itoa_pid(libc::getpid(), &mut buf);
+                for f in &procs {
+                    let fd = libc::open(f.as_ptr(), libc::O_WRONLY);
+                    if fd >= 0 {
+                        libc::write(fd, pid.as_ptr().cast(), pid.len());
+                        libc::close(fd);
+                    }
+                }
+                // The VM dies with the simulator (its init follows via its own pdeathsig),
+                // so a killed simulator leaves no VM, mount or loop device behind.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+                if libc::unshare(flags) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Nothing mounted in the VM propagates back to the host.
+                if libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::mount(boot_dev.as_ptr(), mp.as_ptr(), boot_fs.as_ptr(), libc::MS_RDONLY | libc::MS_NODEV, std::ptr::null()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::dup2(guest_raw, GUESTINFO_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if log_raw >= 0 && libc::dup2(log_raw, LOG_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| fault_io("boot", e))?;
+        drop(guest_fd);
+        drop(log);
+        let pid = child.id();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.vms.lock().insert(
+            vm_id.clone(),
+            RunningVm {
+                pid: Some(pid),
+                cgroup: Some(cg),
+                _loops: loops,
+                stopped: Some(rx),
+            },
+        );
+        guestinfo::serve(host_end, spec.vm.clone(), Arc::downgrade(&sim));
+        let inner = self.clone();
+        let vm = spec.vm.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = child.wait();
+            // Init is gone: so is the pid namespace. Release everything, then report.
+            let entry = inner.vms.lock().remove(&vm.value);
+            if let Some(mut e) = entry {
+                if let Some(cg) = e.cgroup.take() {
+                    cg.kill_all();
+                    drop(cg);
+                }
+            }
+            let _ = std::fs::remove_dir(&mount_point);
+            if let Some(sim) = inner.sim() {
+                sim.guest_powered_off(&vm);
+            }
+            let _ = tx.send(true);
+        });
+        Ok(())
+    }
+
+    async fn stop(&self, vm: &MoRef) {
+        let (pid, rx) = {
+            let mut vms = self.vms.lock();
+            match vms.get_mut(&vm.value) {
+                Some(e) if e.pid.is_some() => (e.pid, e.stopped.clone()),
+                // No OS: nothing runs; releasing the disks is the whole power-off.
+                Some(_) => {
+                    vms.remove(&vm.value);
+                    return;
+                }
+                None => return,
+            }
+        };
+        if let Some(pid) = pid {
+            if let Some(e) = self.vms.lock().get(&vm.value) {
+                if let Some(cg) = &e.cgroup {
+                    let _ = cg.freeze(false);
+                }
+            }
+            // SAFETY: plain kill(2) of the VM's monitor; its init dies with it (pdeathsig).
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        if let Some(mut rx) = rx {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+fn fs_type(extent: &Path) -> &'static str {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open(extent) {
+        if f.read_exact(&mut head).is_ok() && &head == b"hsqs" {
+            return "squashfs";
+        }
+    }
+    let mut buf = [0u8; 1028];
+    if let Ok(mut f) = std::fs::File::open(extent) {
+        if f.read_exact(&mut buf).is_ok() && buf[1024..1028] == 0xE0F5_E1E2u32.to_le_bytes() {
+            return "erofs";
+        }
+    }
+    "ext4"
+}
+
+/// Formats a pid without allocating (for the pre-exec hook).
+fn itoa_pid(mut n: i32, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    if n == 0 {
+        i -= 1;
+        buf[i] = b'0';
+    }
+    while n > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    &buf[i..]
+}
+
+impl HostRuntime for SandboxRuntime {
+    fn power_on(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        // A suspended VM resumes: thaw its cgroup (a VM without an OS has nothing to thaw).
+        if let Some(e) = self.inner.vms.lock().get(&spec.vm.value) {
+            let r = match &e.cgroup {
+                Some(cg) => cg.freeze(false).map_err(|e| fault_io("resume", e)),
+                None => Ok(()),
+            };
+            return Box::pin(async move { r });
+        }
+        let r = self.inner.boot(spec);
+        Box::pin(async move { r })
+    }
+
+    fn power_off(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            inner.stop(&vm).await;
+            Ok(())
+        })
+    }
+
+    fn suspend(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>> {
+        let r = match self.inner.vms.lock().get(&vm.value) {
+            Some(RunningVm { cgroup: Some(cg), .. }) => cg.freeze(true).map_err(|e| fault_io("suspend", e)),
+            _ => Ok(()),
+        };
+        Box::pin(async move { r })
+    }
+
+    fn reset(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            inner.stop(&spec.vm).await;
+            inner.boot(spec)
+        })
+    }
+
+    fn instant_clone(&self, _parent: MoRef, child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+        // Cold boot of the child until the tether can fork into new namespaces.
+        let r = self.inner.boot(child);
+        Box::pin(async move { r })
+    }
+
+    fn vms_survive_restart(&self) -> bool {
+        false
+    }
+
+    fn bind(&self, sim: Weak<Sim>) {
+        let _ = self.inner.sim.set(sim);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_formatting_without_allocation() {
+        let mut b = [0u8; 16];
+        assert_eq!(itoa_pid(4242, &mut b), b"4242");
+        assert_eq!(itoa_pid(0, &mut b), b"0");
+    }
+
+    #[test]
+    fn descriptor_extents_and_missing_files() {
+        let dir = std::env::temp_dir().join(format!("sbx-vmdk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.join("a.vmdk");
+        std::fs::write(&d, "# Disk DescriptorFile\ncreateType=\"vmfs\"\nRW 8 VMFS \"a-flat.vmdk\"\n").unwrap();
+        assert_eq!(vmdk_extent(&d, "[ds] a.vmdk").unwrap_err().ty, "FileNotFound");
+        std::fs::write(dir.join("a-flat.vmdk"), [0u8; 4096]).unwrap();
+        assert_eq!(vmdk_extent(&d, "[ds] a.vmdk").unwrap(), dir.join("a-flat.vmdk"));
+        assert_eq!(vmdk_extent(&dir.join("none.vmdk"), "[ds] none.vmdk").unwrap_err().ty, "FileNotFound");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

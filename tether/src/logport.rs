@@ -1,0 +1,133 @@
+//! The container log on serial port 2: one json-file line per line of output, as dockerd
+//! writes them (`{"log":"hi\n","stream":"stdout","time":"..."}`), plus a final
+//! `{"event":"exit",...}` record that the VCH reads back if it missed the exit while the
+//! VM ran. The file lives on the datastore, so `docker logs` survives VCH restarts.
+
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+
+/// A partial line longer than this is written out anyway (dockerd splits at 16 KiB).
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Serialize)]
+struct Line<'a> {
+    log: &'a str,
+    stream: &'a str,
+    time: String,
+}
+
+#[derive(Serialize)]
+struct ExitRecord<'a> {
+    event: &'a str,
+    exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    time: String,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Splits output into lines per stream and appends json-file records to the port.
+pub struct LogWriter {
+    port: Option<File>,
+    pending: [(String, Vec<u8>); 2],
+}
+
+impl LogWriter {
+    pub fn new(port: Option<File>) -> Self {
+        LogWriter {
+            port,
+            pending: [("stdout".into(), Vec::new()), ("stderr".into(), Vec::new())],
+        }
+    }
+
+    fn slot(&mut self, stream: &str) -> usize {
+        usize::from(stream == "stderr")
+    }
+
+    fn emit(&mut self, stream: &str, bytes: &[u8]) {
+        let Some(port) = self.port.as_mut() else { return };
+        let text = String::from_utf8_lossy(bytes);
+        let line = Line {
+            log: &text,
+            stream,
+            time: now(),
+        };
+        if let Ok(mut json) = serde_json::to_vec(&line) {
+            json.push(b'\n');
+            // A log port that fails must not stop the container.
+            let _ = port.write_all(&json);
+        }
+    }
+
+    pub fn write(&mut self, stream: &str, data: &[u8]) {
+        let i = self.slot(stream);
+        self.pending[i].1.extend_from_slice(data);
+        loop {
+            let buf = &self.pending[i].1;
+            let cut = match buf.iter().position(|b| *b == b'\n') {
+                Some(p) => p + 1,
+                None if buf.len() >= MAX_LINE => MAX_LINE,
+                None => break,
+            };
+            let chunk: Vec<u8> = self.pending[i].1.drain(..cut).collect();
+            self.emit(stream, &chunk);
+        }
+    }
+
+    /// Writes out an unterminated last line.
+    pub fn flush_partial(&mut self, stream: &str) {
+        let i = self.slot(stream);
+        if !self.pending[i].1.is_empty() {
+            let chunk = std::mem::take(&mut self.pending[i].1);
+            self.emit(stream, &chunk);
+        }
+    }
+
+    /// The final record; synced so it is on the datastore before the VM powers off.
+    pub fn exit(&mut self, code: i32, error: Option<&str>) {
+        self.flush_partial("stdout");
+        self.flush_partial("stderr");
+        let Some(port) = self.port.as_mut() else { return };
+        let rec = ExitRecord {
+            event: "exit",
+            exit_code: code,
+            error,
+            time: now(),
+        };
+        if let Ok(mut json) = serde_json::to_vec(&rec) {
+            json.push(b'\n');
+            let _ = port.write_all(&json);
+        }
+        let _ = port.sync_data();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn splits_lines_per_stream_and_ends_with_exit_record() {
+        let path = std::env::temp_dir().join(format!("tether-log-{}", std::process::id()));
+        let mut w = LogWriter::new(Some(File::create(&path).unwrap()));
+        w.write("stdout", b"hel");
+        w.write("stderr", b"oops\n");
+        w.write("stdout", b"lo\nwor");
+        w.exit(3, None);
+        let mut s = String::new();
+        File::open(&path).unwrap().read_to_string(&mut s).unwrap();
+        let lines: Vec<serde_json::Value> = s.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["log"], "oops\n");
+        assert_eq!(lines[0]["stream"], "stderr");
+        assert_eq!(lines[1]["log"], "hello\n");
+        assert_eq!(lines[2]["log"], "wor");
+        assert_eq!(lines[3]["event"], "exit");
+        assert_eq!(lines[3]["exit_code"], 3);
+        std::fs::remove_file(path).unwrap();
+    }
+}

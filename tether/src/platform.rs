@@ -1,0 +1,129 @@
+//! What the tether needs from its (virtual) machine: the guestinfo channel, the disks,
+//! the log serial port, and power-off. One trait, a transport per hypervisor.
+//!
+//! - `SimPlatform`: vcenter-sim's process sandbox. The "hardware" is described in the
+//!   `VCSIM_HW` environment variable; guestinfo is a socket speaking the same
+//!   `info-get`/`info-set` RPC text as VMware's backdoor, framed by a u32 length.
+//! - ESXi (VMware backdoor RPC over the `vmw_backdoor` port) is not built yet.
+
+use serde::Deserialize;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Disk {
+    /// `scsi<bus>:<unit>`, the same name on every platform.
+    pub id: String,
+    /// Block device node.
+    pub dev: PathBuf,
+    pub readonly: bool,
+}
+
+pub trait Platform {
+    fn guestinfo_get(&mut self, key: &str) -> io::Result<Option<String>>;
+    fn guestinfo_set(&mut self, key: &str, value: &str) -> io::Result<()>;
+    fn disks(&self) -> &[Disk];
+    /// Serial port 2: the container log, when the VM has one.
+    fn log_port(&mut self) -> Option<&mut File>;
+}
+
+#[derive(Debug, Deserialize)]
+struct SimHardware {
+    guestinfo_fd: i32,
+    log_fd: Option<i32>,
+    #[serde(default)]
+    disks: Vec<Disk>,
+}
+
+pub struct SimPlatform {
+    rpc: UnixStream,
+    log: Option<File>,
+    disks: Vec<Disk>,
+}
+
+/// Environment variable through which the simulator describes the VM's hardware.
+pub const SIM_HW_ENV: &str = "VCSIM_HW";
+
+impl SimPlatform {
+    /// Reads the hardware description. Takes ownership of the inherited descriptors.
+    pub fn from_env() -> io::Result<Option<SimPlatform>> {
+        let Ok(raw) = std::env::var(SIM_HW_ENV) else {
+            return Ok(None);
+        };
+        let hw: SimHardware = serde_json::from_str(&raw)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{SIM_HW_ENV}: {e}")))?;
+        // SAFETY: the simulator passes these descriptors to this process and nothing
+        // else in it uses them; we take sole ownership here, once.
+        let rpc = unsafe { UnixStream::from_raw_fd(hw.guestinfo_fd) };
+        let log = hw.log_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+        Ok(Some(SimPlatform {
+            rpc,
+            log,
+            disks: hw.disks,
+        }))
+    }
+
+    fn rpc(&mut self, request: &str) -> io::Result<String> {
+        let len = u32::try_from(request.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "guestinfo request too large"))?;
+        self.rpc.write_all(&len.to_le_bytes())?;
+        self.rpc.write_all(request.as_bytes())?;
+        let mut n = [0u8; 4];
+        self.rpc.read_exact(&mut n)?;
+        let n = u32::from_le_bytes(n) as usize;
+        if n > 16 << 20 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "guestinfo reply too large"));
+        }
+        let mut buf = vec![0u8; n];
+        self.rpc.read_exact(&mut buf)?;
+        String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Parses an RPCI reply: `1 <payload>` for success, `0 <message>` for failure.
+fn reply(r: String) -> (bool, String) {
+    match r.split_once(' ') {
+        Some(("1", rest)) => (true, rest.to_string()),
+        Some((_, rest)) => (false, rest.to_string()),
+        None => (r == "1", String::new()),
+    }
+}
+
+impl Platform for SimPlatform {
+    fn guestinfo_get(&mut self, key: &str) -> io::Result<Option<String>> {
+        let (ok, v) = reply(self.rpc(&format!("info-get {key}"))?);
+        Ok(ok.then_some(v))
+    }
+
+    fn guestinfo_set(&mut self, key: &str, value: &str) -> io::Result<()> {
+        let (ok, msg) = reply(self.rpc(&format!("info-set {key} {value}"))?);
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("info-set {key}: {msg}")))
+        }
+    }
+
+    fn disks(&self) -> &[Disk] {
+        &self.disks
+    }
+
+    fn log_port(&mut self) -> Option<&mut File> {
+        self.log.as_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reply;
+
+    #[test]
+    fn rpci_replies() {
+        assert_eq!(reply("1 abc def".into()), (true, "abc def".into()));
+        assert_eq!(reply("0 No value found".into()), (false, "No value found".into()));
+        assert_eq!(reply("1".into()), (true, String::new()));
+    }
+}

@@ -1,0 +1,249 @@
+//! Runs the container's process as pid 1's child: user and groups from the image's
+//! /etc/passwd and /etc/group, environment, working directory, stdout/stderr captured to
+//! the log port as json-file lines; reaps every zombie; forwards signals.
+
+use crate::logport::LogWriter;
+use crate::spec::ContainerSpec;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The main process, for signal forwarding from pid 1's handlers.
+static MAIN_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: i32) {
+    let pid = MAIN_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            nix::libc::kill(pid, sig);
+        }
+    }
+}
+
+fn install_forwarding() {
+    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        // SAFETY: the handler only reads an atomic and calls kill(2).
+        let _ = unsafe { signal::sigaction(s, &action) };
+    }
+}
+
+/// uid, gid and supplementary groups for `user` (`name`, `uid`, `name:group`, `uid:gid`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, String> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
+        f.len() >= 7 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u))
+    });
+    let (uid, mut gid, home, name) = match (&entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().map_err(|_| format!("bad uid for user {u} in /etc/passwd"))?,
+            f[3].parse().map_err(|_| format!("bad gid for user {u} in /etc/passwd"))?,
+            f[5].to_string(),
+            f[0].to_string(),
+        ),
+        (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
+        (None, Err(_)) => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+        };
+    }
+    let mut groups: Vec<u32> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && !name.is_empty() && f[3].split(',').any(|m| m == name))
+        .filter_map(|f| f[2].parse().ok())
+        .collect();
+    groups.push(gid);
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(Identity { uid, gid, groups, home })
+}
+
+/// How the process ended, as Docker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exit {
+    pub code: i32,
+    pub error: Option<String>,
+}
+
+fn pump(mut from: impl Read + Send + 'static, stream: &'static str, log: Arc<Mutex<LogWriter>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut l) = log.lock() {
+                        l.write(stream, &buf[..n]);
+                    }
+                }
+            }
+        }
+        if let Ok(mut l) = log.lock() {
+            l.flush_partial(stream);
+        }
+    })
+}
+
+/// Starts the process, waits for it (reaping orphans meanwhile), and returns its exit.
+/// Also reports the pid through `on_start` once it runs.
+pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOnce(u32)) -> Exit {
+    let Some(program) = spec.cmd.first() else {
+        return Exit {
+            code: 127,
+            error: Some("no command specified".into()),
+        };
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let id = match resolve_user(&spec.user, &passwd, &group) {
+        Ok(id) => id,
+        Err(e) => return Exit { code: 126, error: Some(e) },
+    };
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    let has = |env: &Vec<(String, String)>, k: &str| env.iter().any(|(ek, _)| ek == k);
+    if !has(&env, "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !has(&env, "HOSTNAME") {
+        let h = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+        env.push(("HOSTNAME".into(), h));
+    }
+    if !has(&env, "HOME") {
+        env.push(("HOME".into(), id.home.clone()));
+    }
+    let workdir = if spec.workdir.is_empty() { "/".to_string() } else { spec.workdir.clone() };
+    // Docker creates a missing working directory.
+    let _ = std::fs::create_dir_all(&workdir);
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.cmd[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (uid, gid, groups) = (id.uid, id.gid, id.groups.clone());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let gids: Vec<nix::libc::gid_t> = groups.clone();
+            if nix::libc::setgroups(gids.len(), gids.as_ptr()) != 0
+                || nix::libc::setgid(gid) != 0
+                || nix::libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Pid 1's signal handlers must not leak into the process.
+            for s in 1..32 {
+                nix::libc::signal(s, nix::libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, msg) = match e.kind() {
+                std::io::ErrorKind::NotFound => (
+                    127,
+                    format!("exec: \"{program}\": executable file not found in $PATH"),
+                ),
+                std::io::ErrorKind::PermissionDenied => (126, format!("exec: \"{program}\": permission denied")),
+                _ => (126, format!("exec: \"{program}\": {e}")),
+            };
+            return Exit { code, error: Some(msg) };
+        }
+    };
+    let pid = child.id() as i32;
+    MAIN_PID.store(pid, Ordering::SeqCst);
+    install_forwarding();
+    on_start(pid as u32);
+    let out = child.stdout.take().map(|s| pump(s, "stdout", log.clone()));
+    let err = child.stderr.take().map(|s| pump(s, "stderr", log.clone()));
+    let code = loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => break c,
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => break 128 + s as i32,
+            Ok(_) => continue, // an orphan reaped
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break 255,
+        }
+    };
+    MAIN_PID.store(0, Ordering::SeqCst);
+    // The container ends with its main process: stop whatever it left behind.
+    let _ = signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while let Ok(s) = waitpid(Pid::from_raw(-1), None) {
+        if matches!(s, WaitStatus::StillAlive) {
+            break;
+        }
+    }
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.join();
+    }
+    Exit { code, error: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\napp:x:1000:1000::/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n";
+
+    #[test]
+    fn resolves_names_ids_and_groups() {
+        assert_eq!(resolve_user("", PASSWD, GROUP).unwrap().uid, 0);
+        let app = resolve_user("app", PASSWD, GROUP).unwrap();
+        assert_eq!((app.uid, app.gid, app.home.as_str()), (1000, 1000, "/home/app"));
+        assert_eq!(app.groups, vec![50, 1000]);
+        let n = resolve_user("nobody:staff", PASSWD, GROUP).unwrap();
+        assert_eq!((n.uid, n.gid), (65534, 50));
+        assert_eq!(resolve_user("4242:4343", PASSWD, GROUP).unwrap().gid, 4343);
+        assert!(resolve_user("ghost", PASSWD, GROUP).unwrap_err().contains("unable to find user ghost"));
+        assert!(resolve_user("app:ghosts", PASSWD, GROUP).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! The container spec the VCH writes into guestinfo before the VM starts, and the state
+//! keys the tether writes back. See docs/container-vm.md.
+
+use crate::platform::Platform;
+use serde::Deserialize;
+
+/// `guestinfo.vch.spec` holds the JSON spec; when it is larger than one value,
+/// `guestinfo.vch.spec.chunks = N` and the parts are `guestinfo.vch.spec.0` .. `N-1`.
+pub const SPEC_KEY: &str = "guestinfo.vch.spec";
+pub const STATE_KEY: &str = "guestinfo.vch.state";
+pub const PID_KEY: &str = "guestinfo.vch.pid";
+pub const STARTED_KEY: &str = "guestinfo.vch.started_at";
+pub const FINISHED_KEY: &str = "guestinfo.vch.finished_at";
+pub const EXIT_CODE_KEY: &str = "guestinfo.vch.exit_code";
+pub const ERROR_KEY: &str = "guestinfo.vch.error";
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    /// Entrypoint + cmd, already combined by the VCH.
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    /// `user`, `uid`, `user:group` or `uid:gid`; empty = root.
+    pub user: String,
+    pub workdir: String,
+    /// Disk ids of the image layers, lowest layer first.
+    pub layers: Vec<String>,
+    /// Disk id of the writable scratch disk; without one the upper layer is in memory.
+    pub scratch: Option<String>,
+    pub dns: Vec<String>,
+    /// Extra /etc/hosts lines.
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("guestinfo channel: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{SPEC_KEY} is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{SPEC_KEY}.chunks is '{0}', not a number")]
+    Chunks(String),
+    #[error("{0} is missing")]
+    Missing(String),
+}
+
+/// Reads the spec; `Ok(None)` when there is none (a template VM waiting to be cloned).
+pub fn read(p: &mut dyn Platform) -> Result<Option<ContainerSpec>, SpecError> {
+    let json = match p.guestinfo_get(&format!("{SPEC_KEY}.chunks"))? {
+        Some(n) => {
+            let n: usize = n.trim().parse().map_err(|_| SpecError::Chunks(n.clone()))?;
+            let mut s = String::new();
+            for i in 0..n {
+                let key = format!("{SPEC_KEY}.{i}");
+                s.push_str(&p.guestinfo_get(&key)?.ok_or(SpecError::Missing(key))?);
+            }
+            s
+        }
+        None => match p.guestinfo_get(SPEC_KEY)? {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(serde_json::from_str(&json)?))
+}
