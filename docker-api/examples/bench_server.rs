@@ -44,7 +44,10 @@ fn main() {
         Some("latency") => {
             let addr = args.get(1).expect("latency ADDR [N] [PATH]");
             let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-            let path = args.get(3).map(String::as_str).unwrap_or("/v1.50/containers/json");
+            let path = args
+                .get(3)
+                .map(String::as_str)
+                .unwrap_or("/v1.50/containers/json");
             latency(addr, n, path);
         }
         _ => {

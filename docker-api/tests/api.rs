@@ -793,3 +793,129 @@ async fn exec_create_answers_capitalised_id_and_options_is_ok() {
         .await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn stats_one_sample_or_a_stream() {
+    let srv = start().await;
+    let id = create(
+        &srv,
+        "st1",
+        serde_json::json!({"Image": "busybox", "Cmd": ["sleep"]}),
+    )
+    .await;
+    let r = srv
+        .get(&format!("/v1.50/containers/{id}/stats?stream=false"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json()["name"], "/st1");
+    let r = srv
+        .get(&format!("/v1.50/containers/{id}/stats?stream=1&one-shot=1"))
+        .await;
+    assert_eq!(r.status(), 400);
+    let mut raw = srv.raw().await;
+    raw.send_request(
+        "GET",
+        &format!("/v1.50/containers/{id}/stats"),
+        &[],
+        b"",
+        true,
+    )
+    .await;
+    let head = raw.read_head().await;
+    assert_eq!(head.header("Transfer-Encoding"), Some("chunked"));
+    for _ in 0..3 {
+        let chunk = raw.read_chunk().await.expect("a sample per chunk");
+        let v: serde_json::Value = serde_json::from_slice(&chunk).unwrap();
+        assert_eq!(v["pids_stats"]["current"], 1);
+    }
+}
+
+#[tokio::test]
+async fn progress_errors_after_headers_are_in_stream() {
+    let srv = start().await;
+    let r = srv
+        .request("POST", "/v1.50/images/create?fromImage=flaky", &[], b"")
+        .await;
+    assert_eq!(r.status(), 200);
+    let lines: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines[1]["errorDetail"]["message"],
+        "unexpected EOF while downloading layer"
+    );
+    assert_eq!(lines[1]["error"], "unexpected EOF while downloading layer");
+}
+
+#[tokio::test]
+async fn exec_start_detached_returns_at_once() {
+    let srv = start().await;
+    let id = create(
+        &srv,
+        "d1",
+        serde_json::json!({"Image": "busybox", "Cmd": ["sleep"]}),
+    )
+    .await;
+    start_container(&srv, &id).await;
+    let r = srv
+        .request(
+            "POST",
+            &format!("/v1.50/containers/{id}/exec"),
+            &[JSON],
+            br#"{"Cmd":["echo","x"]}"#,
+        )
+        .await;
+    let exec = r.json()["Id"].as_str().unwrap().to_string();
+    let r = srv
+        .request(
+            "POST",
+            &format!("/v1.50/exec/{exec}/start"),
+            &[JSON],
+            br#"{"Detach":true}"#,
+        )
+        .await;
+    assert_eq!((r.status(), r.body.len()), (200, 0));
+    let r = srv
+        .request(
+            "POST",
+            "/v1.50/exec/nope/start",
+            &[JSON, UPGRADE[0], UPGRADE[1]],
+            b"{}",
+        )
+        .await;
+    assert_eq!(
+        (r.status(), r.message()),
+        (404, "No such exec instance: nope".into())
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_hijacked_sessions_cleanly() {
+    let mut srv = start_with(|b| b.shutdown_grace(Duration::from_millis(200))).await;
+    let id = create(
+        &srv,
+        "h1",
+        serde_json::json!({"Image": "busybox", "Cmd": ["sleep"]}),
+    )
+    .await;
+    start_container(&srv, &id).await;
+    let mut raw = srv.raw().await;
+    let head = attach(
+        &mut raw,
+        &format!("/v1.50/containers/{id}/attach?stream=1&stdout=1"),
+        true,
+        b"",
+    )
+    .await;
+    assert_eq!(head.status, 101);
+    let stopping = tokio::spawn(async move { srv.stop().await });
+    // The session is ended with a clean close (EOF), not left hanging.
+    let rest = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end())
+        .await
+        .expect("session closed at shutdown");
+    assert!(rest.is_empty());
+    assert!(stopping.await.unwrap() < Duration::from_secs(3));
+}

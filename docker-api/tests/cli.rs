@@ -28,7 +28,10 @@ async fn docker_version_and_info_handshake() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("Server:"), "{out}");
-    assert!(out.contains("API version:      1.50 (minimum version 1.24)"), "{out}");
+    assert!(
+        out.contains("API version:      1.50 (minimum version 1.24)"),
+        "{out}"
+    );
     let o = docker!(
         srv,
         "version",
@@ -39,7 +42,11 @@ async fn docker_version_and_info_handshake() {
 
     let o = docker!(srv, "info");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("Storage Driver: vsphere"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Storage Driver: vsphere"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("Swarm: inactive"), "{}", stdout(&o));
     let o = docker!(srv, "info", "--format", "{{.Name}} {{.OSType}} {{.NCPU}}");
     assert_eq!(stdout(&o).trim(), "vch-test linux 2");
@@ -49,7 +56,12 @@ async fn docker_version_and_info_handshake() {
 async fn docker_over_loopback_tcp() {
     let srv = start().await;
     let host = format!("tcp://{}", srv.tcp);
-    let Some(o) = run_docker(&srv.dir, &["-H", &host, "version", "--format", "{{.Server.APIVersion}}"], None).await
+    let Some(o) = run_docker(
+        &srv.dir,
+        &["-H", &host, "version", "--format", "{{.Server.APIVersion}}"],
+        None,
+    )
+    .await
     else {
         return;
     };
@@ -72,8 +84,16 @@ async fn docker_run_orders_calls_like_dockerd_expects() {
         .filter(|c| !c.starts_with("container_inspect") && !c.starts_with("info"))
         .map(|c| c.split(' ').next().unwrap().to_string())
         .collect();
-    let pos = |name: &str| calls.iter().position(|c| c == name).unwrap_or_else(|| panic!("{name} in {calls:?}"));
-    assert!(pos("container_create") < pos("container_attach"), "{calls:?}");
+    let pos = |name: &str| {
+        calls
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("{name} in {calls:?}"))
+    };
+    assert!(
+        pos("container_create") < pos("container_attach"),
+        "{calls:?}"
+    );
     assert!(pos("container_attach") < pos("container_wait"), "{calls:?}");
     assert!(pos("container_wait") < pos("container_start"), "{calls:?}");
 
@@ -81,7 +101,15 @@ async fn docker_run_orders_calls_like_dockerd_expects() {
     assert_eq!(stdout(&o), "hello world\n");
     let o = docker!(srv, "logs", "-t", "r1");
     assert!(stdout(&o).ends_with("Z hello world\n"), "{}", stdout(&o));
-    let o = docker!(srv, "ps", "-a", "--filter", "name=r1", "--format", "{{.Names}} {{.Status}}");
+    let o = docker!(
+        srv,
+        "ps",
+        "-a",
+        "--filter",
+        "name=r1",
+        "--format",
+        "{{.Names}} {{.Status}}"
+    );
     assert_eq!(stdout(&o).trim(), "r1 Exited (0) 1 second ago");
 }
 
@@ -92,7 +120,10 @@ async fn docker_run_propagates_exit_code_and_stderr() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let o = docker!(srv, "run", "busybox", "warn", "oops");
     assert!(o.status.success());
-    assert_eq!((stdout(&o), stderr(&o)), (String::new(), "oops\n".to_string()));
+    assert_eq!(
+        (stdout(&o), stderr(&o)),
+        (String::new(), "oops\n".to_string())
+    );
 }
 
 #[tokio::test]
@@ -136,7 +167,11 @@ async fn docker_run_detached_then_exec() {
     assert_eq!(stdout(&o), "tty\n");
     let o = docker!(srv, "rm", "bg");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("container is running"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("container is running"),
+        "{}",
+        stderr(&o)
+    );
     let o = docker!(srv, "rm", "-f", "bg");
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -174,7 +209,10 @@ async fn docker_pull_renders_progress() {
     // with the byte counts from progressDetail.
     assert!(out.contains("Downloading      1MB/2MB"), "{out:?}");
     assert!(out.contains("Extracting      2MB/2MB"), "{out:?}");
-    assert!(out.contains("\u{1b}[1A\u{1b}[2K"), "no in-place redraw in {out:?}");
+    assert!(
+        out.contains("\u{1b}[1A\u{1b}[2K"),
+        "no in-place redraw in {out:?}"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +220,11 @@ async fn docker_run_pulls_a_missing_image() {
     let srv = start().await;
     let o = docker!(srv, "run", "alpine:3", "echo", "pulled");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Unable to find image 'alpine:3' locally"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Unable to find image 'alpine:3' locally"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stdout(&o), "pulled\n");
     let o = docker!(srv, "pull", "nonexistent");
     assert!(!o.status.success());
@@ -212,11 +254,128 @@ async fn docker_error_texts() {
         stderr(&o)
     );
     let o = docker!(srv, "swarm", "init");
-    assert!(stderr(&o).contains("swarm is not supported by this VCH"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("swarm is not supported by this VCH"),
+        "{}",
+        stderr(&o)
+    );
     let o = docker!(srv, "plugin", "ls");
-    assert!(stderr(&o).contains("plugins is not supported by this VCH"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugins is not supported by this VCH"),
+        "{}",
+        stderr(&o)
+    );
     let o = docker!(srv, "network", "ls");
-    assert!(stderr(&o).contains("networks is not supported by this VCH"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("networks is not supported by this VCH"),
+        "{}",
+        stderr(&o)
+    );
     let o = docker!(srv, "ps", "--filter", "bogus=1");
-    assert!(stderr(&o).contains("invalid filter 'bogus'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn docker_attach_logs_follow_and_wait() {
+    let srv = start().await;
+    let o = docker!(srv, "run", "-d", "-i", "--name", "cat", "busybox", "cat");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Follow the logs while another client feeds the container's stdin.
+    let host = srv.host();
+    let dir = srv.dir.clone();
+    let follow =
+        tokio::spawn(
+            async move { run_docker(&dir, &["-H", &host, "logs", "-f", "cat"], None).await },
+        );
+    let host = srv.host();
+    let dir = srv.dir.clone();
+    let waiting =
+        tokio::spawn(async move { run_docker(&dir, &["-H", &host, "wait", "cat"], None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let Some(o) = srv
+        .docker_with_stdin(&["attach", "cat"], Some(b"attached\n"))
+        .await
+    else {
+        return;
+    };
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "attached\n");
+    // Closing stdin ended `cat`: the followed logs and the wait end too.
+    let logs = follow.await.unwrap().unwrap();
+    assert_eq!(stdout(&logs), "attached\n", "{}", stderr(&logs));
+    let w = waiting.await.unwrap().unwrap();
+    assert_eq!(stdout(&w).trim(), "0", "{}", stderr(&w));
+}
+
+#[tokio::test]
+async fn docker_start_attach_and_stop() {
+    let srv = start().await;
+    let o = docker!(srv, "create", "--name", "later", "busybox", "sh", "-c", "exit 4");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = docker!(srv, "start", "-a", "later");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let o = docker!(srv, "run", "-d", "--name", "long", "busybox", "sleep");
+    assert!(o.status.success());
+    let o = docker!(srv, "stop", "long");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "long");
+    // Already stopped: dockerd's 304, which the CLI takes as success.
+    let o = docker!(srv, "stop", "long");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = docker!(srv, "kill", "long");
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn docker_events_and_stats() {
+    let srv = start().await;
+    let until = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .timestamp()
+        .to_string();
+    let host = srv.host();
+    let dir = srv.dir.clone();
+    let events = tokio::spawn(async move {
+        run_docker(
+            &dir,
+            &[
+                "-H",
+                &host,
+                "events",
+                "--until",
+                &until,
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Action}} {{.Actor.Attributes.name}}",
+            ],
+            None,
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let o = docker!(srv, "run", "--name", "ev", "busybox", "echo", "x");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let Some(e) = events.await.unwrap() else {
+        return;
+    };
+    assert!(e.status.success(), "{}", stderr(&e));
+    let lines: Vec<_> = stdout(&e).lines().map(str::to_string).collect();
+    assert_eq!(lines, ["create ev", "start ev", "die ev"], "{}", stderr(&e));
+
+    let o = docker!(srv, "run", "-d", "--name", "st", "busybox", "sleep");
+    assert!(o.status.success());
+    let o = docker!(
+        srv,
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "st"
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "st 1");
 }

@@ -21,7 +21,11 @@ fn coverage_doc_matches_route_table() {
             cells[0].to_string(),
             cells[1].trim_matches('`').to_string(),
             cells[2].to_string(),
-            if cells[2] == "501" { note } else { String::new() },
+            if cells[2] == "501" {
+                note
+            } else {
+                String::new()
+            },
         );
         assert!(documented.insert(row.clone()), "listed twice: {row:?}");
     }
@@ -33,7 +37,12 @@ fn coverage_doc_matches_route_table() {
                 Handler::Unsupported(f) => format!("\"{f} is not supported by this VCH\""),
                 _ => String::new(),
             };
-            (r.method.to_string(), r.pattern.to_string(), r.status().to_string(), note)
+            (
+                r.method.to_string(),
+                r.pattern.to_string(),
+                r.status().to_string(),
+                note,
+            )
         })
         .collect();
 
@@ -43,9 +52,15 @@ fn coverage_doc_matches_route_table() {
         missing.is_empty() && stale.is_empty(),
         "docs/api-coverage.md is out of date\nnot documented: {missing:#?}\nnot routed: {stale:#?}"
     );
-    let implemented = ROUTES.iter().filter(|r| r.status() == "implemented").count();
+    let implemented = ROUTES
+        .iter()
+        .filter(|r| r.status() == "implemented")
+        .count();
     assert!(
-        doc.contains(&format!("{implemented} of {} routes implemented", ROUTES.len())),
+        doc.contains(&format!(
+            "{implemented} of {} routes implemented",
+            ROUTES.len()
+        )),
         "update the route count line"
     );
 }

@@ -54,7 +54,10 @@ fn leaf(ca: &Ca, dir: &Path, stem: &str, server: bool) -> (PathBuf, PathBuf) {
         ExtendedKeyUsagePurpose::ClientAuth
     }];
     let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    let (c, k) = (dir.join(format!("{stem}.pem")), dir.join(format!("{stem}-key.pem")));
+    let (c, k) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}-key.pem")),
+    );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     (c, k)
@@ -149,13 +152,21 @@ async fn tls_ping(pki: &Pki, cert: Option<&(PathBuf, PathBuf)>) -> Result<String
 #[tokio::test]
 async fn tlsverify_requires_a_client_certificate_from_the_ca() {
     let pki = tls_server(true).await;
-    let ok = tls_ping(&pki, Some(&pki.client)).await.expect("client with cert");
+    let ok = tls_ping(&pki, Some(&pki.client))
+        .await
+        .expect("client with cert");
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.ends_with("\r\n\r\nOK"), "{ok}");
     let no_cert = tls_ping(&pki, None).await;
-    assert!(no_cert.is_err(), "a client without certificate got {no_cert:?}");
+    assert!(
+        no_cert.is_err(),
+        "a client without certificate got {no_cert:?}"
+    );
     let rogue = tls_ping(&pki, Some(&pki.rogue_client)).await;
-    assert!(rogue.is_err(), "a client with a foreign certificate got {rogue:?}");
+    assert!(
+        rogue.is_err(),
+        "a client with a foreign certificate got {rogue:?}"
+    );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
 
@@ -173,10 +184,21 @@ async fn docker_cli_with_tlsverify() {
     let host = format!("tcp://127.0.0.1:{}", pki.addr.port());
     let (ca, (cert, key)) = (
         pki.ca.to_str().unwrap(),
-        (pki.client.0.to_str().unwrap(), pki.client.1.to_str().unwrap()),
+        (
+            pki.client.0.to_str().unwrap(),
+            pki.client.1.to_str().unwrap(),
+        ),
     );
     let tls_args = [
-        "--tlsverify", "--tlscacert", ca, "--tlscert", cert, "--tlskey", key, "-H", &host,
+        "--tlsverify",
+        "--tlscacert",
+        ca,
+        "--tlscert",
+        cert,
+        "--tlskey",
+        key,
+        "-H",
+        &host,
     ];
     let mut args = tls_args.to_vec();
     args.extend(["version", "--format", "{{.Server.APIVersion}}"]);
@@ -196,13 +218,26 @@ async fn docker_cli_with_tlsverify() {
     // CA only, no client certificate: refused.
     let o = run_docker(
         &pki.dir,
-        &["--tlsverify", "--tlscacert", ca, "-H", &host, "version", "--format", "{{.Server.APIVersion}}"],
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            ca,
+            "-H",
+            &host,
+            "version",
+            "--format",
+            "{{.Server.APIVersion}}",
+        ],
         None,
     )
     .await
     .unwrap();
     assert!(!o.status.success());
     assert_eq!(text(&o.stdout).trim(), "", "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("certificate required"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("certificate required"),
+        "{}",
+        text(&o.stderr)
+    );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }

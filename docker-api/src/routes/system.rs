@@ -60,7 +60,10 @@ pub async fn version(ctx: Ctx) -> Result<Response<Body>> {
         ("Arch", v.arch.clone()),
         ("KernelVersion", v.kernel_version.clone()),
         ("BuildTime", v.build_time.clone()),
-        ("Experimental", Some(v.experimental.unwrap_or(false).to_string())),
+        (
+            "Experimental",
+            Some(v.experimental.unwrap_or(false).to_string()),
+        ),
     ];
     let version = v.version.clone().unwrap_or_default();
     let components = v.components.get_or_insert_with(Vec::new);

@@ -36,6 +36,7 @@ struct Container {
     image: String,
     cmd: Vec<String>,
     tty: bool,
+    open_stdin: bool,
     auto_remove: bool,
     labels: HashMap<String, String>,
     status: ContainerStateStatusEnum,
@@ -448,6 +449,7 @@ impl Backend for Fake {
             image,
             cmd: body.cmd.clone().unwrap_or_default(),
             tty: body.tty.unwrap_or(false),
+            open_stdin: body.open_stdin.unwrap_or(false),
             auto_remove: body
                 .host_config
                 .as_ref()
@@ -494,7 +496,7 @@ impl Backend for Fake {
                 image: Some(c.image.clone()),
                 cmd: Some(c.cmd.clone()),
                 tty: Some(c.tty),
-                open_stdin: Some(c.stdin_process.is_some()),
+                open_stdin: Some(c.open_stdin),
                 labels: Some(c.labels.clone()),
                 ..Default::default()
             }),
@@ -552,6 +554,41 @@ impl Backend for Fake {
         Ok(LogStream {
             tty,
             chunks: history.boxed(),
+        })
+    }
+
+    async fn container_stats(
+        &self,
+        id: &str,
+        opts: StatsOptions,
+    ) -> Result<BoxStream<'static, Result<ContainerStatsResponse>>> {
+        self.record(format!("container_stats {id}"));
+        let st = self.state.lock().unwrap();
+        let c = &st.containers[Self::find(&st, id)?];
+        let (cid, name) = (c.id.clone(), format!("/{}", c.name));
+        let samples = stream::iter(0u64..)
+            .then(move |i| {
+                let (cid, name) = (cid.clone(), name.clone());
+                async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Ok(ContainerStatsResponse {
+                        id: Some(cid),
+                        name: Some(name),
+                        pids_stats: Some(ContainerPidsStats {
+                            current: Some(1),
+                            limit: None,
+                        }),
+                        ..Default::default()
+                    })
+                }
+            })
+            .boxed();
+        Ok(if opts.stream {
+            samples
+        } else {
+            samples.take(1).boxed()
         })
     }
 
@@ -815,6 +852,15 @@ impl Backend for Fake {
             Some(t) => Self::normalize_image(&format!("{}:{t}", opts.from_image)),
             None => Self::normalize_image(&opts.from_image),
         };
+        if image.starts_with("flaky") {
+            // Fails after the headers are gone: the error must come in-stream.
+            return Ok(stream::iter([
+                Ok(JsonMessage::layer("latest", "Pulling from library/flaky")),
+                Err(Error::internal("unexpected EOF while downloading layer")),
+                Ok(JsonMessage::status("never sent")),
+            ])
+            .boxed());
+        }
         if image.starts_with("nonexistent") {
             let repo = image.split(':').next().unwrap_or("");
             return Ok(stream::iter([Err(Error::NotFound(format!(
