@@ -38,6 +38,51 @@ pub fn flat_descriptor(extent_name: &str, bytes: u64) -> String {
     )
 }
 
+/// Builds `<out>/<name>.vmdk` + `<name>-flat.vmdk`: an ext4 image of directory `stage`
+/// with `spare` bytes of room, as a flat VMDK. Returns (descriptor, extent).
+pub fn build_ext4_disk(
+    stage: &Path,
+    out: &Path,
+    name: &str,
+    spare: u64,
+) -> Result<(PathBuf, PathBuf), ImageError> {
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let used = dir_bytes(stage);
+    let bytes = (used + spare + (4 << 20)).div_ceil(1 << 20) << 20;
+    let extent_name = format!("{name}-flat.vmdk");
+    let extent = out.join(&extent_name);
+    let f = std::fs::File::create(&extent).map_err(io(&extent))?;
+    f.set_len(bytes).map_err(io(&extent))?;
+    drop(f);
+    let res = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", name, "-O", "^has_journal", "-d"])
+        .arg(stage)
+        .arg(&extent)
+        .output()
+        .map_err(|e| ImageError::Mkfs(format!("cannot run mkfs.ext4 (e2fsprogs): {e}")))?;
+    if !res.status.success() {
+        return Err(ImageError::Mkfs(
+            String::from_utf8_lossy(&res.stderr).into_owned(),
+        ));
+    }
+    let descriptor = out.join(format!("{name}.vmdk"));
+    std::fs::write(&descriptor, flat_descriptor(&extent_name, bytes)).map_err(io(&descriptor))?;
+    Ok((descriptor, extent))
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => 4096 + dir_bytes(&e.path()),
+            Ok(m) => m.len() + 4096,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Builds `<out>/<name>.vmdk` + `<name>-flat.vmdk` holding `/sbin/init` = `tether`.
 pub fn build_boot_disk(tether: &Path, out: &Path, name: &str) -> Result<BootDisk, ImageError> {
     std::fs::create_dir_all(out).map_err(io(out))?;
@@ -50,25 +95,8 @@ pub fn build_boot_disk(tether: &Path, out: &Path, name: &str) -> Result<BootDisk
     }
     let init = sbin.join("init");
     std::fs::copy(tether, &init).map_err(io(tether))?;
-    let size = std::fs::metadata(&init).map_err(io(&init))?.len();
-    // Room for the binary plus ext4 metadata, rounded to whole MiB.
-    let bytes = (size + (8 << 20)).div_ceil(1 << 20) << 20;
-    let extent_name = format!("{name}-flat.vmdk");
-    let extent = out.join(&extent_name);
-    let f = std::fs::File::create(&extent).map_err(io(&extent))?;
-    f.set_len(bytes).map_err(io(&extent))?;
-    drop(f);
-    let res = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "vch-boot", "-O", "^has_journal", "-d"])
-        .arg(&stage)
-        .arg(&extent)
-        .output()
-        .map_err(|e| ImageError::Mkfs(format!("cannot run mkfs.ext4 (e2fsprogs): {e}")))?;
+    let disk = build_ext4_disk(&stage, out, name, 8 << 20);
     let _ = std::fs::remove_dir_all(&stage);
-    if !res.status.success() {
-        return Err(ImageError::Mkfs(String::from_utf8_lossy(&res.stderr).into_owned()));
-    }
-    let descriptor = out.join(format!("{name}.vmdk"));
-    std::fs::write(&descriptor, flat_descriptor(&extent_name, bytes)).map_err(io(&descriptor))?;
+    let (descriptor, extent) = disk?;
     Ok(BootDisk { descriptor, extent })
 }

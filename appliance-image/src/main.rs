@@ -5,7 +5,9 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(about = "Build the container VM template boot disk (flat VMDK with the tether as /sbin/init)")]
+#[command(
+    about = "Build the container VM template boot disk (flat VMDK with the tether as /sbin/init)"
+)]
 struct Args {
     /// The tether binary (a static build for real VMs).
     #[arg(long)]

@@ -49,7 +49,9 @@ impl LogWriter {
     }
 
     fn emit(&mut self, stream: &str, bytes: &[u8]) {
-        let Some(port) = self.port.as_mut() else { return };
+        let Some(port) = self.port.as_mut() else {
+            return;
+        };
         let text = String::from_utf8_lossy(bytes);
         let line = Line {
             log: &text,
@@ -91,7 +93,9 @@ impl LogWriter {
     pub fn exit(&mut self, code: i32, error: Option<&str>) {
         self.flush_partial("stdout");
         self.flush_partial("stderr");
-        let Some(port) = self.port.as_mut() else { return };
+        let Some(port) = self.port.as_mut() else {
+            return;
+        };
         let rec = ExitRecord {
             event: "exit",
             exit_code: code,
@@ -121,7 +125,10 @@ mod tests {
         w.exit(3, None);
         let mut s = String::new();
         File::open(&path).unwrap().read_to_string(&mut s).unwrap();
-        let lines: Vec<serde_json::Value> = s.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = s
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["log"], "oops\n");
         assert_eq!(lines[0]["stream"], "stderr");
         assert_eq!(lines[1]["log"], "hello\n");

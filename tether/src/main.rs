@@ -32,11 +32,20 @@ fn agent(p: &mut dyn Platform) -> i32 {
             }
         }
         Err(e) => {
-            set_state(p, &[(spec::STATE_KEY, "exited".into()), (spec::ERROR_KEY, e.to_string()), (spec::EXIT_CODE_KEY, "125".into())]);
+            set_state(
+                p,
+                &[
+                    (spec::STATE_KEY, "exited".into()),
+                    (spec::ERROR_KEY, e.to_string()),
+                    (spec::EXIT_CODE_KEY, "125".into()),
+                ],
+            );
             return 125;
         }
     };
-    let log = Arc::new(Mutex::new(LogWriter::new(p.log_port().and_then(|f| f.try_clone().ok()))));
+    let log = Arc::new(Mutex::new(LogWriter::new(
+        p.log_port().and_then(|f| f.try_clone().ok()),
+    )));
     let fail = |p: &mut dyn Platform, log: &Arc<Mutex<LogWriter>>, code: i32, msg: String| {
         if let Ok(mut l) = log.lock() {
             l.write("stderr", format!("{msg}\n").as_bytes());
@@ -55,13 +64,30 @@ fn agent(p: &mut dyn Platform) -> i32 {
     };
     let root = match rootfs::assemble(&spec, p.disks()) {
         Ok(r) => r,
-        Err(e) => return fail(p, &log, 125, format!("cannot set up the root filesystem: {e}")),
+        Err(e) => {
+            return fail(
+                p,
+                &log,
+                125,
+                format!("cannot set up the root filesystem: {e}"),
+            )
+        }
     };
     if let Err(e) = rootfs::pivot(&root) {
-        return fail(p, &log, 125, format!("cannot enter the root filesystem: {e}"));
+        return fail(
+            p,
+            &log,
+            125,
+            format!("cannot enter the root filesystem: {e}"),
+        );
     }
-    let hostname = if spec.hostname.is_empty() { spec.id.chars().take(12).collect() } else { spec.hostname.clone() };
+    let hostname = if spec.hostname.is_empty() {
+        spec.id.chars().take(12).collect()
+    } else {
+        spec.hostname.clone()
+    };
     let _ = nix::unistd::sethostname(&hostname);
+    run::protect_from_oom();
     let exit = run::run(&spec, log.clone(), |pid| {
         set_state(
             &mut *p,

@@ -53,8 +53,9 @@ impl SimPlatform {
         let Ok(raw) = std::env::var(SIM_HW_ENV) else {
             return Ok(None);
         };
-        let hw: SimHardware = serde_json::from_str(&raw)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{SIM_HW_ENV}: {e}")))?;
+        let hw: SimHardware = serde_json::from_str(&raw).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{SIM_HW_ENV}: {e}"))
+        })?;
         // SAFETY: the simulator passes these descriptors to this process and nothing
         // else in it uses them; we take sole ownership here, once.
         let rpc = unsafe { UnixStream::from_raw_fd(hw.guestinfo_fd) };
@@ -67,15 +68,19 @@ impl SimPlatform {
     }
 
     fn rpc(&mut self, request: &str) -> io::Result<String> {
-        let len = u32::try_from(request.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "guestinfo request too large"))?;
+        let len = u32::try_from(request.len()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "guestinfo request too large")
+        })?;
         self.rpc.write_all(&len.to_le_bytes())?;
         self.rpc.write_all(request.as_bytes())?;
         let mut n = [0u8; 4];
         self.rpc.read_exact(&mut n)?;
         let n = u32::from_le_bytes(n) as usize;
         if n > 16 << 20 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "guestinfo reply too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "guestinfo reply too large",
+            ));
         }
         let mut buf = vec![0u8; n];
         self.rpc.read_exact(&mut buf)?;
@@ -123,7 +128,10 @@ mod tests {
     #[test]
     fn rpci_replies() {
         assert_eq!(reply("1 abc def".into()), (true, "abc def".into()));
-        assert_eq!(reply("0 No value found".into()), (false, "No value found".into()));
+        assert_eq!(
+            reply("0 No value found".into()),
+            (false, "No value found".into())
+        );
         assert_eq!(reply("1".into()), (true, String::new()));
     }
 }

@@ -67,7 +67,10 @@ pub fn detect_fs(dev: &Path) -> io::Result<Option<&'static str>> {
     // Some images are shorter than the probe; look again past a short read.
     if n < 1082 {
         let mut magic = [0u8; 2];
-        if f.seek(SeekFrom::Start(1080)).is_ok() && f.read_exact(&mut magic).is_ok() && magic == [0x53, 0xEF] {
+        if f.seek(SeekFrom::Start(1080)).is_ok()
+            && f.read_exact(&mut magic).is_ok()
+            && magic == [0x53, 0xEF]
+        {
             return Ok(Some("ext4"));
         }
     }
@@ -100,12 +103,21 @@ fn mount_disk(d: &Disk, at: &Path, readonly: bool) -> Result<(), RootfsError> {
 /// Formats a blank scratch disk (first use) as ext4.
 fn format_scratch(d: &Disk) -> Result<(), RootfsError> {
     let out = std::process::Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "scratch", "-E", "lazy_itable_init=1,lazy_journal_init=1"])
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "scratch",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1",
+        ])
         .arg(&d.dev)
         .output()
         .map_err(|e| RootfsError::Format(format!("cannot run mkfs.ext4: {e}")))?;
     if !out.status.success() {
-        return Err(RootfsError::Format(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(RootfsError::Format(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     Ok(())
 }
@@ -114,7 +126,14 @@ fn format_scratch(d: &Disk) -> Result<(), RootfsError> {
 pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsError> {
     let stage = Path::new(STAGE);
     mkdir(stage)?;
-    mount(Some("tmpfs"), stage, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=0700")).map_err(sys("mount", stage))?;
+    mount(
+        Some("tmpfs"),
+        stage,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0700"),
+    )
+    .map_err(sys("mount", stage))?;
     let mut lowers = Vec::new();
     for (i, id) in spec.layers.iter().enumerate() {
         let at = stage.join(format!("layer{i}"));
@@ -157,7 +176,14 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
         upper.display(),
         work.display()
     );
-    mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(opts.as_str())).map_err(sys("mount overlay", &root))?;
+    mount(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(sys("mount overlay", &root))?;
     kernel_filesystems(&root)?;
     etc_files(&root, spec)?;
     Ok(root)
@@ -167,21 +193,47 @@ fn kernel_filesystems(root: &Path) -> Result<(), RootfsError> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let proc_ = root.join("proc");
     mkdir(&proc_)?;
-    mount(Some("proc"), &proc_, Some("proc"), nosuid_noexec_nodev, None::<&str>).map_err(sys("mount", &proc_))?;
+    mount(
+        Some("proc"),
+        &proc_,
+        Some("proc"),
+        nosuid_noexec_nodev,
+        None::<&str>,
+    )
+    .map_err(sys("mount", &proc_))?;
     let sys_ = root.join("sys");
     mkdir(&sys_)?;
-    mount(Some("sysfs"), &sys_, Some("sysfs"), nosuid_noexec_nodev | MsFlags::MS_RDONLY, None::<&str>)
-        .map_err(sys("mount", &sys_))?;
+    mount(
+        Some("sysfs"),
+        &sys_,
+        Some("sysfs"),
+        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(sys("mount", &sys_))?;
     let dev = root.join("dev");
     mkdir(&dev)?;
-    mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))
-        .map_err(sys("mount", &dev))?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(sys("mount", &dev))?;
     // Device nodes: bind the host's (the sandbox may not mknod), as a VM's devtmpfs has them.
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);
         fs::File::create(&target).map_err(io_err("create", &target))?;
         let src = Path::new("/dev").join(node);
-        mount(Some(&src), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys("bind", &target))?;
+        mount(
+            Some(&src),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind", &target))?;
     }
     let pts = dev.join("pts");
     mkdir(&pts)?;
@@ -196,7 +248,14 @@ fn kernel_filesystems(root: &Path) -> Result<(), RootfsError> {
     let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
     let shm = dev.join("shm");
     mkdir(&shm)?;
-    mount(Some("shm"), &shm, Some("tmpfs"), nosuid_noexec_nodev, Some("mode=1777,size=65536k")).map_err(sys("mount", &shm))?;
+    mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        nosuid_noexec_nodev,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(sys("mount", &shm))?;
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

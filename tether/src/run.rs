@@ -29,7 +29,11 @@ extern "C" fn forward(sig: i32) {
 }
 
 fn install_forwarding() {
-    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for s in [
         Signal::SIGTERM,
         Signal::SIGINT,
@@ -59,18 +63,25 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
         None => (user, None),
     };
     let u = if u.is_empty() { "0" } else { u };
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 7 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u))
-    });
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
     let (uid, mut gid, home, name) = match (&entry, u.parse::<u32>()) {
         (Some(f), _) => (
-            f[2].parse().map_err(|_| format!("bad uid for user {u} in /etc/passwd"))?,
-            f[3].parse().map_err(|_| format!("bad gid for user {u} in /etc/passwd"))?,
+            f[2].parse()
+                .map_err(|_| format!("bad uid for user {u} in /etc/passwd"))?,
+            f[3].parse()
+                .map_err(|_| format!("bad gid for user {u} in /etc/passwd"))?,
             f[5].to_string(),
             f[0].to_string(),
         ),
         (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
-        (None, Err(_)) => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
+        (None, Err(_)) => {
+            return Err(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        }
     };
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
@@ -80,7 +91,9 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() >= 3 && f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         };
     }
     let mut groups: Vec<u32> = group
@@ -92,7 +105,18 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
     groups.push(gid);
     groups.sort_unstable();
     groups.dedup();
-    Ok(Identity { uid, gid, groups, home })
+    Ok(Identity {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+/// The VM's memory limit applies to everything in it; when the container exceeds it,
+/// the kernel must kill the container's process, never the agent that reports its exit.
+pub fn protect_from_oom() {
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
 }
 
 /// How the process ended, as Docker reports it.
@@ -102,7 +126,11 @@ pub struct Exit {
     pub error: Option<String>,
 }
 
-fn pump(mut from: impl Read + Send + 'static, stream: &'static str, log: Arc<Mutex<LogWriter>>) -> std::thread::JoinHandle<()> {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    stream: &'static str,
+    log: Arc<Mutex<LogWriter>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -134,7 +162,12 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let id = match resolve_user(&spec.user, &passwd, &group) {
         Ok(id) => id,
-        Err(e) => return Exit { code: 126, error: Some(e) },
+        Err(e) => {
+            return Exit {
+                code: 126,
+                error: Some(e),
+            }
+        }
     };
     let mut env: Vec<(String, String)> = spec
         .env
@@ -149,13 +182,20 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }
     if !has(&env, "HOSTNAME") {
-        let h = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+        let h = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
         env.push(("HOSTNAME".into(), h));
     }
     if !has(&env, "HOME") {
         env.push(("HOME".into(), id.home.clone()));
     }
-    let workdir = if spec.workdir.is_empty() { "/".to_string() } else { spec.workdir.clone() };
+    let workdir = if spec.workdir.is_empty() {
+        "/".to_string()
+    } else {
+        spec.workdir.clone()
+    };
     // Docker creates a missing working directory.
     let _ = std::fs::create_dir_all(&workdir);
     let mut cmd = Command::new(program);
@@ -177,6 +217,13 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
             {
                 return Err(std::io::Error::last_os_error());
             }
+            // The agent is shielded from the OOM killer (see `protect_from_oom`); the
+            // container's processes are not.
+            let fd = nix::libc::open(c"/proc/self/oom_score_adj".as_ptr(), nix::libc::O_WRONLY);
+            if fd >= 0 {
+                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+                nix::libc::close(fd);
+            }
             // Pid 1's signal handlers must not leak into the process.
             for s in 1..32 {
                 nix::libc::signal(s, nix::libc::SIG_DFL);
@@ -192,10 +239,15 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
                     127,
                     format!("exec: \"{program}\": executable file not found in $PATH"),
                 ),
-                std::io::ErrorKind::PermissionDenied => (126, format!("exec: \"{program}\": permission denied")),
+                std::io::ErrorKind::PermissionDenied => {
+                    (126, format!("exec: \"{program}\": permission denied"))
+                }
                 _ => (126, format!("exec: \"{program}\": {e}")),
             };
-            return Exit { code, error: Some(msg) };
+            return Exit {
+                code,
+                error: Some(msg),
+            };
         }
     };
     let pid = child.id() as i32;
@@ -238,12 +290,17 @@ mod tests {
     fn resolves_names_ids_and_groups() {
         assert_eq!(resolve_user("", PASSWD, GROUP).unwrap().uid, 0);
         let app = resolve_user("app", PASSWD, GROUP).unwrap();
-        assert_eq!((app.uid, app.gid, app.home.as_str()), (1000, 1000, "/home/app"));
+        assert_eq!(
+            (app.uid, app.gid, app.home.as_str()),
+            (1000, 1000, "/home/app")
+        );
         assert_eq!(app.groups, vec![50, 1000]);
         let n = resolve_user("nobody:staff", PASSWD, GROUP).unwrap();
         assert_eq!((n.uid, n.gid), (65534, 50));
         assert_eq!(resolve_user("4242:4343", PASSWD, GROUP).unwrap().gid, 4343);
-        assert!(resolve_user("ghost", PASSWD, GROUP).unwrap_err().contains("unable to find user ghost"));
+        assert!(resolve_user("ghost", PASSWD, GROUP)
+            .unwrap_err()
+            .contains("unable to find user ghost"));
         assert!(resolve_user("app:ghosts", PASSWD, GROUP).is_err());
     }
 }

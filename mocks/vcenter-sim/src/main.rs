@@ -71,18 +71,19 @@ async fn main() {
         datastores: args.datastores,
         vms: args.vms,
     };
-    let runtime: Arc<dyn vcenter_sim::HostRuntime> = match (args.runtime.as_deref(), SandboxRuntime::supported()) {
-        (Some("state"), _) => Arc::new(StateOnlyRuntime),
-        (Some(_), Err(why)) => {
-            eprintln!("vcenter-sim: --runtime sandbox: {why}");
-            std::process::exit(1);
-        }
-        (None, Err(why)) => {
-            eprintln!("vcenter-sim: VMs will only change state ({why})");
-            Arc::new(StateOnlyRuntime)
-        }
-        (_, Ok(())) => Arc::new(SandboxRuntime::new(args.data_dir.join("run"))),
-    };
+    let runtime: Arc<dyn vcenter_sim::HostRuntime> =
+        match (args.runtime.as_deref(), SandboxRuntime::supported()) {
+            (Some("state"), _) => Arc::new(StateOnlyRuntime),
+            (Some(_), Err(why)) => {
+                eprintln!("vcenter-sim: --runtime sandbox: {why}");
+                std::process::exit(1);
+            }
+            (None, Err(why)) => {
+                eprintln!("vcenter-sim: VMs will only change state ({why})");
+                Arc::new(StateOnlyRuntime)
+            }
+            (_, Ok(())) => Arc::new(SandboxRuntime::new(args.data_dir.join("run"))),
+        };
     let server = match SimServer::start(cfg, args.listen, runtime).await {
         Ok(s) => s,
         Err(e) => {

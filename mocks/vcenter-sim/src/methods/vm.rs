@@ -909,7 +909,10 @@ impl Sim {
     pub fn guest_get_info(&self, vm: &MoRef, key: &str) -> Option<String> {
         let st = self.state.read();
         let v = st.inv.vm(vm)?;
-        v.effective_extra_config().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        v.effective_extra_config()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Called by a host runtime when the guest writes a guestinfo key (volatile).

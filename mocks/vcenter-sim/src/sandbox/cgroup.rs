@@ -29,7 +29,10 @@ impl VmCgroup {
             let parent = Path::new(ROOT).join(GROUP);
             fs::create_dir_all(&parent)?;
             // Controllers must be enabled on the way down; failures leave limits unset.
-            let _ = write(&Path::new(ROOT).join("cgroup.subtree_control"), "+memory +cpu");
+            let _ = write(
+                &Path::new(ROOT).join("cgroup.subtree_control"),
+                "+memory +cpu",
+            );
             let _ = write(&parent.join("cgroup.subtree_control"), "+memory +cpu");
             let dir = parent.join(vm);
             fs::create_dir_all(&dir)?;
@@ -64,11 +67,20 @@ impl VmCgroup {
         Ok(VmCgroup { dirs, freezer })
     }
 
+    /// Whether a group of this name exists in any hierarchy.
+    pub fn exists(vm: &str) -> bool {
+        ["", "memory", "cpu", "freezer"]
+            .iter()
+            .any(|h| Path::new(ROOT).join(h).join(GROUP).join(vm).exists())
+    }
+
     /// `cgroup.procs` files, prepared for a pre-exec hook that cannot allocate.
     pub fn procs_files(&self) -> Vec<CString> {
         self.dirs
             .iter()
-            .filter_map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).ok())
+            .filter_map(|d| {
+                CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).ok()
+            })
             .collect()
     }
 

@@ -43,7 +43,9 @@ pub fn serve(stream: std::os::unix::net::UnixStream, vm: MoRef, sim: Weak<Sim>) 
         if stream.set_nonblocking(true).is_err() {
             return;
         }
-        let Ok(mut s) = tokio::net::UnixStream::from_std(stream) else { return };
+        let Ok(mut s) = tokio::net::UnixStream::from_std(stream) else {
+            return;
+        };
         loop {
             let mut len = [0u8; 4];
             if s.read_exact(&mut len).await.is_err() {

@@ -46,7 +46,10 @@ pub struct LoopDevice {
 }
 
 pub fn attach(backing: &Path, readonly: bool) -> io::Result<LoopDevice> {
-    let file = OpenOptions::new().read(true).write(!readonly).open(backing)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!readonly)
+        .open(backing)?;
     let ctl = File::open("/dev/loop-control")?;
     for _ in 0..16 {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.

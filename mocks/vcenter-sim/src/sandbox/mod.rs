@@ -70,6 +70,8 @@ pub struct SandboxRuntime {
 }
 
 struct Inner {
+    /// Distinguishes this simulator's cgroups from those of others on the same host.
+    tag: String,
     sim: OnceLock<Weak<Sim>>,
     vms: Mutex<HashMap<String, RunningVm>>,
     /// Mount points and console logs of running VMs.
@@ -80,6 +82,7 @@ impl SandboxRuntime {
     pub fn new(run_dir: impl Into<PathBuf>) -> SandboxRuntime {
         SandboxRuntime {
             inner: Arc::new(Inner {
+                tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
                 sim: OnceLock::new(),
                 vms: Mutex::new(HashMap::new()),
                 run_dir: run_dir.into(),
@@ -97,6 +100,15 @@ impl SandboxRuntime {
             return Err("no /dev/loop-control on this machine".into());
         }
         Ok(())
+    }
+}
+
+impl SandboxRuntime {
+    /// Whether anything of this VM is still held: a running sandbox or its cgroup.
+    /// (Tests use it to prove a failed or finished VM leaks nothing.)
+    pub fn holds_resources(&self, vm: &MoRef) -> bool {
+        self.inner.vms.lock().contains_key(&vm.value)
+            || VmCgroup::exists(&format!("{}-{}", self.inner.tag, vm.value))
     }
 }
 
@@ -120,7 +132,10 @@ fn vmdk_extent(descriptor: &Path, display: &str) -> Result<PathBuf, Fault> {
 
 fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<PathBuf, Fault> {
     if depth > 32 {
-        return Err(Fault::new("InvalidDiskFormat", format!("{display}: delta chain too deep")));
+        return Err(Fault::new(
+            "InvalidDiskFormat",
+            format!("{display}: delta chain too deep"),
+        ));
     }
     let text = std::fs::read_to_string(descriptor).map_err(|_| Fault::file_not_found(display))?;
     let extent = text
@@ -128,7 +143,12 @@ fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<P
         .filter(|l| l.starts_with("RW ") || l.starts_with("RDONLY "))
         .find_map(|l| l.split('"').nth(1))
         .filter(|n| !n.contains('/') && !n.contains(".."))
-        .ok_or_else(|| Fault::new("InvalidDiskFormat", format!("{display}: no extent in the descriptor")))?;
+        .ok_or_else(|| {
+            Fault::new(
+                "InvalidDiskFormat",
+                format!("{display}: no extent in the descriptor"),
+            )
+        })?;
     let path = descriptor.with_file_name(extent);
     if !path.exists() {
         return Err(Fault::file_not_found(&format!("{display} ({extent})")));
@@ -139,9 +159,12 @@ fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<P
         .map(|p| p.trim_end_matches('"').to_string());
     if let Some(parent) = parent {
         let parent_extent = vmdk_extent_depth(Path::new(&parent), &parent, depth + 1)?;
-        let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
+        let empty = std::fs::metadata(&path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
         if empty {
-            std::fs::copy(&parent_extent, &path).map_err(|e| fault_io(&format!("materialise delta disk {display}"), e))?;
+            std::fs::copy(&parent_extent, &path)
+                .map_err(|e| fault_io(&format!("materialise delta disk {display}"), e))?;
         }
     }
     Ok(path)
@@ -149,10 +172,12 @@ fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<P
 
 fn resolve_ds(spec: &VmRuntimeSpec, file: &str) -> Result<PathBuf, Fault> {
     let p = crate::methods::parse_ds_path(file)?;
-    let dir = spec
-        .datastores
-        .get(&p.datastore)
-        .ok_or_else(|| Fault::new("InvalidDatastore", format!("Invalid datastore '{}'.", p.datastore)))?;
+    let dir = spec.datastores.get(&p.datastore).ok_or_else(|| {
+        Fault::new(
+            "InvalidDatastore",
+            format!("Invalid datastore '{}'.", p.datastore),
+        )
+    })?;
     if p.path.split('/').any(|c| c == "..") {
         return Err(Fault::invalid_argument("fileName"));
     }
@@ -170,14 +195,25 @@ fn plan_disks(spec: &VmRuntimeSpec) -> Result<Vec<DiskPlan>, Fault> {
         .iter()
         .filter(|d| d.ty.ends_with("Controller"))
         .filter_map(|d| {
-            let kind = if d.ty.contains("SCSI") { "scsi" } else if d.ty.contains("SATA") || d.ty.contains("AHCI") { "sata" } else { "nvme" };
-            Some((d.i64("key")?, (kind.to_string(), d.i64("busNumber").unwrap_or(0))))
+            let kind = if d.ty.contains("SCSI") {
+                "scsi"
+            } else if d.ty.contains("SATA") || d.ty.contains("AHCI") {
+                "sata"
+            } else {
+                "nvme"
+            };
+            Some((
+                d.i64("key")?,
+                (kind.to_string(), d.i64("busNumber").unwrap_or(0)),
+            ))
         })
         .collect();
     let mut plans = Vec::new();
     for d in spec.devices.iter().filter(|d| d.ty == "VirtualDisk") {
         let Some(b) = backing(d) else { continue };
-        let Some(file) = b.text("fileName").map(str::trim).filter(|f| !f.is_empty()) else { continue };
+        let Some(file) = b.text("fileName").map(str::trim).filter(|f| !f.is_empty()) else {
+            continue;
+        };
         let ck = d.i64("controllerKey").unwrap_or(0);
         let (kind, bus) = controllers
             .get(&ck)
@@ -219,7 +255,9 @@ fn log_port(spec: &VmRuntimeSpec) -> Result<Option<std::fs::File>, Fault> {
 fn has_filesystem(extent: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 2048];
-    let Ok(mut f) = std::fs::File::open(extent) else { return false };
+    let Ok(mut f) = std::fs::File::open(extent) else {
+        return false;
+    };
     let n = f.read(&mut head).unwrap_or(0);
     (n >= 4 && &head[..4] == b"hsqs")
         || (n >= 1028 && head[1024..1028] == 0xE0F5_E1E2u32.to_le_bytes())
@@ -232,7 +270,9 @@ fn cstr(p: &Path) -> Result<CString, Fault> {
 
 impl Inner {
     fn boot(self: &Arc<Self>, spec: VmRuntimeSpec) -> Result<(), Fault> {
-        let sim = self.sim().ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
+        let sim = self
+            .sim()
+            .ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
         let vm_id = spec.vm.value.clone();
         if self.vms.lock().contains_key(&vm_id) {
             return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
@@ -241,7 +281,8 @@ impl Inner {
         let mut loops = Vec::new();
         let mut hw_disks = Vec::new();
         for p in &plans {
-            let dev = loopdev::attach(&p.extent, p.readonly).map_err(|e| fault_io(&format!("attach disk {}", p.id), e))?;
+            let dev = loopdev::attach(&p.extent, p.readonly)
+                .map_err(|e| fault_io(&format!("attach disk {}", p.id), e))?;
             hw_disks.push(HwDisk {
                 id: p.id.clone(),
                 dev: dev.path.clone(),
@@ -249,7 +290,10 @@ impl Inner {
             });
             loops.push(dev);
         }
-        let bootable = plans.first().map(|p| has_filesystem(&p.extent)).unwrap_or(false);
+        let bootable = plans
+            .first()
+            .map(|p| has_filesystem(&p.extent))
+            .unwrap_or(false);
         if !bootable {
             // No operating system: the VM is on, nothing runs.
             self.vms.lock().insert(
@@ -264,18 +308,26 @@ impl Inner {
             return Ok(());
         }
         let log = log_port(&spec)?;
-        let cg = VmCgroup::create(&vm_id, spec.memory_mb, spec.num_cpu).map_err(|e| fault_io("cgroup", e))?;
+        let cg = VmCgroup::create(
+            &format!("{}-{vm_id}", self.tag),
+            spec.memory_mb,
+            spec.num_cpu,
+        )
+        .map_err(|e| fault_io("cgroup", e))?;
         let vm_dir = self.run_dir.join(&vm_id);
         let mount_point = vm_dir.join("boot");
         std::fs::create_dir_all(&mount_point).map_err(|e| fault_io("run dir", e))?;
-        let console = std::fs::File::create(vm_dir.join("console.log")).map_err(|e| fault_io("console log", e))?;
-        let (host_end, guest_end) = std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
+        let console = std::fs::File::create(vm_dir.join("console.log"))
+            .map_err(|e| fault_io("console log", e))?;
+        let (host_end, guest_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
         let hw = Hardware {
             guestinfo_fd: GUESTINFO_FD,
             log_fd: log.as_ref().map(|_| LOG_FD),
             disks: hw_disks,
         };
-        let hw_json = serde_json::to_string(&hw).map_err(|e| fault_io("hardware description", e.into()))?;
+        let hw_json =
+            serde_json::to_string(&hw).map_err(|e| fault_io("hardware description", e.into()))?;
         // Everything the pre-exec hook touches is prepared here: it must not allocate.
         let procs = cg.procs_files();
         let boot_dev = cstr(&loops[0].path)?;
@@ -290,7 +342,11 @@ impl Inner {
             .env("VCSIM_HW", hw_json)
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(std::process::Stdio::null())
-            .stdout(console.try_clone().map_err(|e| fault_io("console log", e))?)
+            .stdout(
+                console
+                    .try_clone()
+                    .map_err(|e| fault_io("console log", e))?,
+            )
             .stderr(console);
         // SAFETY: the hook only makes raw syscalls on data prepared above.
         unsafe {
@@ -307,15 +363,33 @@ impl Inner {
                 // The VM dies with the simulator (its init follows via its own pdeathsig),
                 // so a killed simulator leaves no VM, mount or loop device behind.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+                let flags = libc::CLONE_NEWNS
+                    | libc::CLONE_NEWUTS
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWNET
+                    | libc::CLONE_NEWPID;
                 if libc::unshare(flags) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Nothing mounted in the VM propagates back to the host.
-                if libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                if libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::mount(boot_dev.as_ptr(), mp.as_ptr(), boot_fs.as_ptr(), libc::MS_RDONLY | libc::MS_NODEV, std::ptr::null()) != 0 {
+                if libc::mount(
+                    boot_dev.as_ptr(),
+                    mp.as_ptr(),
+                    boot_fs.as_ptr(),
+                    libc::MS_RDONLY | libc::MS_NODEV,
+                    std::ptr::null(),
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::dup2(guest_raw, GUESTINFO_FD) < 0 {
@@ -449,7 +523,9 @@ impl HostRuntime for SandboxRuntime {
 
     fn suspend(&self, vm: MoRef) -> BoxFuture<'static, Result<(), Fault>> {
         let r = match self.inner.vms.lock().get(&vm.value) {
-            Some(RunningVm { cgroup: Some(cg), .. }) => cg.freeze(true).map_err(|e| fault_io("suspend", e)),
+            Some(RunningVm {
+                cgroup: Some(cg), ..
+            }) => cg.freeze(true).map_err(|e| fault_io("suspend", e)),
             _ => Ok(()),
         };
         Box::pin(async move { r })
@@ -463,7 +539,11 @@ impl HostRuntime for SandboxRuntime {
         })
     }
 
-    fn instant_clone(&self, _parent: MoRef, child: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
+    fn instant_clone(
+        &self,
+        _parent: MoRef,
+        child: VmRuntimeSpec,
+    ) -> BoxFuture<'static, Result<(), Fault>> {
         // Cold boot of the child until the tether can fork into new namespaces.
         let r = self.inner.boot(child);
         Box::pin(async move { r })
@@ -494,11 +574,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sbx-vmdk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.join("a.vmdk");
-        std::fs::write(&d, "# Disk DescriptorFile\ncreateType=\"vmfs\"\nRW 8 VMFS \"a-flat.vmdk\"\n").unwrap();
-        assert_eq!(vmdk_extent(&d, "[ds] a.vmdk").unwrap_err().ty, "FileNotFound");
+        std::fs::write(
+            &d,
+            "# Disk DescriptorFile\ncreateType=\"vmfs\"\nRW 8 VMFS \"a-flat.vmdk\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vmdk_extent(&d, "[ds] a.vmdk").unwrap_err().ty,
+            "FileNotFound"
+        );
         std::fs::write(dir.join("a-flat.vmdk"), [0u8; 4096]).unwrap();
-        assert_eq!(vmdk_extent(&d, "[ds] a.vmdk").unwrap(), dir.join("a-flat.vmdk"));
-        assert_eq!(vmdk_extent(&dir.join("none.vmdk"), "[ds] none.vmdk").unwrap_err().ty, "FileNotFound");
+        assert_eq!(
+            vmdk_extent(&d, "[ds] a.vmdk").unwrap(),
+            dir.join("a-flat.vmdk")
+        );
+        assert_eq!(
+            vmdk_extent(&dir.join("none.vmdk"), "[ds] none.vmdk")
+                .unwrap_err()
+                .ty,
+            "FileNotFound"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
