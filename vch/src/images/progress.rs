@@ -1,0 +1,210 @@
+//! Pull/load/import progress, as the events dockerd streams to the CLI
+//! (`jsonmessage.JSONMessage` lines). [`ProgressEvent::to_json`] renders the exact
+//! message, so the route only has to write one JSON object per line.
+
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// `{"status":"Pulling from library/busybox","id":"latest"}`
+    PullingFrom {
+        repository: String,
+        id: String,
+    },
+    /// Per layer; `layer` is the 12-hex short blob digest.
+    PullingFsLayer {
+        layer: String,
+    },
+    Waiting {
+        layer: String,
+    },
+    AlreadyExists {
+        layer: String,
+    },
+    Downloading {
+        layer: String,
+        current: u64,
+        total: u64,
+    },
+    /// A download failed on the network and is tried again.
+    Retrying {
+        layer: String,
+        attempt: u32,
+        error: String,
+    },
+    VerifyingChecksum {
+        layer: String,
+    },
+    DownloadComplete {
+        layer: String,
+    },
+    /// Writing the layer disk to the datastore (`current`/`total` bytes).
+    Extracting {
+        layer: String,
+        current: u64,
+        total: u64,
+    },
+    PullComplete {
+        layer: String,
+    },
+    /// `{"status":"Digest: sha256:..."}`
+    Digest {
+        digest: String,
+    },
+    /// `{"status":"Status: Downloaded newer image for busybox:latest"}` and friends.
+    Status {
+        message: String,
+    },
+    /// `{"stream":"Loaded image: busybox:latest\n"}` (docker load).
+    Stream {
+        message: String,
+    },
+}
+
+impl ProgressEvent {
+    /// The `id` field (a layer's short digest, or a tag).
+    pub fn id(&self) -> Option<&str> {
+        use ProgressEvent::*;
+        match self {
+            PullingFrom { id, .. } => Some(id),
+            PullingFsLayer { layer }
+            | Waiting { layer }
+            | AlreadyExists { layer }
+            | Downloading { layer, .. }
+            | Retrying { layer, .. }
+            | VerifyingChecksum { layer }
+            | DownloadComplete { layer }
+            | Extracting { layer, .. }
+            | PullComplete { layer } => Some(layer),
+            Digest { .. } | Status { .. } | Stream { .. } => None,
+        }
+    }
+
+    /// The `status` text.
+    pub fn status(&self) -> String {
+        use ProgressEvent::*;
+        match self {
+            PullingFrom { repository, .. } => format!("Pulling from {repository}"),
+            PullingFsLayer { .. } => "Pulling fs layer".into(),
+            Waiting { .. } => "Waiting".into(),
+            AlreadyExists { .. } => "Already exists".into(),
+            Downloading { .. } => "Downloading".into(),
+            Retrying { attempt, .. } => format!(
+                "Retrying in {attempt} second{}",
+                if *attempt == 1 { "" } else { "s" }
+            ),
+            VerifyingChecksum { .. } => "Verifying Checksum".into(),
+            DownloadComplete { .. } => "Download complete".into(),
+            Extracting { .. } => "Extracting".into(),
+            PullComplete { .. } => "Pull complete".into(),
+            Digest { digest } => format!("Digest: {digest}"),
+            Status { message } => message.clone(),
+            Stream { message } => message.clone(),
+        }
+    }
+
+    /// The JSON message dockerd would send for this event.
+    pub fn to_json(&self) -> Value {
+        use ProgressEvent::*;
+        match self {
+            Stream { message } => json!({ "stream": format!("{message}\n") }),
+            Downloading {
+                layer,
+                current,
+                total,
+            }
+            | Extracting {
+                layer,
+                current,
+                total,
+            } => {
+                json!({
+                    "status": self.status(),
+                    "id": layer,
+                    "progressDetail": { "current": current, "total": total },
+                    "progress": progress_bar(*current, *total),
+                })
+            }
+            _ => match self.id() {
+                Some(id) => json!({ "status": self.status(), "id": id }),
+                None => json!({ "status": self.status() }),
+            },
+        }
+    }
+}
+
+/// dockerd's pre-rendered bar: `[=====>      ]  1.2MB/3.4MB`.
+fn progress_bar(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    if total == 0 {
+        return human(current);
+    }
+    let filled = (current.min(total) * WIDTH / total) as usize;
+    let mut bar = "=".repeat(filled);
+    if filled < WIDTH as usize {
+        bar.push('>');
+        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
+    }
+    format!("[{bar}] {:>8}/{}", human(current), human(total))
+}
+
+/// Decimal units like Docker's go-units HumanSize.
+pub fn human(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{:.4}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .chars()
+            .take(5)
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_docker_messages() {
+        let e = ProgressEvent::PullingFrom {
+            repository: "library/busybox".into(),
+            id: "latest".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            json!({"status":"Pulling from library/busybox","id":"latest"})
+        );
+        let d = ProgressEvent::Downloading {
+            layer: "abc".into(),
+            current: 1_200_000,
+            total: 3_400_000,
+        }
+        .to_json();
+        assert_eq!(d["progressDetail"]["current"], 1_200_000);
+        assert!(
+            d["progress"].as_str().unwrap().ends_with("1.2MB/3.4MB"),
+            "{d}"
+        );
+        assert_eq!(
+            ProgressEvent::Stream {
+                message: "Loaded image: busybox:latest".into()
+            }
+            .to_json(),
+            json!({"stream":"Loaded image: busybox:latest\n"})
+        );
+        assert_eq!(human(999), "999B");
+        assert_eq!(human(2_500_000), "2.5MB");
+    }
+}

@@ -1,0 +1,287 @@
+//! The registry side of a pull, over oci-client: manifests (with the platform choice
+//! for lists/indexes), small blobs (configs) and streamed layer blobs.
+//!
+//! oci-client verifies every blob against its digest while it streams (its
+//! `VerifyingStream` fails the last read on a mismatch), and every manifest against the
+//! digest it was asked for or the `Docker-Content-Digest` header.
+//! One oci-client `Client` is made per operation: it caches credentials per registry
+//! host, and the VCH serves several users whose credentials must not mix.
+
+use super::auth::{exchange_identity_token, RegistryAuth};
+use super::digest::Digest;
+use super::error::{ImageError, Result};
+use super::manifest::{media, Descriptor, ImageIndex, ImageManifest, Manifest};
+use super::platform::Platform;
+use super::reference::Reference;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth as OciAuth;
+use std::time::Duration;
+
+/// Installs ring as the process's rustls provider (once). reqwest is built without a
+/// provider of its own so that aws-lc is not compiled into the VCH.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Largest manifest or config we accept (dockerd: 4 MiB manifests, 8 MiB configs).
+pub const MAX_SMALL_BLOB: i64 = 8 << 20;
+
+pub struct Registry {
+    client: oci_client::Client,
+    auth: OciAuth,
+    host: String,
+}
+
+/// A resolved manifest: the image manifest for the chosen platform, and what the
+/// reference itself pointed at (an index, or the same manifest).
+pub struct Resolved {
+    pub manifest: ImageManifest,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_digest: Digest,
+    /// Digest of what the tag names (the index for multi-platform images): the
+    /// RepoDigest, as dockerd records it.
+    pub top_digest: Digest,
+    /// The index bytes, when the reference named one.
+    pub index: Option<(Vec<u8>, ImageIndex)>,
+}
+
+fn registry_err(host: &str, e: oci_client::errors::OciDistributionError, what: &str) -> ImageError {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    let detail = format!("{what}: {e}");
+    match &e {
+        E::AuthenticationFailure(m) => ImageError::Unauthorized(format!("{host}: {m}")),
+        E::UnauthorizedError { url } => {
+            ImageError::Unauthorized(format!("authentication required for {url}"))
+        }
+        E::ImageManifestNotFoundError(_) => ImageError::ManifestUnknown(what.to_string()),
+        E::RegistryError { envelope, .. } => {
+            let code = envelope.errors.first().map(|x| &x.code);
+            match code {
+                Some(OciErrorCode::ManifestUnknown)
+                | Some(OciErrorCode::NameUnknown)
+                | Some(OciErrorCode::NotFound)
+                | Some(OciErrorCode::BlobUnknown) => ImageError::ManifestUnknown(what.to_string()),
+                Some(OciErrorCode::Unauthorized) | Some(OciErrorCode::Denied) => {
+                    ImageError::Unauthorized(format!("{host}: {e}"))
+                }
+                _ => ImageError::Registry {
+                    registry: host.to_string(),
+                    detail,
+                },
+            }
+        }
+        E::ServerError { code: 404, .. } => ImageError::ManifestUnknown(what.to_string()),
+        E::ServerError {
+            code: 401 | 403, ..
+        } => ImageError::Unauthorized(format!("{host}: {e}")),
+        E::DigestError(d) => ImageError::DigestMismatch {
+            what: what.to_string(),
+            expected: String::new(),
+            actual: d.to_string(),
+        },
+        _ => ImageError::Registry {
+            registry: host.to_string(),
+            detail,
+        },
+    }
+}
+
+impl Registry {
+    /// A client for the registry of `r`. `insecure` lists `host:port`s spoken to over
+    /// plain HTTP (`--insecure-registry`).
+    pub async fn connect(
+        r: &Reference,
+        creds: Option<&RegistryAuth>,
+        insecure: &[String],
+    ) -> Result<Registry> {
+        install_crypto_provider();
+        let host = r.domain().to_string();
+        let plain_http = insecure.iter().any(|h| h == &host);
+        let config = ClientConfig {
+            protocol: if insecure.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(insecure.to_vec())
+            },
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(30)),
+            // A stalled transfer fails rather than hanging the pull forever.
+            read_timeout: Some(Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| ImageError::Registry {
+            registry: host.clone(),
+            detail: format!("cannot build the HTTP client: {e}"),
+        })?;
+        let auth = match creds {
+            None => OciAuth::Anonymous,
+            Some(a) if !a.registrytoken.is_empty() => OciAuth::Bearer(a.registrytoken.clone()),
+            Some(a) if !a.identitytoken.is_empty() => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| ImageError::Internal(e.to_string()))?;
+                let scheme = if plain_http { "http" } else { "https" };
+                let base = format!("{scheme}://{}", r.registry_host());
+                let tok = exchange_identity_token(&http, &base, r.path(), &a.identitytoken).await?;
+                OciAuth::Bearer(tok)
+            }
+            Some(a) => OciAuth::Basic(a.username.clone(), a.password.clone()),
+        };
+        Ok(Registry { client, auth, host })
+    }
+
+    fn oci_ref(r: &Reference) -> oci_client::Reference {
+        match (r.digest(), r.tag()) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                r.domain().to_string(),
+                r.path().to_string(),
+                d.to_string(),
+            ),
+            (None, t) => oci_client::Reference::with_tag(
+                r.domain().to_string(),
+                r.path().to_string(),
+                t.unwrap_or("latest").to_string(),
+            ),
+        }
+    }
+
+    /// Fetches the raw manifest `r` names and its digest (verified against a digest
+    /// reference).
+    pub async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, Digest)> {
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(&Self::oci_ref(r), &self.auth, media::ACCEPTED_MANIFESTS)
+            .await
+            .map_err(|e| registry_err(&self.host, e, &r.familiar()))?;
+        if bytes.len() as i64 > MAX_SMALL_BLOB {
+            return Err(ImageError::invalid("manifest", "larger than 8 MiB"));
+        }
+        let digest = Digest::parse(&digest)?;
+        if let Some(want) = r.digest() {
+            want.verify(&format!("manifest {}", r.familiar()), &bytes)?;
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// Resolves `r` to the image manifest for `platform`.
+    pub async fn resolve(&self, r: &Reference, platform: &Platform) -> Result<Resolved> {
+        let (bytes, top_digest) = self.manifest_raw(r).await?;
+        match Manifest::parse(&bytes, None)? {
+            Manifest::Image(m) => Ok(Resolved {
+                manifest: m,
+                manifest_bytes: bytes,
+                manifest_digest: top_digest.clone(),
+                top_digest,
+                index: None,
+            }),
+            Manifest::Index(idx) => {
+                let entry = idx.select(platform)?.clone();
+                let child = r.with_digest(entry.digest.clone());
+                let (mbytes, mdigest) = self.manifest_raw(&child).await?;
+                match Manifest::parse(&mbytes, Some(&entry.media_type))? {
+                    Manifest::Image(m) => Ok(Resolved {
+                        manifest: m,
+                        manifest_bytes: mbytes,
+                        manifest_digest: mdigest,
+                        top_digest,
+                        index: Some((bytes, idx)),
+                    }),
+                    Manifest::Index(_) => Err(ImageError::invalid(
+                        "image index",
+                        format!("entry {} for {platform} is another index", entry.digest),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn oci_desc(d: &Descriptor) -> oci_client::manifest::OciDescriptor {
+        oci_client::manifest::OciDescriptor {
+            media_type: d.media_type.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            urls: d.urls.clone(),
+            annotations: None,
+            ..Default::default()
+        }
+    }
+
+    /// A small blob (config), verified.
+    pub async fn blob_bytes(&self, r: &Reference, d: &Descriptor) -> Result<Vec<u8>> {
+        if d.size > MAX_SMALL_BLOB {
+            return Err(ImageError::invalid(
+                "image config",
+                format!("{} is {} bytes, more than 8 MiB", d.digest, d.size),
+            ));
+        }
+        let mut out = Vec::with_capacity(d.size.max(0) as usize);
+        self.client
+            .pull_blob(&Self::oci_ref(r), &Self::oci_desc(d), &mut out)
+            .await
+            .map_err(|e| registry_err(&self.host, e, &format!("blob {}", d.digest)))?;
+        d.digest.verify(&format!("blob {}", d.digest), &out)?;
+        Ok(out)
+    }
+
+    /// A layer blob as a stream, verified by oci-client at its end, and cut off if the
+    /// registry sends more than the descriptor's size.
+    pub async fn blob_stream(
+        &self,
+        r: &Reference,
+        d: &Descriptor,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static> {
+        let s = self
+            .client
+            .pull_blob_stream(&Self::oci_ref(r), &Self::oci_desc(d))
+            .await
+            .map_err(|e| registry_err(&self.host, e, &format!("layer {}", d.digest)))?;
+        let limit = d.size.max(0) as u64;
+        let mut seen = 0u64;
+        let digest = d.digest.clone();
+        let s = s.stream.map(move |chunk| {
+            let c = chunk?;
+            seen += c.len() as u64;
+            if seen > limit {
+                return Err(std::io::Error::other(format!(
+                    "registry sent more than the {limit} bytes of layer {digest}"
+                )));
+            }
+            Ok(c)
+        });
+        Ok(SyncStream(std::sync::Mutex::new(Box::pin(s))))
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// The datastore upload wants a `Sync` stream; oci-client's is only `Send`. A mutex
+/// makes it `Sync` without any contention (only the one consumer ever polls it).
+pub struct SyncStream<S>(std::sync::Mutex<std::pin::Pin<Box<S>>>);
+
+impl<S: Stream + Send> Stream for SyncStream<S> {
+    type Item = S::Item;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.get_mut().0.get_mut() {
+            Ok(s) => s.as_mut().poll_next(cx),
+            Err(p) => p.into_inner().as_mut().poll_next(cx),
+        }
+    }
+}
+
+/// True when an I/O error came out of oci-client's digest verification.
+pub fn is_digest_error(e: &std::io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>())
+        .map(|d| d.to_string())
+}
