@@ -1,0 +1,166 @@
+//! tether: pid 1 of every container VM. It reads the container spec from guestinfo,
+//! assembles the root filesystem from the layer and scratch disks, runs the process,
+//! streams its output to the log serial port, reports state back through guestinfo,
+//! and powers the VM off when the process ends. See docs/container-vm.md.
+
+pub mod logport;
+pub mod platform;
+pub mod rootfs;
+pub mod run;
+pub mod spec;
+
+use logport::LogWriter;
+use platform::{Platform, SimPlatform};
+use std::sync::{Arc, Mutex};
+
+fn set_state(p: &mut dyn Platform, pairs: &[(&str, String)]) {
+    for (k, v) in pairs {
+        if let Err(e) = p.guestinfo_set(k, v) {
+            eprintln!("tether: cannot report {k}: {e}");
+        }
+    }
+}
+
+/// The agent proper; returns the exit code to power off with.
+fn agent(p: &mut dyn Platform) -> i32 {
+    let spec = match spec::read(p) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            // A template VM: nothing to run until it is cloned. Idle like a booted guest.
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        Err(e) => {
+            set_state(
+                p,
+                &[
+                    (spec::STATE_KEY, "exited".into()),
+                    (spec::ERROR_KEY, e.to_string()),
+                    (spec::EXIT_CODE_KEY, "125".into()),
+                ],
+            );
+            return 125;
+        }
+    };
+    let log = Arc::new(Mutex::new(LogWriter::new(
+        p.log_port().and_then(|f| f.try_clone().ok()),
+    )));
+    let fail = |p: &mut dyn Platform, log: &Arc<Mutex<LogWriter>>, code: i32, msg: String| {
+        if let Ok(mut l) = log.lock() {
+            l.write("stderr", format!("{msg}\n").as_bytes());
+            l.exit(code, Some(&msg));
+        }
+        set_state(
+            p,
+            &[
+                (spec::STATE_KEY, "exited".into()),
+                (spec::EXIT_CODE_KEY, code.to_string()),
+                (spec::ERROR_KEY, msg),
+                (spec::FINISHED_KEY, logport::now()),
+            ],
+        );
+        code
+    };
+    let root = match rootfs::assemble(&spec, p.disks()) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(
+                p,
+                &log,
+                125,
+                format!("cannot set up the root filesystem: {e}"),
+            )
+        }
+    };
+    if let Err(e) = rootfs::pivot(&root) {
+        return fail(
+            p,
+            &log,
+            125,
+            format!("cannot enter the root filesystem: {e}"),
+        );
+    }
+    let hostname = if spec.hostname.is_empty() {
+        spec.id.chars().take(12).collect()
+    } else {
+        spec.hostname.clone()
+    };
+    let _ = nix::unistd::sethostname(&hostname);
+    run::protect_from_oom();
+    let exit = run::run(&spec, log.clone(), |pid| {
+        set_state(
+            &mut *p,
+            &[
+                (spec::STATE_KEY, "running".into()),
+                (spec::PID_KEY, pid.to_string()),
+                (spec::STARTED_KEY, logport::now()),
+            ],
+        )
+    });
+    match &exit.error {
+        Some(msg) => fail(p, &log, exit.code, msg.clone()),
+        None => {
+            if let Ok(mut l) = log.lock() {
+                l.exit(exit.code, None);
+            }
+            set_state(
+                p,
+                &[
+                    (spec::STATE_KEY, "exited".into()),
+                    (spec::EXIT_CODE_KEY, exit.code.to_string()),
+                    (spec::FINISHED_KEY, logport::now()),
+                ],
+            );
+            exit.code
+        }
+    }
+}
+
+/// Whether this process was started as a container VM's init (the simulator sets
+/// `VCSIM_HW`). Lets another binary double as the tether (see `init_main`).
+pub fn started_as_init() -> bool {
+    std::env::var_os(platform::SIM_HW_ENV).is_some()
+}
+
+/// The tether's entry point: never returns. A binary that embeds the tether (the `vch`
+/// daemon copies itself onto the boot disk) calls this when `started_as_init()`.
+pub fn init_main() -> ! {
+    let mut platform = match SimPlatform::from_env() {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            eprintln!("tether: no supported platform found (the VMware backdoor transport is not built yet)");
+            std::process::exit(125);
+        }
+        Err(e) => {
+            eprintln!("tether: {e}");
+            std::process::exit(125);
+        }
+    };
+    // The simulator starts us in fresh namespaces; the pid namespace only takes effect
+    // for children, so fork once: the child is pid 1, this process stands in for the VM
+    // monitor and exits with it.
+    if nix::unistd::getpid().as_raw() != 1 {
+        // SAFETY: single-threaded at this point.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                // If the monitor dies (power off), so does the whole VM.
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                let code = match nix::sys::wait::waitpid(child, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+                    _ => 255,
+                };
+                std::process::exit(code);
+            }
+            Err(e) => {
+                eprintln!("tether: fork: {e}");
+                std::process::exit(125);
+            }
+        }
+    }
+    let code = agent(&mut platform);
+    std::process::exit(code);
+}
