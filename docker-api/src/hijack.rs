@@ -219,6 +219,9 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Minimum time between the response head and the first output bytes (see `run`).
+const FIRST_OUTPUT_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Default detach sequence: ctrl-p, ctrl-q.
 pub const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
 
@@ -292,6 +295,7 @@ impl Session {
         if wr.write_all(&head).await.is_err() || wr.flush().await.is_err() {
             return;
         }
+        let head_sent = tokio::time::Instant::now();
 
         let stdin_pump = async move {
             let Some(mut stdin) = stdin else {
@@ -339,6 +343,7 @@ impl Session {
         {
             let output_pump = async {
                 let mut frame = BytesMut::new();
+                let mut first = true;
                 while let Some(item) = output.next().await {
                     let chunk = match item {
                         Ok(c) => c,
@@ -347,6 +352,13 @@ impl Session {
                             break;
                         }
                     };
+                    if std::mem::take(&mut first) {
+                        // docker-py parses the head with a buffered reader and then
+                        // reads the raw socket: output that arrives in the same read
+                        // as the head is lost. dockerd never hits this because a
+                        // process takes a while to start; keep a gap like that.
+                        tokio::time::sleep_until(head_sent + FIRST_OUTPUT_GAP).await;
+                    }
                     let res = if tty {
                         wr.write_all(&chunk.data).await
                     } else {

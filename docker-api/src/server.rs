@@ -224,12 +224,18 @@ impl App {
 
         let resp = match routes::lookup(&parts.method, path) {
             // Not wrapped by the version middleware in dockerd either: no common headers.
-            None => page_not_found(),
+            None => {
+                drain(body);
+                page_not_found()
+            }
             Some((route, params)) => {
                 let mut resp = match negotiate(raw_version) {
-                    Err(e) => error_response(&e),
+                    Err(e) => {
+                        drain(body);
+                        error_response(&e)
+                    }
                     Ok(version) => {
-                        let ctx = Ctx {
+                        let mut ctx = Ctx {
                             app: self.clone(),
                             version,
                             method: parts.method.clone(),
@@ -239,10 +245,14 @@ impl App {
                             body: Some(body),
                             conn,
                         };
-                        match routes::dispatch(route.handler, ctx).await {
+                        let resp = match routes::dispatch(route.handler, &mut ctx).await {
                             Ok(r) => r,
                             Err(e) => error_response(&e),
+                        };
+                        if let Some(body) = ctx.body.take() {
+                            drain(body);
                         }
+                        resp
                     }
                 };
                 let h = resp.headers_mut();
@@ -261,6 +271,31 @@ impl App {
         );
         resp
     }
+}
+
+/// Reads and discards what is left of a request body the handler did not consume (an
+/// early error), like Go's net/http does: otherwise hyper closes the connection with
+/// unread data, the kernel resets it, and a client still writing its body (the docker
+/// CLI) reports "broken pipe" instead of our answer. Runs beside the response; bounded in
+/// size and time, like Go.
+fn drain(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    const MAX: usize = 256 << 10;
+    if hyper::body::Body::is_end_stream(&body) {
+        return;
+    }
+    tokio::spawn(async move {
+        let read = async {
+            let mut n = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                n += frame.data_ref().map_or(0, |d| d.len());
+                if n > MAX {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    });
 }
 
 /// Builds a [`Server`].

@@ -919,3 +919,24 @@ async fn shutdown_closes_hijacked_sessions_cleanly() {
     assert!(rest.is_empty());
     assert!(stopping.await.unwrap() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn unread_bodies_are_drained_so_the_connection_survives() {
+    let srv = start().await;
+    let mut raw = Raw::tcp(srv.tcp).await;
+    // An early error (501 before the body is looked at) with a sizeable body...
+    let body = vec![b' '; 64 * 1024];
+    raw.send_request("POST", "/v1.50/swarm/init", &[JSON], &body, false)
+        .await;
+    let r = raw.read_response().await;
+    assert_eq!(r.status(), 501);
+    // ...leaves the connection usable, as with dockerd.
+    raw.send_request("GET", "/_ping", &[], b"", false).await;
+    assert_eq!(raw.read_response().await.text(), "OK");
+    let mut raw = Raw::tcp(srv.tcp).await;
+    raw.send_request("POST", "/v1.99/containers/create", &[JSON], &body, false)
+        .await;
+    assert_eq!(raw.read_response().await.status(), 400);
+    raw.send_request("GET", "/_ping", &[], b"", false).await;
+    assert_eq!(raw.read_response().await.text(), "OK");
+}

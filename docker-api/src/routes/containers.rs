@@ -20,7 +20,7 @@ use super::{hijack, IdBody};
 
 const PATH_STAT_HEADER: &str = "x-docker-container-path-stat";
 
-pub async fn list(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn list(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let opts = ContainerListOptions {
         all: q.bool("all"),
@@ -51,7 +51,7 @@ fn validate_name(name: &str) -> Result<String> {
     }
 }
 
-pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn create(ctx: &mut Ctx) -> Result<Response<Body>> {
     let name = match ctx.query.string("name") {
         Some(n) => Some(validate_name(&n)?),
         None => None,
@@ -68,7 +68,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::CREATED, &created)
 }
 
-pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn inspect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let c = ctx
         .app
         .backend
@@ -77,7 +77,7 @@ pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &c)
 }
 
-pub async fn top(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn top(ctx: &mut Ctx) -> Result<Response<Body>> {
     let t = ctx
         .app
         .backend
@@ -86,12 +86,12 @@ pub async fn top(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &t)
 }
 
-pub async fn changes(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn changes(ctx: &mut Ctx) -> Result<Response<Body>> {
     let c = ctx.app.backend.container_changes(ctx.param(0)).await?;
     http::json(StatusCode::OK, &c)
 }
 
-pub async fn export(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn export(ctx: &mut Ctx) -> Result<Response<Body>> {
     let s = ctx.app.backend.container_export(ctx.param(0)).await?;
     Ok(streaming::bytes(s, APPLICATION_TAR, &ctx.app.closing))
 }
@@ -104,7 +104,7 @@ fn parse_tail(v: Option<&str>) -> Tail {
     }
 }
 
-pub async fn logs(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn logs(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let opts = LogsOptions {
         follow: q.bool("follow"),
@@ -136,7 +136,7 @@ pub async fn logs(ctx: Ctx) -> Result<Response<Body>> {
     ))
 }
 
-pub async fn stats(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn stats(ctx: &mut Ctx) -> Result<Response<Body>> {
     let stream = ctx.query.bool_or("stream", true);
     let one_shot = ctx.query.bool_or("one-shot", false);
     if stream && one_shot {
@@ -157,7 +157,7 @@ pub async fn stats(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &first)
 }
 
-pub async fn resize(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn resize(ctx: &mut Ctx) -> Result<Response<Body>> {
     let (h, w) = dimensions(&ctx)?;
     ctx.app.backend.container_resize(ctx.param(0), h, w).await?;
     Ok(http::empty(StatusCode::OK))
@@ -175,7 +175,7 @@ pub fn dimensions(ctx: &Ctx) -> Result<(u16, u16)> {
     Ok((get("h")?, get("w")?))
 }
 
-pub async fn start(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn start(ctx: &mut Ctx) -> Result<Response<Body>> {
     // A host config in the start body was removed in API 1.24; dockerd refuses any body
     // longer than a trivial "{}"/"null".
     let body = ctx.body_bytes().await?;
@@ -198,13 +198,13 @@ fn stop_options(ctx: &Ctx) -> Result<StopOptions> {
     })
 }
 
-pub async fn stop(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn stop(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = stop_options(&ctx)?;
     ctx.app.backend.container_stop(ctx.param(0), opts).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn restart(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn restart(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = stop_options(&ctx)?;
     ctx.app
         .backend
@@ -213,7 +213,7 @@ pub async fn restart(ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn kill(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn kill(ctx: &mut Ctx) -> Result<Response<Body>> {
     ctx.app
         .backend
         .container_kill(ctx.param(0), ctx.query.string("signal"))
@@ -221,17 +221,17 @@ pub async fn kill(ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn pause(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn pause(ctx: &mut Ctx) -> Result<Response<Body>> {
     ctx.app.backend.container_pause(ctx.param(0)).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn unpause(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn unpause(ctx: &mut Ctx) -> Result<Response<Body>> {
     ctx.app.backend.container_unpause(ctx.param(0)).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn rename(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn rename(ctx: &mut Ctx) -> Result<Response<Body>> {
     let new_name = ctx
         .query
         .string("name")
@@ -244,19 +244,19 @@ pub async fn rename(ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn update(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn update(ctx: &mut Ctx) -> Result<Response<Body>> {
     let body: ContainerUpdateBody = ctx.json().await?.unwrap_or_default();
     let r = ctx.app.backend.container_update(ctx.param(0), body).await?;
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn prune(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn prune(ctx: &mut Ctx) -> Result<Response<Body>> {
     let filters = ctx.query.filters(accepted::CONTAINER_PRUNE)?;
     let r = ctx.app.backend.container_prune(filters).await?;
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn commit(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn commit(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let opts = CommitOptions {
         container: q.get("container").unwrap_or("").to_string(),
@@ -273,7 +273,7 @@ pub async fn commit(mut ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::CREATED, &IdBody { id: &id.id })
 }
 
-pub async fn delete(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn delete(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = ContainerRemoveOptions {
         force: ctx.query.bool("force"),
         volumes: ctx.query.bool("v"),
@@ -283,7 +283,7 @@ pub async fn delete(ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn attach(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn attach(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let detach_keys = match q.string("detachKeys") {
         Some(spec) => parse_detach_keys(&spec)?,
@@ -307,7 +307,7 @@ pub async fn attach(ctx: Ctx) -> Result<Response<Body>> {
     Ok(hijack(&ctx, streams, detach_keys))
 }
 
-pub async fn wait(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn wait(ctx: &mut Ctx) -> Result<Response<Body>> {
     let condition = match ctx.query.get("condition") {
         None => WaitCondition::NotRunning,
         Some(c) => WaitCondition::parse(c)
@@ -349,7 +349,7 @@ fn stat_header(stat: &PathStat) -> Result<HeaderValue> {
     HeaderValue::from_str(&b64).map_err(Error::internal)
 }
 
-pub async fn archive_head(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn archive_head(ctx: &mut Ctx) -> Result<Response<Body>> {
     let path = archive_path(&ctx)?;
     let stat = ctx
         .app
@@ -362,7 +362,7 @@ pub async fn archive_head(ctx: Ctx) -> Result<Response<Body>> {
     Ok(resp)
 }
 
-pub async fn archive_get(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn archive_get(ctx: &mut Ctx) -> Result<Response<Body>> {
     let path = archive_path(&ctx)?;
     let (stat, tar) = ctx
         .app
@@ -375,7 +375,7 @@ pub async fn archive_get(ctx: Ctx) -> Result<Response<Body>> {
     Ok(resp)
 }
 
-pub async fn archive_put(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn archive_put(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = PutArchiveOptions {
         path: archive_path(&ctx)?,
         no_overwrite_dir_non_dir: ctx.query.bool("noOverwriteDirNonDir"),

@@ -10,7 +10,7 @@ use crate::models::{ExecConfig, ExecStartConfig};
 use super::containers::dimensions;
 use super::{hijack, IdBody};
 
-pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn create(ctx: &mut Ctx) -> Result<Response<Body>> {
     let config: ExecConfig = ctx
         .json()
         .await?
@@ -25,7 +25,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::CREATED, &IdBody { id: &id.id })
 }
 
-pub async fn start(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn start(ctx: &mut Ctx) -> Result<Response<Body>> {
     let config: ExecStartConfig = ctx.json().await?.unwrap_or_default();
     let detach = config.detach.unwrap_or(false);
     let streams = ctx.app.backend.exec_start(ctx.param(0), config).await?;
@@ -42,13 +42,13 @@ pub async fn start(mut ctx: Ctx) -> Result<Response<Body>> {
     Ok(hijack(&ctx, streams, keys))
 }
 
-pub async fn resize(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn resize(ctx: &mut Ctx) -> Result<Response<Body>> {
     let (h, w) = dimensions(&ctx)?;
     ctx.app.backend.exec_resize(ctx.param(0), h, w).await?;
     Ok(http::empty(StatusCode::OK))
 }
 
-pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn inspect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let r = ctx.app.backend.exec_inspect(ctx.param(0)).await?;
     http::json(StatusCode::OK, &r)
 }

@@ -8,7 +8,7 @@ use crate::http::{self, Body, Ctx, APPLICATION_TAR};
 use crate::options::*;
 use crate::streaming;
 
-pub async fn list(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn list(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let opts = ImageListOptions {
         all: q.bool("all"),
@@ -22,7 +22,7 @@ pub async fn list(ctx: Ctx) -> Result<Response<Body>> {
 }
 
 /// `POST /images/create`: a pull with `fromImage`, an import with `fromSrc`.
-pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn create(ctx: &mut Ctx) -> Result<Response<Body>> {
     let platform = ctx.query.string("platform");
     if let Some(from_image) = ctx.query.string("fromImage") {
         let opts = PullOptions {
@@ -52,7 +52,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
     streaming::progress(progress, &ctx.app.closing).await
 }
 
-pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn inspect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let img = ctx
         .app
         .backend
@@ -61,7 +61,7 @@ pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &img)
 }
 
-pub async fn history(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn history(ctx: &mut Ctx) -> Result<Response<Body>> {
     let h = ctx
         .app
         .backend
@@ -70,7 +70,7 @@ pub async fn history(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &h)
 }
 
-pub async fn push(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn push(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = PushOptions {
         tag: ctx.query.string("tag"),
         platform: ctx.query.string("platform"),
@@ -80,7 +80,7 @@ pub async fn push(ctx: Ctx) -> Result<Response<Body>> {
     streaming::progress(progress, &ctx.app.closing).await
 }
 
-pub async fn tag(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn tag(ctx: &mut Ctx) -> Result<Response<Body>> {
     let repo = ctx
         .query
         .string("repo")
@@ -93,7 +93,7 @@ pub async fn tag(ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::CREATED))
 }
 
-pub async fn delete(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn delete(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = ImageRemoveOptions {
         force: ctx.query.bool("force"),
         noprune: ctx.query.bool("noprune"),
@@ -103,7 +103,7 @@ pub async fn delete(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn search(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn search(ctx: &mut Ctx) -> Result<Response<Body>> {
     let q = &ctx.query;
     let opts = ImageSearchOptions {
         term: q.get("term").unwrap_or("").to_string(),
@@ -115,13 +115,13 @@ pub async fn search(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn prune(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn prune(ctx: &mut Ctx) -> Result<Response<Body>> {
     let filters = ctx.query.filters(accepted::IMAGE_PRUNE)?;
     let r = ctx.app.backend.image_prune(filters).await?;
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn save(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn save(ctx: &mut Ctx) -> Result<Response<Body>> {
     let names = vec![ctx.param(0).to_string()];
     let tar = ctx
         .app
@@ -131,7 +131,7 @@ pub async fn save(ctx: Ctx) -> Result<Response<Body>> {
     Ok(streaming::bytes(tar, APPLICATION_TAR, &ctx.app.closing))
 }
 
-pub async fn save_many(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn save_many(ctx: &mut Ctx) -> Result<Response<Body>> {
     let names = ctx.query.all("names");
     let tar = ctx
         .app
@@ -141,7 +141,7 @@ pub async fn save_many(ctx: Ctx) -> Result<Response<Body>> {
     Ok(streaming::bytes(tar, APPLICATION_TAR, &ctx.app.closing))
 }
 
-pub async fn load(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn load(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = ImageLoadOptions {
         quiet: ctx.query.bool("quiet"),
         platforms: ctx.query.all("platform"),
@@ -151,7 +151,7 @@ pub async fn load(mut ctx: Ctx) -> Result<Response<Body>> {
     streaming::progress(progress, &ctx.app.closing).await
 }
 
-pub async fn distribution(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn distribution(ctx: &mut Ctx) -> Result<Response<Body>> {
     let auth = ctx.registry_auth(false)?;
     let r = ctx
         .app

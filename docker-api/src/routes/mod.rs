@@ -350,7 +350,7 @@ pub(crate) fn hijack(ctx: &Ctx, streams: AttachStreams, detach_keys: Vec<u8>) ->
 }
 
 /// Runs the handler of `route`.
-pub async fn dispatch(handler: Handler, ctx: Ctx) -> Result<Response<Body>> {
+pub async fn dispatch(handler: Handler, ctx: &mut Ctx) -> Result<Response<Body>> {
     match handler {
         Options => Ok(crate::http::empty(hyper::StatusCode::OK)),
         Ping => system::ping(ctx),

@@ -7,13 +7,13 @@ use crate::filters::accepted;
 use crate::http::{self, Body, Ctx};
 use crate::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 
-pub async fn list(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn list(ctx: &mut Ctx) -> Result<Response<Body>> {
     let filters = ctx.query.filters(accepted::NETWORK_LIST)?;
     let list = ctx.app.backend.network_list(filters).await?;
     http::json(StatusCode::OK, &list)
 }
 
-pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn inspect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let n = ctx
         .app
         .backend
@@ -26,7 +26,7 @@ pub async fn inspect(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &n)
 }
 
-pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn create(ctx: &mut Ctx) -> Result<Response<Body>> {
     let req: NetworkCreateRequest = ctx
         .json()
         .await?
@@ -38,7 +38,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::CREATED, &r)
 }
 
-pub async fn connect(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn connect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let req: NetworkConnectRequest = ctx
         .json()
         .await?
@@ -47,7 +47,7 @@ pub async fn connect(mut ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::OK))
 }
 
-pub async fn disconnect(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn disconnect(ctx: &mut Ctx) -> Result<Response<Body>> {
     let req: NetworkDisconnectRequest = ctx
         .json()
         .await?
@@ -59,13 +59,13 @@ pub async fn disconnect(mut ctx: Ctx) -> Result<Response<Body>> {
     Ok(http::empty(StatusCode::OK))
 }
 
-pub async fn prune(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn prune(ctx: &mut Ctx) -> Result<Response<Body>> {
     let filters = ctx.query.filters(accepted::NETWORK_PRUNE)?;
     let r = ctx.app.backend.network_prune(filters).await?;
     http::json(StatusCode::OK, &r)
 }
 
-pub async fn delete(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn delete(ctx: &mut Ctx) -> Result<Response<Body>> {
     ctx.app.backend.network_remove(ctx.param(0)).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }

@@ -16,7 +16,7 @@ use crate::version::{MAX_API_VERSION, MIN_API_VERSION};
 
 /// The handshake. Served without touching the backend: clients ping before every
 /// command and this must stay cheap.
-pub fn ping(ctx: Ctx) -> Result<Response<Body>> {
+pub fn ping(ctx: &mut Ctx) -> Result<Response<Body>> {
     // HEAD and GET share the route; hyper drops the body of HEAD responses by itself,
     // but dockerd also announces an empty one.
     let head = ctx.method == hyper::Method::HEAD;
@@ -41,7 +41,7 @@ pub fn ping(ctx: Ctx) -> Result<Response<Body>> {
     Ok(resp)
 }
 
-pub async fn version(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn version(ctx: &mut Ctx) -> Result<Response<Body>> {
     let mut v = ctx.app.backend.version().await?;
     // The range must agree with what the version middleware enforces.
     v.api_version = Some(MAX_API_VERSION.to_string());
@@ -92,12 +92,12 @@ pub async fn version(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &v)
 }
 
-pub async fn info(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn info(ctx: &mut Ctx) -> Result<Response<Body>> {
     let info = ctx.app.backend.info().await?;
     http::json(StatusCode::OK, &info)
 }
 
-pub async fn events(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn events(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = EventsOptions {
         since: ctx.query.timestamp("since")?,
         until: ctx.query.timestamp("until")?,
@@ -121,7 +121,7 @@ pub async fn events(ctx: Ctx) -> Result<Response<Body>> {
     Ok(streaming::json_lines(stream, &ctx.app.closing))
 }
 
-pub async fn data_usage(ctx: Ctx) -> Result<Response<Body>> {
+pub async fn data_usage(ctx: &mut Ctx) -> Result<Response<Body>> {
     let types = ctx.query.all("type");
     for t in &types {
         if !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache") {
@@ -136,7 +136,7 @@ pub async fn data_usage(ctx: Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &du)
 }
 
-pub async fn auth(mut ctx: Ctx) -> Result<Response<Body>> {
+pub async fn auth(ctx: &mut Ctx) -> Result<Response<Body>> {
     let config: RegistryAuth = ctx.json().await?.unwrap_or_default();
     let resp = ctx.app.backend.auth(config).await?;
     http::json(StatusCode::OK, &resp)

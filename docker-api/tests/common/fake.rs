@@ -502,6 +502,11 @@ impl Backend for Fake {
             }),
             host_config: Some(HostConfig {
                 auto_remove: Some(c.auto_remove),
+                // docker-py's containers.run reads this unconditionally.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
