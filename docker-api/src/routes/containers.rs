@@ -158,7 +158,7 @@ pub async fn stats(ctx: &mut Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn resize(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let (h, w) = dimensions(&ctx)?;
+    let (h, w) = dimensions(ctx)?;
     ctx.app.backend.container_resize(ctx.param(0), h, w).await?;
     Ok(http::empty(StatusCode::OK))
 }
@@ -199,13 +199,13 @@ fn stop_options(ctx: &Ctx) -> Result<StopOptions> {
 }
 
 pub async fn stop(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let opts = stop_options(&ctx)?;
+    let opts = stop_options(ctx)?;
     ctx.app.backend.container_stop(ctx.param(0), opts).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn restart(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let opts = stop_options(&ctx)?;
+    let opts = stop_options(ctx)?;
     ctx.app
         .backend
         .container_restart(ctx.param(0), opts)
@@ -304,7 +304,7 @@ pub async fn attach(ctx: &mut Ctx) -> Result<Response<Body>> {
         Some(spec) => parse_detach_keys(spec)?,
         None => detach_keys,
     };
-    Ok(hijack(&ctx, streams, detach_keys))
+    Ok(hijack(ctx, streams, detach_keys))
 }
 
 pub async fn wait(ctx: &mut Ctx) -> Result<Response<Body>> {
@@ -350,7 +350,7 @@ fn stat_header(stat: &PathStat) -> Result<HeaderValue> {
 }
 
 pub async fn archive_head(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let path = archive_path(&ctx)?;
+    let path = archive_path(ctx)?;
     let stat = ctx
         .app
         .backend
@@ -363,7 +363,7 @@ pub async fn archive_head(ctx: &mut Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn archive_get(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let path = archive_path(&ctx)?;
+    let path = archive_path(ctx)?;
     let (stat, tar) = ctx
         .app
         .backend
@@ -377,7 +377,7 @@ pub async fn archive_get(ctx: &mut Ctx) -> Result<Response<Body>> {
 
 pub async fn archive_put(ctx: &mut Ctx) -> Result<Response<Body>> {
     let opts = PutArchiveOptions {
-        path: archive_path(&ctx)?,
+        path: archive_path(ctx)?,
         no_overwrite_dir_non_dir: ctx.query.bool("noOverwriteDirNonDir"),
         copy_uid_gid: ctx.query.bool("copyUIDGID"),
     };

@@ -39,11 +39,11 @@ pub async fn start(ctx: &mut Ctx) -> Result<Response<Body>> {
         Some(spec) => parse_detach_keys(spec)?,
         None => DEFAULT_DETACH_KEYS.to_vec(),
     };
-    Ok(hijack(&ctx, streams, keys))
+    Ok(hijack(ctx, streams, keys))
 }
 
 pub async fn resize(ctx: &mut Ctx) -> Result<Response<Body>> {
-    let (h, w) = dimensions(&ctx)?;
+    let (h, w) = dimensions(ctx)?;
     ctx.app.backend.exec_resize(ctx.param(0), h, w).await?;
     Ok(http::empty(StatusCode::OK))
 }
