@@ -379,3 +379,36 @@ async fn docker_events_and_stats() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "st 1");
 }
+
+#[tokio::test]
+async fn docker_cp_both_ways() {
+    let srv = start().await;
+    let o = docker!(srv, "create", "--name", "files", "busybox");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Out: the tarball streamed as is, after the stat header was decoded.
+    let o = docker!(srv, "cp", "files:/etc/hosts", "-");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "TARDATA");
+    // In: HEAD to check the destination is a directory, then PUT of the tarball.
+    let Some(o) = srv
+        .docker_with_stdin(&["cp", "-", "files:/tmp"], Some(b"not really a tar"))
+        .await
+    else {
+        return;
+    };
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = srv.fake.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("container_archive_put") && c.ends_with(" /tmp 16")),
+        "{calls:?}"
+    );
+    let o = docker!(srv, "cp", "files:/missing", "-");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Could not find the file /missing"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -742,6 +742,61 @@ impl Backend for Fake {
         Ok(())
     }
 
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<PathStat> {
+        self.record(format!("container_archive_stat {id} {path}"));
+        let st = self.state.lock().unwrap();
+        let c = &st.containers[Self::find(&st, id)?];
+        if path.starts_with("/missing") {
+            return Err(Error::NotFound(format!(
+                "Could not find the file {path} in container {}",
+                c.name
+            )));
+        }
+        let dir = path == "/" || path.ends_with('/') || path == "/tmp";
+        Ok(PathStat {
+            name: path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            size: if dir { 4096 } else { 7 },
+            mode: if dir { (1 << 31) | 0o755 } else { 0o644 },
+            mtime: "2025-01-01T00:00:00Z".into(),
+            link_target: String::new(),
+        })
+    }
+
+    async fn container_archive_get(&self, id: &str, path: &str) -> Result<(PathStat, ByteStream)> {
+        let stat = self.container_archive_stat(id, path).await?;
+        Ok((
+            stat,
+            stream::iter([
+                Ok(Bytes::from_static(b"TAR")),
+                Ok(Bytes::from_static(b"DATA")),
+            ])
+            .boxed(),
+        ))
+    }
+
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        opts: PutArchiveOptions,
+        mut body: ByteStream,
+    ) -> Result<()> {
+        {
+            let st = self.state.lock().unwrap();
+            Self::find(&st, id)?;
+        }
+        let mut n = 0;
+        while let Some(chunk) = body.next().await {
+            n += chunk?.len();
+        }
+        self.record(format!("container_archive_put {id} {} {n}", opts.path));
+        Ok(())
+    }
+
     async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<IdResponse> {
         self.record(format!("exec_create {container}"));
         let mut st = self.state.lock().unwrap();
