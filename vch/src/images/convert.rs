@@ -177,8 +177,12 @@ pub fn convert_layer<R: Read>(
             &fault,
         )
     };
-    // Whatever happened, read the source to its end: the blob's digest is checked when
-    // its last byte has been read, and a bad digest explains any decoding error better.
+    // Unless the source itself failed, read it to its end: the blob's digest is checked
+    // when its last byte has been read, and a bad digest explains a decoding error
+    // better. (After a transport error, reading on would only see a short blob.)
+    if let Err(ConvertError::Source(e)) = result {
+        return Err(ConvertError::Source(e));
+    }
     let drained = io::copy(&mut raw, &mut io::sink());
     let blob_size = raw.get_ref().inner.n;
     if let Err(e) = drained {

@@ -391,8 +391,10 @@ impl TarW {
         self.b.append(&h, data).unwrap();
         self
     }
-    pub fn finish(self) -> Vec<u8> {
-        self.b.into_inner().unwrap()
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.b, tar::Builder::new(Vec::new()))
+            .into_inner()
+            .unwrap()
     }
 }
 
