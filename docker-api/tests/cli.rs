@@ -333,6 +333,9 @@ async fn docker_start_attach_and_stop() {
 #[tokio::test]
 async fn docker_events_and_stats() {
     let srv = start().await;
+    // --since: events from the test's start are replayed, so a slow CLI start can't
+    // miss them; --until ends the stream.
+    let since = chrono::Utc::now().timestamp().to_string();
     let until = (chrono::Utc::now() + chrono::Duration::seconds(2))
         .timestamp()
         .to_string();
@@ -345,6 +348,8 @@ async fn docker_events_and_stats() {
                 "-H",
                 &host,
                 "events",
+                "--since",
+                &since,
                 "--until",
                 &until,
                 "--filter",

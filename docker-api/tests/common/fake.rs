@@ -71,6 +71,9 @@ pub struct Fake {
     state: Mutex<State>,
     calls: Mutex<Vec<String>>,
     events: broadcast::Sender<EventMessage>,
+    /// Past events, for `since`. Locked while publishing so that a subscriber sees each
+    /// event exactly once (from the history or live).
+    history: Mutex<Vec<EventMessage>>,
     /// Delay between progress messages of a pull.
     pub pull_delay: Duration,
 }
@@ -89,6 +92,7 @@ impl Fake {
             }),
             calls: Mutex::new(Vec::new()),
             events: broadcast::channel(256).0,
+            history: Mutex::new(Vec::new()),
             pull_delay: Duration::from_millis(5),
         })
     }
@@ -104,7 +108,8 @@ impl Fake {
 
     fn event(&self, typ: EventMessageTypeEnum, action: &str, id: &str, name: &str) {
         let t = chrono::Utc::now();
-        let _ = self.events.send(EventMessage {
+        let mut history = self.history.lock().unwrap();
+        let ev = EventMessage {
             typ: Some(typ),
             action: Some(action.into()),
             actor: Some(EventActor {
@@ -114,7 +119,9 @@ impl Fake {
             scope: Some(EventMessageScopeEnum::LOCAL),
             time: Some(t.timestamp()),
             time_nano: t.timestamp_nanos_opt(),
-        });
+        };
+        history.push(ev.clone());
+        let _ = self.events.send(ev);
     }
 
     fn normalize_image(name: &str) -> String {
@@ -373,9 +380,22 @@ impl Backend for Fake {
         opts: EventsOptions,
     ) -> Result<BoxStream<'static, Result<EventMessage>>> {
         self.record("events");
-        let rx = self.events.subscribe();
+        let (rx, past) = {
+            let history = self.history.lock().unwrap();
+            let since = opts.since.and_then(|s| s.timestamp_nanos_opt());
+            let past: Vec<_> = match since {
+                Some(since) => history
+                    .iter()
+                    .filter(|e| e.time_nano.unwrap_or(0) >= since)
+                    .cloned()
+                    .map(Ok)
+                    .collect(),
+                None => vec![],
+            };
+            (self.events.subscribe(), past)
+        };
         let filters = opts.filters;
-        Ok(stream::unfold(rx, |mut rx| async move {
+        let live = stream::unfold(rx, |mut rx| async move {
             loop {
                 match rx.recv().await {
                     Ok(ev) => return Some((Ok(ev), rx)),
@@ -383,17 +403,18 @@ impl Backend for Fake {
                     Err(_) => return None,
                 }
             }
-        })
-        .filter(move |ev| {
-            let keep = match ev {
-                Ok(ev) => {
-                    filters.exact_match("type", &ev.typ.map(|t| t.to_string()).unwrap_or_default())
-                }
-                Err(_) => true,
-            };
-            std::future::ready(keep)
-        })
-        .boxed())
+        });
+        Ok(stream::iter(past)
+            .chain(live)
+            .filter(move |ev| {
+                let keep = match ev {
+                    Ok(ev) => filters
+                        .exact_match("type", &ev.typ.map(|t| t.to_string()).unwrap_or_default()),
+                    Err(_) => true,
+                };
+                std::future::ready(keep)
+            })
+            .boxed())
     }
 
     async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
