@@ -48,14 +48,18 @@ pub fn build_ext4_disk(
 ) -> Result<(PathBuf, PathBuf), ImageError> {
     std::fs::create_dir_all(out).map_err(io(out))?;
     let used = dir_bytes(stage);
-    let bytes = (used + spare + (4 << 20)).div_ceil(1 << 20) << 20;
+    // ext4 metadata (inode tables, bitmaps) grows with the size: keep 10% on top.
+    let bytes = (used + used / 10 + spare + (4 << 20)).div_ceil(1 << 20) << 20;
     let extent_name = format!("{name}-flat.vmdk");
     let extent = out.join(&extent_name);
     let f = std::fs::File::create(&extent).map_err(io(&extent))?;
     f.set_len(bytes).map_err(io(&extent))?;
     drop(f);
     let res = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", name, "-O", "^has_journal", "-d"])
+        .args(["-q", "-F", "-O", "^has_journal", "-L"])
+        // ext4 labels hold 16 bytes.
+        .arg(name.chars().take(16).collect::<String>())
+        .arg("-d")
         .arg(stage)
         .arg(&extent)
         .output()

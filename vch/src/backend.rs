@@ -1,0 +1,818 @@
+//! The VCH's implementation of the Docker API backend: containers are VMs in the VCH's
+//! resource pool, images are layer disks on its datastore. This first slice covers
+//! the lifecycle `docker run` needs (create, start, attach, wait, logs, stop, kill, rm,
+//! inspect, ps) and pull/list/inspect/tag of images; the rest answers 501.
+
+use crate::containers::{self, Container, FinalState, Meta, Status, TetherSpec};
+use crate::images::store::ImageStore;
+use crate::images::types::ListFilters;
+use crate::logfile::{LogFile, Record};
+use crate::target::Target;
+use docker_api::backend::*;
+use docker_api::models::*;
+use docker_api::options::*;
+use docker_api::{async_trait, Error, Filters, JsonMessage, Result};
+use futures_util::StreamExt;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use vsphere_client::{FilterSpec, MoRef, Value};
+
+struct Inner {
+    t: Target,
+    images: ImageStore,
+    containers: RwLock<HashMap<String, Container>>,
+    /// Exit codes of containers removed after exiting, for `wait --condition removed`.
+    removed: RwLock<HashMap<String, i64>>,
+    /// Bumped on every container state change; waiters watch it.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Clone)]
+pub struct VchBackend {
+    inner: Arc<Inner>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::internal(e)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn random_id() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
+        && n.len() >= 2
+        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+}
+
+impl VchBackend {
+    pub async fn new(t: Target, images: ImageStore) -> Result<VchBackend> {
+        let loaded = containers::load(&t).await.map_err(internal)?;
+        let (tx, _) = tokio::sync::watch::channel(0);
+        let b = VchBackend {
+            inner: Arc::new(Inner {
+                t,
+                images,
+                containers: RwLock::new(HashMap::new()),
+                removed: RwLock::new(HashMap::new()),
+                changed: tx,
+            }),
+        };
+        // Recovery is the normal start path: containers that were running are watched
+        // again; ones that exited while the VCH was away get their final state.
+        for c in loaded {
+            let id = c.meta.id.clone();
+            let status = c.status;
+            b.inner.containers.write().insert(id.clone(), c);
+            if status == Status::Running {
+                b.monitor(id);
+            } else if status == Status::Created {
+                let lf = b.log_file(&id);
+                if let Some(lf) = lf {
+                    if let Some((code, error)) = lf.exit().await {
+                        b.finish(&id, code, error).await;
+                    }
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    fn bump(&self) {
+        self.inner.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Full id from an id, unique id prefix or name.
+    fn resolve(&self, key: &str) -> Result<String> {
+        let key = key.trim_start_matches('/');
+        let cs = self.inner.containers.read();
+        if cs.contains_key(key) {
+            return Ok(key.to_string());
+        }
+        if let Some(c) = cs.values().find(|c| c.meta.name == key) {
+            return Ok(c.meta.id.clone());
+        }
+        let matches: Vec<&String> = cs.keys().filter(|id| id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NoSuchContainer(key.to_string())),
+            _ => Err(Error::invalid(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Container> {
+        self.inner
+            .containers
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchContainer(id.to_string()))
+    }
+
+    fn log_file(&self, id: &str) -> Option<LogFile> {
+        let c = self.inner.containers.read().get(id).cloned()?;
+        Some(LogFile {
+            client: self.inner.t.client.clone(),
+            datacenter: self.inner.t.datacenter_name.clone(),
+            datastore: self.inner.t.datastore_name.clone(),
+            path: format!("{}/container.log", c.vm_name),
+        })
+    }
+
+    /// Records the exit, persists it in the (now powered-off) VM's extraConfig, and
+    /// removes the container if it was created with --rm.
+    async fn finish(&self, id: &str, code: i64, error: Option<String>) {
+        let (vm, fin, auto_remove) = {
+            let mut cs = self.inner.containers.write();
+            let Some(c) = cs.get_mut(id) else { return };
+            let fin = FinalState {
+                exit_code: code,
+                error,
+                finished_at: now(),
+                started_at: c.started_at.clone().unwrap_or_default(),
+            };
+            c.status = Status::Exited;
+            c.finished = Some(fin.clone());
+            (c.vm.clone(), fin, c.meta.auto_remove)
+        };
+        self.bump();
+        if auto_remove {
+            let _ = self.remove_now(id, false).await;
+            return;
+        }
+        let spec = vsphere_client::spec::VmConfigSpec {
+            extra_config: vec![(
+                containers::EXIT_KEY.into(),
+                serde_json::to_string(&fin).unwrap_or_default(),
+            )],
+            ..Default::default()
+        };
+        if let Err(e) = self.inner.t.client.reconfigure_vm(&vm, &spec).await {
+            tracing::warn!(container = id, "cannot persist the exit state: {e}");
+        }
+    }
+
+    /// Watches a running container's VM until it powers off, then finishes it.
+    fn monitor(&self, id: String) {
+        let b = self.clone();
+        tokio::spawn(async move {
+            let Ok(c) = b.get(&id) else { return };
+            let mut watch = Box::pin(
+                b.inner
+                    .t
+                    .client
+                    .watch(FilterSpec::object(&c.vm, &["runtime.powerState"])),
+            );
+            while let Some(update) = watch.next().await {
+                let Ok(updates) = update else { continue };
+                let off = updates.iter().any(|u| {
+                    u.kind == vsphere_client::types::UpdateKind::Leave
+                        || u.changes.iter().any(|ch| {
+                            ch.val.as_ref().and_then(Value::as_text) == Some("poweredOff")
+                        })
+                });
+                if off {
+                    break;
+                }
+            }
+            // The durable exit record is the log's last line; none means it was killed.
+            let exit = match b.log_file(&id) {
+                Some(lf) => lf.exit().await,
+                None => None,
+            };
+            let (code, error) = exit.unwrap_or((137, None));
+            b.finish(&id, code, error).await;
+        });
+    }
+
+    async fn remove_now(&self, id: &str, force: bool) -> Result<()> {
+        let c = self.get(id)?;
+        if c.status == Status::Running {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.meta.name
+                )));
+            }
+            let _ = self.inner.t.client.power_off(&c.vm).await;
+        }
+        if let Some(cc) = self.inner.containers.write().get_mut(id) {
+            cc.status = Status::Removing;
+        }
+        if let Err(e) = self.inner.t.client.destroy(&c.vm).await {
+            if e.fault_type() != Some("ManagedObjectNotFound") {
+                return Err(internal(e));
+            }
+        }
+        let code = c.finished.map(|f| f.exit_code).unwrap_or(0);
+        self.inner.removed.write().insert(id.to_string(), code);
+        self.inner.containers.write().remove(id);
+        self.bump();
+        Ok(())
+    }
+
+    fn state_of(c: &Container) -> serde_json::Value {
+        let (status, running) = match c.status {
+            Status::Created => ("created", false),
+            Status::Running => ("running", true),
+            Status::Exited => ("exited", false),
+            Status::Removing => ("removing", false),
+        };
+        let f = c.finished.clone().unwrap_or_default();
+        serde_json::json!({
+            "Status": status, "Running": running, "Paused": false, "Restarting": false,
+            "OOMKilled": false, "Dead": false, "Pid": 0, "ExitCode": f.exit_code,
+            "Error": f.error.unwrap_or_default(),
+            "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": if f.finished_at.is_empty() { "0001-01-01T00:00:00Z".to_string() } else { f.finished_at },
+        })
+    }
+
+    /// Flags this VCH cannot honour are refused by name rather than ignored.
+    fn check_supported(body: &ContainerCreateBody) -> Result<()> {
+        if body.tty == Some(true) {
+            return Err(Error::not_implemented("TTY (-t) for containers"));
+        }
+        if body.open_stdin == Some(true) || body.attach_stdin == Some(true) {
+            return Err(Error::not_implemented("stdin (-i) for containers"));
+        }
+        if let Some(h) = &body.host_config {
+            if h.binds.as_ref().is_some_and(|b| !b.is_empty()) {
+                return Err(Error::invalid("bind mounts (-v /host:/container) are not supported by this VCH: containers are VMs and cannot see the VCH's filesystem"));
+            }
+            if h.privileged == Some(true) {
+                return Err(Error::invalid("--privileged is not supported by this VCH"));
+            }
+            if h.pid_mode.as_deref().is_some_and(|p| !p.is_empty()) {
+                return Err(Error::invalid("--pid is not supported by this VCH"));
+            }
+            if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+                return Err(Error::not_implemented("port publishing (-p)"));
+            }
+            match h.network_mode.as_deref() {
+                None | Some("") | Some("default") | Some("bridge") | Some("none") => {}
+                Some(other) => return Err(Error::not_implemented(format!("--network {other}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for VchBackend {
+    async fn version(&self) -> Result<SystemVersion> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "Version": env!("CARGO_PKG_VERSION"), "Os": "linux", "Arch": "amd64",
+            "KernelVersion": "vSphere", "GoVersion": "n/a (Rust)", "GitCommit": "vch",
+            "Platform": {"Name": "VCH (Virtual Container Host)"},
+        }))
+        .map_err(internal)?)
+    }
+
+    async fn info(&self) -> Result<SystemInfo> {
+        let cs = self.inner.containers.read();
+        let running = cs.values().filter(|c| c.status == Status::Running).count();
+        let images = self
+            .inner
+            .images
+            .list(&ListFilters::default())
+            .map(|l| l.len())
+            .unwrap_or(0);
+        Ok(serde_json::from_value(serde_json::json!({
+            "ID": self.inner.t.name, "Name": self.inner.t.name,
+            "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": 0,
+            "ContainersStopped": cs.len() - running, "Images": images,
+            "Driver": "vSphere", "OperatingSystem": "VMware vSphere (VCH)", "OSType": "linux",
+            "Architecture": "x86_64", "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "NCPU": 0, "MemTotal": 0, "DockerRootDir": format!("[{}] {}", self.inner.t.datastore_name, self.inner.t.name),
+            "SystemStatus": [["VCH", self.inner.t.name], ["vCenter", self.inner.t.url]],
+        }))
+        .map_err(internal)?)
+    }
+
+    async fn image_pull(&self, opts: PullOptions) -> Result<ProgressStream> {
+        let reference = match &opts.tag {
+            Some(t) if t.starts_with("sha256:") => format!("{}@{t}", opts.from_image),
+            Some(t) if !t.is_empty() => format!("{}:{t}", opts.from_image),
+            _ => opts.from_image.clone(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
+        let images = self.inner.images.clone();
+        let auth = opts
+            .auth
+            .clone()
+            .map(|a| serde_json::to_value(a).ok())
+            .flatten();
+        let auth: Option<crate::images::auth::RegistryAuth> =
+            auth.and_then(|v| serde_json::from_value(v).ok());
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let r = images
+                .pull(
+                    &reference,
+                    opts.platform.as_deref(),
+                    auth.as_ref(),
+                    move |ev| {
+                        if let Ok(m) = serde_json::from_value::<JsonMessage>(ev.to_json()) {
+                            let _ = progress_tx.send(Ok(m));
+                        }
+                    },
+                )
+                .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(match e {
+                    crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
+                    other => Error::internal(other),
+                }));
+            }
+        });
+        Ok(tokio_stream_from(rx))
+    }
+
+    async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for n in opts.filters.names().map(str::to_string).collect::<Vec<_>>() {
+            map.insert(
+                n.clone(),
+                opts.filters
+                    .get(&n)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        let f = ListFilters::from_map(&map).map_err(|e| Error::invalid(e.to_string()))?;
+        let list = self.inner.images.list(&f).map_err(internal)?;
+        serde_json::from_value(serde_json::to_value(list).map_err(internal)?).map_err(internal)
+    }
+
+    async fn image_inspect(&self, name: &str, _manifests: bool) -> Result<ImageInspect> {
+        let i = self
+            .inner
+            .images
+            .inspect(name)
+            .await
+            .map_err(|_| Error::NoSuchImage(name.to_string()))?;
+        serde_json::from_value(serde_json::to_value(i).map_err(internal)?).map_err(internal)
+    }
+
+    async fn image_tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        self.inner
+            .images
+            .resolve(name)
+            .map_err(|_| Error::NoSuchImage(name.to_string()))?;
+        self.inner
+            .images
+            .tag(name, repo, tag)
+            .await
+            .map_err(|e| Error::invalid(e.to_string()))
+    }
+
+    async fn container_create(
+        &self,
+        opts: ContainerCreateOptions,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse> {
+        Self::check_supported(&body)?;
+        let image = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::invalid("config.Image is required"))?;
+        let image_id = self
+            .inner
+            .images
+            .resolve(&image)
+            .map_err(|_| Error::NoSuchImage(image.clone()))?;
+        let layers = self.inner.images.layer_disks(&image).map_err(internal)?;
+        let (_, cfg) = self
+            .inner
+            .images
+            .image_config(&image)
+            .await
+            .map_err(internal)?;
+        let icfg = cfg.config.clone().unwrap_or_default();
+        let id = random_id();
+        let name = match opts.name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                if !valid_name(&n) {
+                    return Err(Error::invalid(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => format!("vch_{}", &id[..8]),
+        };
+        if let Some(other) = self
+            .inner
+            .containers
+            .read()
+            .values()
+            .find(|c| c.meta.name == name)
+        {
+            return Err(Error::name_conflict(&name, &other.meta.id));
+        }
+        let entrypoint = body
+            .entrypoint
+            .clone()
+            .or(icfg.entrypoint.clone())
+            .unwrap_or_default();
+        let cmd = match (&body.cmd, &body.entrypoint) {
+            (Some(c), _) => c.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => icfg.cmd.clone().unwrap_or_default(),
+        };
+        let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+        if argv.is_empty() {
+            return Err(Error::invalid("no command specified"));
+        }
+        let mut env = icfg.env.clone().unwrap_or_default();
+        for kv in body.env.clone().unwrap_or_default() {
+            let key = kv.split('=').next().unwrap_or_default().to_string();
+            env.retain(|e| e.split('=').next() != Some(key.as_str()));
+            env.push(kv);
+        }
+        let host = body.host_config.clone().unwrap_or_default();
+        let memory_mb = match host.memory.unwrap_or(0) {
+            0 => 512,
+            b if b < 6 << 20 => return Err(Error::invalid("Minimum memory limit allowed is 6MB")),
+            b => ((b >> 20) + 3) / 4 * 4,
+        };
+        let cpus = match host.nano_cpus.unwrap_or(0) {
+            0 => 1,
+            n => (n + 999_999_999) / 1_000_000_000,
+        };
+        let mut spec = TetherSpec {
+            id: id.clone(),
+            name: name.clone(),
+            hostname: body
+                .hostname
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| id[..12].to_string()),
+            cmd: argv,
+            env,
+            user: body
+                .user
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or(icfg.user.clone())
+                .unwrap_or_default(),
+            workdir: body
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .or(icfg.working_dir.clone())
+                .unwrap_or_default(),
+            layers: vec![],
+            scratch: None,
+            dns: vec![],
+            hosts: vec![],
+        };
+        let meta = Meta {
+            id: id.clone(),
+            name: name.clone(),
+            image: image.clone(),
+            image_id: image_id.to_string(),
+            created: now(),
+            auto_remove: host.auto_remove == Some(true),
+            config: serde_json::to_value(&body).map_err(internal)?,
+            host_config: serde_json::to_value(&host).map_err(internal)?,
+        };
+        let vm_name = format!("{name}-{}", &id[..12]);
+        let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        let config = containers::vm_config(
+            &self.inner.t,
+            &vm_name,
+            &layer_paths,
+            &mut spec,
+            &meta,
+            memory_mb,
+            cpus,
+        )
+        .map_err(Error::invalid)?;
+        let vm = self
+            .inner
+            .t
+            .client
+            .create_vm(&self.inner.t.folder, &self.inner.t.pool, None, &config)
+            .await
+            .map_err(internal)?;
+        self.inner.containers.write().insert(
+            id.clone(),
+            Container {
+                meta,
+                spec,
+                vm,
+                vm_name,
+                status: Status::Created,
+                started_at: None,
+                finished: None,
+            },
+        );
+        self.bump();
+        Ok(ContainerCreateResponse {
+            id,
+            warnings: vec![],
+        })
+    }
+
+    async fn container_start(&self, id: &str, _detach_keys: Option<String>) -> Result<()> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        if c.status == Status::Running {
+            return Err(Error::NotModified("container already started".into()));
+        }
+        if c.status == Status::Exited {
+            // A second start is a cold power-on of the same VM: the old exit record is
+            // superseded by the next one in the log.
+            if let Some(cc) = self.inner.containers.write().get_mut(&id) {
+                cc.finished = None;
+            }
+        }
+        self.inner
+            .t
+            .client
+            .power_on(&c.vm)
+            .await
+            .map_err(internal)?;
+        if let Some(cc) = self.inner.containers.write().get_mut(&id) {
+            cc.status = Status::Running;
+            cc.started_at = Some(now());
+        }
+        self.bump();
+        self.monitor(id);
+        Ok(())
+    }
+
+    async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStreams> {
+        let id = self.resolve(id)?;
+        if opts.stdin {
+            return Err(Error::not_implemented("attaching stdin"));
+        }
+        let lf = self
+            .log_file(&id)
+            .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
+        let b = self.clone();
+        let gone_id = id.clone();
+        let stop = move || !b.inner.containers.read().contains_key(&gone_id);
+        let (want_out, want_err) = (opts.stdout, opts.stderr);
+        let output = lf
+            .follow(stop)
+            .filter_map(move |r| async move {
+                match r {
+                    Record::Output {
+                        stderr: false,
+                        data,
+                        ..
+                    } if want_out => Some(Ok(OutputChunk::stdout(data))),
+                    Record::Output {
+                        stderr: true, data, ..
+                    } if want_err => Some(Ok(OutputChunk::stderr(data))),
+                    _ => None,
+                }
+            })
+            .boxed();
+        Ok(AttachStreams {
+            tty: false,
+            stdin: None,
+            output,
+            detach_keys: None,
+        })
+    }
+
+    async fn container_wait(&self, id: &str, condition: WaitCondition) -> Result<WaitFuture> {
+        let id = self.resolve(id)?;
+        let start = self.get(&id)?;
+        let b = self.clone();
+        let mut rx = self.inner.changed.subscribe();
+        Ok(Box::pin(async move {
+            let started_finish = start.finished.as_ref().map(|f| f.finished_at.clone());
+            loop {
+                rx.borrow_and_update();
+                let now = b.inner.containers.read().get(&id).cloned();
+                match (condition, now) {
+                    (WaitCondition::Removed, None) | (_, None) => {
+                        let code = b.inner.removed.read().get(&id).copied().unwrap_or(0);
+                        return Ok(ContainerWaitResponse {
+                            status_code: code,
+                            error: None,
+                        });
+                    }
+                    (WaitCondition::NotRunning, Some(c)) if c.status != Status::Running => {
+                        return Ok(ContainerWaitResponse {
+                            status_code: c.finished.map(|f| f.exit_code).unwrap_or(0),
+                            error: None,
+                        })
+                    }
+                    (WaitCondition::NextExit, Some(c))
+                        if c.status == Status::Exited
+                            && c.finished.as_ref().map(|f| f.finished_at.clone())
+                                != started_finish =>
+                    {
+                        return Ok(ContainerWaitResponse {
+                            status_code: c.finished.map(|f| f.exit_code).unwrap_or(0),
+                            error: None,
+                        })
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::internal("the VCH is shutting down"));
+                }
+            }
+        }))
+    }
+
+    async fn container_logs(&self, id: &str, opts: LogsOptions) -> Result<LogStream> {
+        let id = self.resolve(id)?;
+        let lf = self
+            .log_file(&id)
+            .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
+        let to_chunk = move |r: Record| -> Option<LogChunk> {
+            match r {
+                Record::Output { stderr, data, time } => {
+                    if (stderr && !opts.stderr) || (!stderr && !opts.stdout) {
+                        return None;
+                    }
+                    let ts = chrono::DateTime::parse_from_rfc3339(&time)
+                        .ok()?
+                        .with_timezone(&chrono::Utc);
+                    if opts.since.is_some_and(|s| ts < s) || opts.until.is_some_and(|u| ts > u) {
+                        return None;
+                    }
+                    Some(LogChunk {
+                        kind: if stderr {
+                            StreamKind::Stderr
+                        } else {
+                            StreamKind::Stdout
+                        },
+                        timestamp: ts,
+                        data,
+                    })
+                }
+                Record::Exit { .. } => None,
+            }
+        };
+        let chunks: Vec<LogChunk> = lf
+            .read_all()
+            .await
+            .into_iter()
+            .filter_map(to_chunk.clone())
+            .collect();
+        let chunks = match opts.tail {
+            Tail::All => chunks,
+            Tail::Lines(n) => chunks[chunks.len().saturating_sub(n as usize)..].to_vec(),
+        };
+        let running = self.get(&id)?.status == Status::Running;
+        let stream = if opts.follow && running {
+            let seen = chunks.len();
+            let b = self.clone();
+            let gone_id = id.clone();
+            let stop = move || !b.inner.containers.read().contains_key(&gone_id);
+            let all_before = lf
+                .read_all()
+                .await
+                .into_iter()
+                .filter_map(to_chunk.clone())
+                .count();
+            let live = lf
+                .follow(stop)
+                .filter_map(move |r| async move { to_chunk(r) })
+                .skip(all_before);
+            futures_util::stream::iter(chunks.into_iter().map(Ok))
+                .chain(live.map(Ok))
+                .boxed()
+                .take(usize::MAX - seen)
+                .boxed()
+        } else {
+            futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed()
+        };
+        Ok(LogStream {
+            tty: false,
+            chunks: stream,
+        })
+    }
+
+    async fn container_stop(&self, id: &str, _opts: StopOptions) -> Result<()> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        if c.status != Status::Running {
+            return Err(Error::NotModified("container already stopped".into()));
+        }
+        // Without the control channel there is no graceful signal yet: stop powers off.
+        self.inner.t.client.power_off(&c.vm).await.map_err(internal)
+    }
+
+    async fn container_kill(&self, id: &str, signal: Option<String>) -> Result<()> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        if c.status != Status::Running {
+            return Err(Error::not_running(&id));
+        }
+        match signal.as_deref() {
+            None | Some("") | Some("KILL") | Some("SIGKILL") | Some("9") => {
+                self.inner.t.client.power_off(&c.vm).await.map_err(internal)
+            }
+            Some(other) => Err(Error::not_implemented(format!(
+                "signal {other} (only SIGKILL for now)"
+            ))),
+        }
+    }
+
+    async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> Result<()> {
+        let id = self.resolve(id)?;
+        self.remove_now(&id, opts.force).await
+    }
+
+    async fn container_inspect(&self, id: &str, _size: bool) -> Result<ContainerInspectResponse> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        let path = c.spec.cmd.first().cloned().unwrap_or_default();
+        let args: Vec<String> = c.spec.cmd.iter().skip(1).cloned().collect();
+        let mut config = c.meta.config.clone();
+        if let Some(o) = config.as_object_mut() {
+            o.insert("Hostname".into(), c.spec.hostname.clone().into());
+            o.insert(
+                "Env".into(),
+                serde_json::to_value(&c.spec.env).map_err(internal)?,
+            );
+            o.remove("HostConfig");
+            o.remove("NetworkingConfig");
+        }
+        serde_json::from_value(serde_json::json!({
+            "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
+            "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
+            "RestartCount": 0, "Driver": "vsphere", "Platform": "linux",
+            "HostConfig": c.meta.host_config, "Config": config,
+            "Mounts": [], "NetworkSettings": {"Networks": {}},
+        }))
+        .map_err(internal)
+    }
+
+    async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
+        let mut cs: Vec<Container> = self.inner.containers.read().values().cloned().collect();
+        cs.sort_by(|a, b| b.meta.created.cmp(&a.meta.created));
+        let all = opts.all || opts.limit.is_some();
+        let mut out = Vec::new();
+        for c in cs
+            .into_iter()
+            .filter(|c| all || c.status == Status::Running)
+        {
+            let state = Self::state_of(&c);
+            let status = match c.status {
+                Status::Running => "Up".to_string(),
+                Status::Exited => format!(
+                    "Exited ({})",
+                    c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0)
+                ),
+                Status::Created => "Created".into(),
+                Status::Removing => "Removal In Progress".into(),
+            };
+            let created = chrono::DateTime::parse_from_rfc3339(&c.meta.created)
+                .map(|d| d.timestamp())
+                .unwrap_or(0);
+            out.push(
+                serde_json::from_value(serde_json::json!({
+                    "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
+                    "ImageID": c.meta.image_id, "Command": c.spec.cmd.join(" "), "Created": created,
+                    "State": state["Status"], "Status": status, "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
+                    "Ports": [], "Mounts": [], "HostConfig": {"NetworkMode": "bridge"},
+                }))
+                .map_err(internal)?,
+            );
+            if opts.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        let _ = Filters::default();
+        Ok(out)
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Result<JsonMessage>>,
+) -> ProgressStream {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Docker reports which VM backs a container nowhere; admins find it by this name.
+pub fn vm_moref(b: &VchBackend, id: &str) -> Option<MoRef> {
+    b.inner.containers.read().get(id).map(|c| c.vm.clone())
+}

@@ -1,0 +1,166 @@
+//! Reading a container's log (serial port 2, `[ds] <vm>/container.log`, json-file lines
+//! written by the tether) through the datastore: whole, or followed live by polling with
+//! byte ranges. The last record of a finished container is its exit record.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use std::time::Duration;
+use vsphere_client::Client;
+
+/// How often a followed log is polled for new bytes.
+const POLL: Duration = Duration::from_millis(25);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Output {
+        stderr: bool,
+        data: Bytes,
+        time: String,
+    },
+    Exit {
+        code: i64,
+        error: Option<String>,
+        time: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    log: Option<String>,
+    stream: Option<String>,
+    event: Option<String>,
+    exit_code: Option<i64>,
+    error: Option<String>,
+    #[serde(default)]
+    time: String,
+}
+
+/// Parses complete lines; returns the records and how many bytes were consumed.
+pub fn parse(buf: &[u8]) -> (Vec<Record>, usize) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    while let Some(nl) = buf[used..].iter().position(|b| *b == b'\n') {
+        let line = &buf[used..used + nl];
+        used += nl + 1;
+        let Ok(r) = serde_json::from_slice::<Raw>(line) else {
+            continue; // a torn or foreign line is skipped, not fatal
+        };
+        if r.event.as_deref() == Some("exit") {
+            out.push(Record::Exit {
+                code: r.exit_code.unwrap_or(-1),
+                error: r.error,
+                time: r.time,
+            });
+        } else if let Some(log) = r.log {
+            out.push(Record::Output {
+                stderr: r.stream.as_deref() == Some("stderr"),
+                data: Bytes::from(log),
+                time: r.time,
+            });
+        }
+    }
+    (out, used)
+}
+
+/// Where a container's log lives.
+#[derive(Clone)]
+pub struct LogFile {
+    pub client: Client,
+    pub datacenter: String,
+    pub datastore: String,
+    /// Path inside the datastore (`<vm>/container.log`).
+    pub path: String,
+}
+
+impl LogFile {
+    /// Bytes from `offset` on; empty when there is nothing new or no file yet.
+    async fn read_from(&self, offset: u64) -> Vec<u8> {
+        self.client
+            .download_bytes(
+                &self.datacenter,
+                &self.datastore,
+                &self.path,
+                Some((offset, None)),
+            )
+            .await
+            .unwrap_or_default()
+    }
+
+    pub async fn read_all(&self) -> Vec<Record> {
+        parse(&self.read_from(0).await).0
+    }
+
+    /// The exit record, if the container has finished.
+    pub async fn exit(&self) -> Option<(i64, Option<String>)> {
+        self.read_all()
+            .await
+            .into_iter()
+            .rev()
+            .find_map(|r| match r {
+                Record::Exit { code, error, .. } => Some((code, error)),
+                _ => None,
+            })
+    }
+
+    /// Every record from the start, then new ones as they are written, until the exit
+    /// record (or `stop()` returns true between polls).
+    pub fn follow(
+        self,
+        stop: impl Fn() -> bool + Send + 'static,
+    ) -> impl futures_util::Stream<Item = Record> + Send + 'static {
+        futures_util::stream::unfold(
+            (
+                self,
+                0u64,
+                Vec::<u8>::new(),
+                std::collections::VecDeque::<Record>::new(),
+                false,
+                stop,
+            ),
+            |(lf, mut offset, mut pending, mut queue, mut done, stop)| async move {
+                loop {
+                    if let Some(r) = queue.pop_front() {
+                        if matches!(r, Record::Exit { .. }) {
+                            done = true;
+                        }
+                        return Some((r, (lf, offset, pending, queue, done, stop)));
+                    }
+                    if done || stop() {
+                        return None;
+                    }
+                    let fresh = lf.read_from(offset).await;
+                    if fresh.is_empty() {
+                        tokio::time::sleep(POLL).await;
+                        continue;
+                    }
+                    offset += fresh.len() as u64;
+                    pending.extend_from_slice(&fresh);
+                    let (records, used) = parse(&pending);
+                    pending.drain(..used);
+                    queue.extend(records);
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_and_keeps_partial_tail() {
+        let buf = b"{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"t\"}\n{\"event\":\"exit\",\"exit_code\":3,\"time\":\"u\"}\n{\"log\":\"par";
+        let (recs, used) = parse(buf);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            recs[1],
+            Record::Exit {
+                code: 3,
+                error: None,
+                time: "u".into()
+            }
+        );
+        assert_eq!(&buf[used..], b"{\"log\":\"par");
+    }
+}

@@ -1,0 +1,171 @@
+//! `vch`: the Virtual Container Host daemon.
+//!
+//!     vch serve -H unix:///run/vch/docker.sock --state-dir /var/lib/vch
+//!
+//! Without `--target` it starts the embedded vCenter simulator and talks to it over
+//! HTTPS SOAP with its certificate pinned. The binary doubles as the container VMs'
+//! tether: the simulator boots it from the boot disk with `VCSIM_HW` set.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use vch::backend::VchBackend;
+use vch::images::store::{ImageStore, StoreConfig};
+use vch::target::{Target, TargetConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "vch",
+    about = "Virtual Container Host: the Docker API on vSphere"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Serve(Serve),
+}
+
+#[derive(Parser)]
+struct Serve {
+    /// Listeners: unix:///path, tcp://127.0.0.1:2375 (repeatable).
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/vch/docker.sock"
+    )]
+    hosts: Vec<String>,
+    /// Allow plain TCP on non-loopback addresses.
+    #[arg(long)]
+    force_insecure_tcp: bool,
+    #[arg(long, default_value = "/var/lib/vch")]
+    state_dir: PathBuf,
+    /// Registries spoken to over plain HTTP (host:port, repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// vCenter SDK URL (https://host/sdk); without it the embedded simulator runs.
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// SHA-1 or SHA-256 thumbprint of the vCenter certificate.
+    #[arg(long)]
+    thumbprint: Option<String>,
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[arg(long)]
+    datacenter: Option<String>,
+    #[arg(long)]
+    compute_resource: Option<String>,
+    #[arg(long)]
+    datastore: Option<String>,
+    /// Name of this VCH: its resource pool, VM folder and datastore directory.
+    #[arg(long, default_value = "vch")]
+    name: String,
+}
+
+fn listener(h: &str, force: bool) -> Result<docker_api::Listener, String> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        return Ok(docker_api::Listener::Unix(PathBuf::from(p)));
+    }
+    if let Some(a) = h.strip_prefix("tcp://") {
+        let addr = a
+            .parse()
+            .map_err(|e| format!("bad address in -H {h}: {e}"))?;
+        return Ok(docker_api::Listener::Tcp { addr, force });
+    }
+    Err(format!("-H {h}: use unix:///path or tcp://host:port"))
+}
+
+async fn serve(s: Serve) -> Result<(), String> {
+    std::fs::create_dir_all(&s.state_dir).map_err(|e| format!("{}: {e}", s.state_dir.display()))?;
+    let password = match &s.password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let ca_pem = match &s.ca_file {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let cfg = TargetConfig {
+        url: s.target.clone(),
+        user: s.user.clone(),
+        password,
+        thumbprint: s.thumbprint.clone(),
+        ca_pem,
+        datacenter: s.datacenter.clone(),
+        compute_resource: s.compute_resource.clone(),
+        datastore: s.datastore.clone(),
+        name: s.name.clone(),
+        state_dir: s.state_dir.clone(),
+    };
+    let target = Target::open(&cfg).await.map_err(|e| e.to_string())?;
+    tracing::info!(vcenter = %target.url, pool = %target.pool, "connected");
+    let mut store_cfg = StoreConfig::new(format!("{}/images", s.name));
+    store_cfg.datacenter = Some(target.datacenter_name.clone());
+    store_cfg.datastore = Some(target.datastore_name.clone());
+    store_cfg.insecure_registries = s.insecure_registries.clone();
+    store_cfg.spool_dir = s.state_dir.join("spool");
+    let images = ImageStore::open(target.client.clone(), store_cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    let backend = VchBackend::new(target, images)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut builder = docker_api::Server::builder().backend(Arc::new(backend));
+    for h in &s.hosts {
+        if let Some(p) = h.strip_prefix("unix://") {
+            if let Some(dir) = std::path::Path::new(p).parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+        }
+        builder = builder.listen(listener(h, s.force_insecure_tcp)?);
+    }
+    let server = builder.bind().await.map_err(|e| e.to_string())?;
+    for h in &s.hosts {
+        println!("DOCKER_HOST={h}");
+    }
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    server.serve(shutdown).await.map_err(|e| e.to_string())
+}
+
+fn main() {
+    if tether::started_as_init() {
+        tether::init_main();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let r = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Serve(s) => serve(s).await,
+        }
+    });
+    if let Err(e) = r {
+        eprintln!("vch: {e}");
+        std::process::exit(1);
+    }
+}

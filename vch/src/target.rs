@@ -1,0 +1,220 @@
+//! The vSphere side of a VCH: connecting to vCenter (or starting the embedded simulator)
+//! and finding or creating what the VCH owns there: its resource pool, VM folder,
+//! directory on the datastore and the boot disk of its container VMs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use vsphere_client::spec::Allocation;
+use vsphere_client::{Client, MoRef, TlsTrust};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("vSphere: {0}")]
+    Vsphere(#[from] vsphere_client::Error),
+    #[error("embedded simulator: {0}")]
+    Simulator(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("boot disk: {0}")]
+    BootDisk(String),
+}
+
+/// How to reach vCenter. Without `url`, the embedded simulator is started.
+#[derive(Debug, Clone, Default)]
+pub struct TargetConfig {
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub thumbprint: Option<String>,
+    pub ca_pem: Option<Vec<u8>>,
+    pub datacenter: Option<String>,
+    pub compute_resource: Option<String>,
+    pub datastore: Option<String>,
+    /// The VCH's name: its resource pool, VM folder and datastore directory.
+    pub name: String,
+    pub state_dir: PathBuf,
+}
+
+/// Everything the VCH placed in vSphere, resolved once at start.
+pub struct Target {
+    pub client: Client,
+    /// Keeps the embedded simulator alive for the daemon's lifetime.
+    pub embedded: Option<vcenter_sim::SimServer>,
+    pub datacenter: MoRef,
+    pub datacenter_name: String,
+    pub datastore_name: String,
+    pub pool: MoRef,
+    pub folder: MoRef,
+    pub name: String,
+    /// `[ds] <name>/boot/vch-boot.vmdk`, attached to every container VM at scsi0:0.
+    pub boot_disk: String,
+    pub url: String,
+}
+
+async fn start_embedded(
+    cfg: &TargetConfig,
+) -> Result<(vcenter_sim::SimServer, Client), TargetError> {
+    let dir = cfg.state_dir.join("vcenter-sim");
+    let runtime: Arc<dyn vcenter_sim::HostRuntime> = match vcenter_sim::SandboxRuntime::supported()
+    {
+        Ok(()) => Arc::new(vcenter_sim::SandboxRuntime::new(dir.join("run"))),
+        Err(why) => {
+            tracing::warn!("containers will not run: {why}");
+            Arc::new(vcenter_sim::StateOnlyRuntime)
+        }
+    };
+    let sim_cfg = vcenter_sim::SimConfig::new(&dir);
+    let (user, password) = (sim_cfg.username.clone(), sim_cfg.password.clone());
+    let server = vcenter_sim::SimServer::start(
+        sim_cfg,
+        "127.0.0.1:0".parse().expect("static address"),
+        runtime,
+    )
+    .await
+    .map_err(|e| TargetError::Simulator(e.to_string()))?;
+    // Over the real wire, with the simulator's certificate pinned: no shortcut.
+    let client = Client::connect(
+        &server.url,
+        TlsTrust::Thumbprint(server.sha256_thumbprint.clone()),
+    )
+    .await?;
+    client.login(&user, &password).await?;
+    Ok((server, client))
+}
+
+impl Target {
+    pub async fn open(cfg: &TargetConfig) -> Result<Target, TargetError> {
+        let (embedded, client, url) = match &cfg.url {
+            None => {
+                let (server, client) = start_embedded(cfg).await?;
+                let url = server.url.clone();
+                (Some(server), client, url)
+            }
+            Some(url) => {
+                let trust = match (&cfg.thumbprint, &cfg.ca_pem) {
+                    (Some(t), _) => TlsTrust::Thumbprint(t.clone()),
+                    (None, Some(ca)) => TlsTrust::CaPem(ca.clone()),
+                    (None, None) => {
+                        return Err(TargetError::Config(
+                            "--target needs --thumbprint or --ca-file to trust the server".into(),
+                        ))
+                    }
+                };
+                let client = Client::connect(url, trust).await?;
+                let user = cfg.user.clone().ok_or_else(|| {
+                    TargetError::Config("--user is required with --target".into())
+                })?;
+                client
+                    .login(&user, cfg.password.as_deref().unwrap_or_default())
+                    .await?;
+                (None, client, url.clone())
+            }
+        };
+        let (dc_name, dc) = client.datacenter(cfg.datacenter.as_deref()).await?;
+        let (ds_name, _) = client.datastore(&dc, cfg.datastore.as_deref()).await?;
+        let (cr_name, cr) = client
+            .compute_resource(&dc, cfg.compute_resource.as_deref())
+            .await?;
+        let root_pool = client
+            .property(&cr, "resourcePool")
+            .await?
+            .and_then(|v| v.as_moref().cloned())
+            .ok_or_else(|| {
+                TargetError::Config(format!("compute resource {cr_name} has no resource pool"))
+            })?;
+        let pool = match client.find_child(&root_pool, &cfg.name).await? {
+            Some(p) => p,
+            None => {
+                client
+                    .create_resource_pool(
+                        &root_pool,
+                        &cfg.name,
+                        &Allocation::default(),
+                        &Allocation::default(),
+                    )
+                    .await?
+            }
+        };
+        let vm_root = client
+            .must_find("VM folder", &format!("{dc_name}/vm"))
+            .await?;
+        let folder = match client.find_child(&vm_root, &cfg.name).await? {
+            Some(f) => f,
+            None => client.create_folder(&vm_root, &cfg.name).await?,
+        };
+        let t = Target {
+            client,
+            embedded,
+            datacenter: dc,
+            datacenter_name: dc_name,
+            datastore_name: ds_name,
+            pool,
+            folder,
+            name: cfg.name.clone(),
+            boot_disk: String::new(),
+            url,
+        };
+        let boot_disk = t.install_boot_disk(&cfg.state_dir).await?;
+        Ok(Target { boot_disk, ..t })
+    }
+
+    /// `[ds] <name>/<rel>`
+    pub fn ds_path(&self, rel: &str) -> String {
+        format!("[{}] {}/{rel}", self.datastore_name, self.name)
+    }
+
+    /// Builds the boot disk from this very binary (it doubles as the tether when started
+    /// as a VM's init) and uploads it, unless the datastore already has this build's.
+    async fn install_boot_disk(&self, state_dir: &std::path::Path) -> Result<String, TargetError> {
+        let exe = std::env::current_exe().map_err(|e| TargetError::BootDisk(e.to_string()))?;
+        let meta = std::fs::metadata(&exe).map_err(|e| TargetError::BootDisk(e.to_string()))?;
+        let stamp = format!(
+            "{}-{}",
+            meta.len(),
+            meta.modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        );
+        let name = format!("vch-boot-{stamp}");
+        let rel = format!("{}/boot/{name}.vmdk", self.name);
+        let present = self
+            .client
+            .download_bytes(
+                &self.datacenter_name,
+                &self.datastore_name,
+                &rel,
+                Some((0, Some(0))),
+            )
+            .await
+            .is_ok();
+        if !present {
+            let build = state_dir.join("boot");
+            let disk = appliance_image::build_boot_disk(&exe, &build, &name)
+                .map_err(|e| TargetError::BootDisk(e.to_string()))?;
+            let dir = self.ds_path("boot");
+            if let Err(e) = self
+                .client
+                .make_directory(&self.datacenter, &dir, true)
+                .await
+            {
+                if e.fault_type() != Some("FileAlreadyExists") {
+                    return Err(e.into());
+                }
+            }
+            for (local, remote) in [
+                (&disk.extent, format!("{}/boot/{name}-flat.vmdk", self.name)),
+                (&disk.descriptor, rel.clone()),
+            ] {
+                let bytes =
+                    std::fs::read(local).map_err(|e| TargetError::BootDisk(e.to_string()))?;
+                self.client
+                    .upload_bytes(&self.datacenter_name, &self.datastore_name, &remote, bytes)
+                    .await?;
+            }
+            let _ = std::fs::remove_dir_all(&build);
+        }
+        Ok(self.ds_path(&format!("boot/{name}.vmdk")))
+    }
+}
