@@ -70,10 +70,12 @@ impl OutputChunk {
 pub struct AttachStreams {
     /// The process has a TTY: output is raw (not multiplexed) and stdout/stderr are one.
     pub tty: bool,
-    /// Present when stdin was requested and the process has it open. The front end
-    /// calls `shutdown()` when the client closes its side (EOF on the connection): close
-    /// the process's stdin then if the container is `StdinOnce`. A writer dropped without
-    /// `shutdown()` means the client detached or vanished: the stdin stays open.
+    /// Present when stdin was requested and the process has it open. Without a TTY the
+    /// front end calls `shutdown()` when the client closes its side (EOF on the
+    /// connection): like dockerd, close the process's stdin if the container is
+    /// `StdinOnce` (the output then ends with the process), otherwise keep it open and end
+    /// `output`. A writer dropped without `shutdown()` means the client detached or went
+    /// away (always the case with a TTY): the process's stdin stays open.
     pub stdin: Option<StdinWriter>,
     pub output: BoxStream<'static, Result<OutputChunk>>,
     /// Detach key spec ("ctrl-p,ctrl-q") of this session, e.g. an exec's `DetachKeys`;

@@ -330,8 +330,14 @@ impl Session {
                     continue;
                 }
                 match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) if tty => {
+                        // dockerd never closes a TTY's stdin when the client goes: EOF
+                        // ends the session (the CLI closes the connection when it
+                        // detaches on its own escape keys).
+                        return StdinEnd::Detached;
+                    }
                     Ok(0) | Err(_) => {
-                        // The client half-closed: close the process's stdin.
+                        // The client half-closed: its stdin is over.
                         let _ = stdin.shutdown().await;
                         return StdinEnd::Eof;
                     }

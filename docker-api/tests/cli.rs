@@ -417,3 +417,65 @@ async fn docker_cp_both_ways() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn docker_run_interactive_tty_resize_and_detach() {
+    let srv = start().await;
+    if !have_docker() {
+        return;
+    }
+    // A real terminal for the CLI (script(1) allocates a pty): raw mode, resize calls,
+    // stdin typed through, then ctrl-p ctrl-q detaches and leaves the container running.
+    let cmd = format!(
+        "stty cols 100 rows 30; DOCKER_CONFIG={} {DOCKER} -H {} run -it --name tty busybox cat",
+        srv.dir.join("cli-config").display(),
+        srv.host()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    use tokio::io::AsyncWriteExt;
+    // The CLI resizes after start, by which time its terminal is in raw mode (in
+    // cooked mode ctrl-q would be eaten as XON).
+    let t0 = std::time::Instant::now();
+    while !srv
+        .fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("container_resize"))
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no resize"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stdin.write_all(b"typed\r").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stdin.write_all(&[16, 17]).await.unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("detach ends docker run")
+        .unwrap();
+    let screen = stdout(&out);
+    assert!(screen.contains("typed"), "{screen:?}");
+    let calls = srv.fake.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("container_resize") && c.ends_with(" 30x100")),
+        "{calls:?}"
+    );
+    let o = docker!(srv, "inspect", "--format", "{{.State.Running}}", "tty");
+    assert_eq!(
+        stdout(&o).trim(),
+        "true",
+        "detaching must not stop the container"
+    );
+}
