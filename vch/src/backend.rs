@@ -26,6 +26,24 @@ struct Inner {
     removed: RwLock<HashMap<String, i64>>,
     /// Bumped on every container state change; waiters watch it.
     changed: tokio::sync::watch::Sender<u64>,
+    /// Attach sessions still reading each container's output: `--rm` waits for them to
+    /// reach the exit record before the VM (and its log) goes.
+    readers: parking_lot::Mutex<HashMap<String, usize>>,
+}
+
+/// Counts an attach session while its output stream lives.
+struct Reader {
+    b: VchBackend,
+    id: String,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let mut r = self.b.inner.readers.lock();
+        if let Some(n) = r.get_mut(&self.id) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -68,6 +86,7 @@ impl VchBackend {
                 containers: RwLock::new(HashMap::new()),
                 removed: RwLock::new(HashMap::new()),
                 changed: tx,
+                readers: parking_lot::Mutex::new(HashMap::new()),
             }),
         };
         // Recovery is the normal start path: containers that were running are watched
@@ -151,6 +170,13 @@ impl VchBackend {
         };
         self.bump();
         if auto_remove {
+            // Let attached clients read the output up to the exit record first.
+            for _ in 0..500 {
+                if self.inner.readers.lock().get(id).copied().unwrap_or(0) == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             let _ = self.remove_now(id, false).await;
             return;
         }
@@ -312,11 +338,7 @@ impl Backend for VchBackend {
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
         let images = self.inner.images.clone();
-        let auth = opts
-            .auth
-            .clone()
-            .map(|a| serde_json::to_value(a).ok())
-            .flatten();
+        let auth = opts.auth.clone().and_then(|a| serde_json::to_value(a).ok());
         let auth: Option<crate::images::auth::RegistryAuth> =
             auth.and_then(|v| serde_json::from_value(v).ok());
         tokio::spawn(async move {
@@ -573,8 +595,17 @@ impl Backend for VchBackend {
         let gone_id = id.clone();
         let stop = move || !b.inner.containers.read().contains_key(&gone_id);
         let (want_out, want_err) = (opts.stdout, opts.stderr);
+        *self.inner.readers.lock().entry(id.clone()).or_insert(0) += 1;
+        let reader = Reader {
+            b: self.clone(),
+            id: id.clone(),
+        };
         let output = lf
             .follow(stop)
+            .map(move |r| {
+                let _alive = &reader;
+                r
+            })
             .filter_map(move |r| async move {
                 match r {
                     Record::Output {
@@ -670,39 +701,32 @@ impl Backend for VchBackend {
                 Record::Exit { .. } => None,
             }
         };
-        let chunks: Vec<LogChunk> = lf
+        let all: Vec<LogChunk> = lf
             .read_all()
             .await
             .into_iter()
-            .filter_map(to_chunk.clone())
+            .filter_map(to_chunk)
             .collect();
-        let chunks = match opts.tail {
-            Tail::All => chunks,
-            Tail::Lines(n) => chunks[chunks.len().saturating_sub(n as usize)..].to_vec(),
+        let seen = all.len();
+        let shown = match opts.tail {
+            Tail::All => all,
+            Tail::Lines(n) => all[all.len().saturating_sub(n as usize)..].to_vec(),
         };
         let running = self.get(&id)?.status == Status::Running;
+        let past = futures_util::stream::iter(shown.into_iter().map(Ok));
         let stream = if opts.follow && running {
-            let seen = chunks.len();
             let b = self.clone();
             let gone_id = id.clone();
             let stop = move || !b.inner.containers.read().contains_key(&gone_id);
-            let all_before = lf
-                .read_all()
-                .await
-                .into_iter()
-                .filter_map(to_chunk.clone())
-                .count();
+            // The follower reads the file from the start: skip what was already shown.
             let live = lf
                 .follow(stop)
                 .filter_map(move |r| async move { to_chunk(r) })
-                .skip(all_before);
-            futures_util::stream::iter(chunks.into_iter().map(Ok))
-                .chain(live.map(Ok))
-                .boxed()
-                .take(usize::MAX - seen)
-                .boxed()
+                .skip(seen)
+                .map(Ok);
+            past.chain(live).boxed()
         } else {
-            futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed()
+            past.boxed()
         };
         Ok(LogStream {
             tty: false,
@@ -745,6 +769,14 @@ impl Backend for VchBackend {
         let id = self.resolve(id)?;
         let c = self.get(&id)?;
         let path = c.spec.cmd.first().cloned().unwrap_or_default();
+        let mut host_config = c.meta.host_config.clone();
+        if let Some(h) = host_config.as_object_mut() {
+            // docker-py reads LogConfig.Type; the log is the VM's serial-port file.
+            h.insert(
+                "LogConfig".into(),
+                serde_json::json!({"Type": "json-file", "Config": {}}),
+            );
+        }
         let args: Vec<String> = c.spec.cmd.iter().skip(1).cloned().collect();
         let mut config = c.meta.config.clone();
         if let Some(o) = config.as_object_mut() {
@@ -760,7 +792,7 @@ impl Backend for VchBackend {
             "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
             "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
             "RestartCount": 0, "Driver": "vsphere", "Platform": "linux",
-            "HostConfig": c.meta.host_config, "Config": config,
+            "HostConfig": host_config, "Config": config,
             "Mounts": [], "NetworkSettings": {"Networks": {}},
         }))
         .map_err(internal)

@@ -79,6 +79,13 @@ async fn start_embedded(
     )
     .await?;
     client.login(&user, &password).await?;
+    // vSphere admins (and tests) reach the embedded vCenter with these.
+    let info = serde_json::json!({
+        "url": server.url, "username": user, "password": password,
+        "sha1": server.sha1_thumbprint, "sha256": server.sha256_thumbprint,
+    });
+    let _ = std::fs::write(dir.join("sim-info.json"), info.to_string());
+    tracing::info!(url = %server.url, thumbprint = %server.sha1_thumbprint, "embedded vCenter simulator");
     Ok((server, client))
 }
 

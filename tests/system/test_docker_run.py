@@ -1,0 +1,101 @@
+"""The container lifecycle through the real docker CLI against `vch serve`, with each
+container checked from the vSphere side too."""
+
+import json
+import time
+
+import pytest
+from pyVmomi import vim
+
+
+def vms_named(si, prefix):
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return [vm for vm in view.view if vm.name.startswith(prefix)]
+    finally:
+        view.Destroy()
+
+
+def test_run_prints_output_and_rm_destroys_the_vm(vch):
+    r = vch.docker("run", "--rm", "--name", "rmme", "busybox", "echo", "hi")
+    assert r.stdout == "hi\n"
+    si = vch.vsphere()
+    assert vms_named(si, "rmme-") == [], "--rm must destroy the container's VM"
+
+
+def test_exit_code_propagates(vch):
+    r = vch.docker("run", "--rm", "busybox", "sh", "-c", "echo out; exit 3", check=False)
+    assert r.returncode == 3
+    assert r.stdout == "out\n"
+
+
+def test_command_not_found_is_127_with_docker_message(vch):
+    r = vch.docker("run", "--rm", "busybox", "no-such-binary", check=False)
+    assert r.returncode == 127
+    assert "executable file not found" in r.stdout + r.stderr
+
+
+def test_container_is_a_vm_in_the_vch_pool_with_expected_devices(vch):
+    vch.docker("create", "--name", "devs", "busybox", "true")
+    si = vch.vsphere()
+    [vm] = vms_named(si, "devs-")
+    assert vm.resourcePool.name == "vch"
+    assert vm.parent.name == "vch"
+    devices = vm.config.hardware.device
+    disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+    # boot disk, one busybox layer, scratch
+    assert len(disks) == 3
+    modes = sorted(d.backing.diskMode for d in disks)
+    assert modes == ["independent_nonpersistent", "independent_nonpersistent", "persistent"]
+    serial = [d for d in devices if isinstance(d, vim.vm.device.VirtualSerialPort)]
+    assert serial[0].backing.fileName.endswith("/container.log")
+    extra = {o.key: o.value for o in vm.config.extraConfig}
+    spec = json.loads(extra["guestinfo.vch.spec"])
+    assert spec["cmd"] == ["true"]
+    assert spec["layers"] == ["scsi0:1"]
+    vch.docker("rm", "devs")
+    assert vms_named(si, "devs-") == []
+
+
+def test_ps_logs_inspect_and_rm(vch):
+    vch.docker("run", "--name", "kept", "busybox", "sh", "-c", "echo one; echo two >&2")
+    ps = vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    assert "kept Exited (0)" in ps
+    logs = vch.docker("logs", "kept")
+    assert logs.stdout == "one\n" and logs.stderr == "two\n"
+    state = json.loads(vch.docker("inspect", "kept").stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0
+    r = vch.docker("rm", "kept")
+    assert r.returncode == 0
+    r = vch.docker("container", "inspect", "kept", check=False)
+    assert r.returncode != 0 and "No such container" in r.stderr
+
+
+def test_name_conflict_is_409_with_dockerd_wording(vch):
+    vch.docker("create", "--name", "dup", "busybox", "true")
+    r = vch.docker("create", "--name", "dup", "busybox", "true", check=False)
+    assert r.returncode != 0
+    assert 'The container name "/dup" is already in use' in r.stderr
+    vch.docker("rm", "dup")
+
+
+def test_unsupported_flags_are_refused_by_name(vch):
+    r = vch.docker("run", "--rm", "-v", "/tmp:/x", "busybox", "true", check=False)
+    assert r.returncode != 0 and "bind mounts" in r.stderr
+    r = vch.docker("run", "--rm", "--privileged", "busybox", "true", check=False)
+    assert r.returncode != 0 and "--privileged" in r.stderr
+
+
+def test_unknown_image_is_no_such_image(vch):
+    r = vch.docker("create", "nosuchimage:1", check=False)
+    assert r.returncode != 0
+
+
+def test_containers_survive_a_vch_kill_9(vch):
+    vch.docker("run", "--name", "survivor", "busybox", "echo", "still here")
+    vch.stop(kill=True)
+    vch.start()
+    ps = vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    assert "survivor Exited (0)" in ps
+    assert vch.docker("logs", "survivor").stdout == "still here\n"
+    vch.docker("rm", "survivor")
