@@ -2,7 +2,7 @@
 //! keys the tether writes back. See docs/container-vm.md.
 
 use crate::platform::Platform;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `guestinfo.vch.spec` holds the JSON spec; when it is larger than one value,
 /// `guestinfo.vch.spec.chunks = N` and the parts are `guestinfo.vch.spec.0` .. `N-1`.
@@ -14,7 +14,7 @@ pub const FINISHED_KEY: &str = "guestinfo.vch.finished_at";
 pub const EXIT_CODE_KEY: &str = "guestinfo.vch.exit_code";
 pub const ERROR_KEY: &str = "guestinfo.vch.error";
 
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(default)]
 pub struct ContainerSpec {
     pub id: String,

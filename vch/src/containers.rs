@@ -14,20 +14,8 @@ pub const META_KEY: &str = "guestinfo.vch.meta";
 /// Final state persisted by the VCH with a powered-off reconfigure.
 pub const EXIT_KEY: &str = "guestinfo.vch.final";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TetherSpec {
-    pub id: String,
-    pub name: String,
-    pub hostname: String,
-    pub cmd: Vec<String>,
-    pub env: Vec<String>,
-    pub user: String,
-    pub workdir: String,
-    pub layers: Vec<String>,
-    pub scratch: Option<String>,
-    pub dns: Vec<String>,
-    pub hosts: Vec<String>,
-}
+/// The spec the tether reads (one definition, shared with the guest side).
+pub use tether::spec::ContainerSpec as TetherSpec;
 
 /// What Docker clients see of a container, kept in the VM's extraConfig.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,13 +7,16 @@ use crate::error::{Error, Result};
 use crate::value::{MoRef, Value};
 
 impl Client {
-    /// FindByInventoryPath: `/DC0/host/Cluster0/Resources/vch1` (leading slash optional).
-    pub async fn find_by_path(&self, path: &str) -> Result<Option<MoRef>> {
-        let si = self
-            .service_content()
+    fn search_index(&self) -> Result<MoRef> {
+        self.service_content()
             .search_index
             .clone()
-            .ok_or_else(|| Error::Decode("the server has no SearchIndex".into()))?;
+            .ok_or_else(|| Error::Decode("the server has no SearchIndex".into()))
+    }
+
+    /// FindByInventoryPath: `/DC0/host/Cluster0/Resources/vch1` (leading slash optional).
+    pub async fn find_by_path(&self, path: &str) -> Result<Option<MoRef>> {
+        let si = self.search_index()?;
         let v = self
             .call_value(
                 "FindByInventoryPath",
@@ -35,11 +38,7 @@ impl Client {
     }
 
     pub async fn find_child(&self, parent: &MoRef, name: &str) -> Result<Option<MoRef>> {
-        let si = self
-            .service_content()
-            .search_index
-            .clone()
-            .ok_or_else(|| Error::Decode("the server has no SearchIndex".into()))?;
+        let si = self.search_index()?;
         let v = self
             .call_value(
                 "FindChild",

@@ -659,6 +659,15 @@ fn unique_vm_dir(inv: &Inventory, ds: &str, name: &str) -> Result<String, Fault>
     }
 }
 
+/// What a clone takes from its source besides disks and devices.
+fn inherit_hardware(v: &mut VmData, source: &VmData) {
+    v.guest_id = source.guest_id.clone();
+    v.num_cpu = source.num_cpu;
+    v.cores_per_socket = source.cores_per_socket;
+    v.memory_mb = source.memory_mb;
+    v.annotation = source.annotation.clone();
+}
+
 fn new_vm_data(
     folder: MoRef,
     pool: MoRef,
@@ -1145,11 +1154,7 @@ impl Sim {
                     let dir = unique_vm_dir(inv, &ds_name, &name)?;
                     let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
                     let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
-                    v.guest_id = source.guest_id.clone();
-                    v.num_cpu = source.num_cpu;
-                    v.cores_per_socket = source.cores_per_socket;
-                    v.memory_mb = source.memory_mb;
-                    v.annotation = source.annotation.clone();
+                    inherit_hardware(&mut v, &source);
                     v.extra_config = extra;
                     v.template = spec.child_bool("template").unwrap_or(false);
                     let local_dir =
@@ -1276,11 +1281,7 @@ impl Sim {
                     let dir = unique_vm_dir(inv, &ds_name, &name)?;
                     let vmx_path = format!("[{ds_name}] {dir}/{name}.vmx");
                     let mut v = new_vm_data(folder.clone(), pool.clone(), host, ds, vmx_path);
-                    v.guest_id = source.guest_id.clone();
-                    v.num_cpu = source.num_cpu;
-                    v.cores_per_socket = source.cores_per_socket;
-                    v.memory_mb = source.memory_mb;
-                    v.annotation = source.annotation.clone();
+                    inherit_hardware(&mut v, &source);
                     v.extra_config = source.extra_config.clone();
                     if let Some(b) = spec.child_text("biosUuid") {
                         v.uuid = b.to_string();
