@@ -171,11 +171,11 @@ impl VchBackend {
         self.bump();
         if auto_remove {
             // Let attached clients read the output up to the exit record first.
-            for _ in 0..500 {
+            for _ in 0..2500 {
                 if self.inner.readers.lock().get(id).copied().unwrap_or(0) == 0 {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
             let _ = self.remove_now(id, false).await;
             return;

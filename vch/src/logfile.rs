@@ -8,7 +8,7 @@ use std::time::Duration;
 use vsphere_client::Client;
 
 /// How often a followed log is polled for new bytes.
-const POLL: Duration = Duration::from_millis(25);
+const POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
