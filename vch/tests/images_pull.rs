@@ -107,7 +107,7 @@ async fn pull_mount_and_manage_images() {
         "{desc}"
     );
     {
-        let m = mount_stack(&[flat.clone()]);
+        let m = mount_stack(std::slice::from_ref(&flat));
         let sh = std::fs::symlink_metadata(m.root.join("bin/sh")).unwrap();
         assert!(sh.file_type().is_symlink());
         assert_eq!(

@@ -358,8 +358,8 @@ const OPAQUE: &[u8] = b"trusted.overlay.opaque";
 
 /// Keeps the xattrs EROFS can store, minus `trusted.overlay.*`: that namespace steers
 /// overlayfs, and only our own whiteout translation may write it.
-fn filter_xattrs(e: &Entry) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TarError> {
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+fn filter_xattrs(e: &Entry) -> Result<erofs::Xattrs, TarError> {
+    let mut out: erofs::Xattrs = Vec::new();
     for (k, v) in &e.xattrs {
         if k.starts_with(b"trusted.overlay.") {
             tracing::debug!(entry = %String::from_utf8_lossy(&e.raw_path), "dropping overlay xattr from layer");
@@ -386,7 +386,7 @@ fn apply<R: Read>(
     buf: &mut [u8],
 ) -> Result<(), TarError> {
     let comps = clean_path(&e.raw_path, limits.max_path).map_err(|r| entry_err(&e.raw_path, r))?;
-    let meta = |kind: Kind, xattrs: Vec<(Vec<u8>, Vec<u8>)>| Node {
+    let meta = |kind: Kind, xattrs: erofs::Xattrs| Node {
         kind,
         perm: e.mode & 0o7777,
         uid: e.uid,

@@ -44,6 +44,8 @@ pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
 
 pub type NodeId = usize;
+/// Extended attributes: full name (`trusted.overlay.opaque`) and value.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 pub const ROOT: NodeId = 0;
 
 #[derive(Clone, Debug)]
@@ -76,7 +78,7 @@ pub struct Node {
     pub mtime: u64,
     pub mtime_nsec: u32,
     /// Full names (`trusted.overlay.opaque`), values as bytes.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 impl Node {

@@ -105,7 +105,7 @@ pub struct ImageIndex {
 
 #[derive(Clone, Debug)]
 pub enum Manifest {
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     Index(ImageIndex),
 }
 
@@ -166,7 +166,7 @@ impl Manifest {
         } else {
             let m: ImageManifest = serde_json::from_slice(bytes)
                 .map_err(|e| ImageError::invalid("image manifest", e))?;
-            Ok(Manifest::Image(m))
+            Ok(Manifest::Image(Box::new(m)))
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The image store: registry pulls into read-only layer disks on the datastore.
 
+pub mod archive;
 pub mod auth;
 pub mod convert;
 pub mod datastore;

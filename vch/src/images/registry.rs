@@ -174,7 +174,7 @@ impl Registry {
         let (bytes, top_digest) = self.manifest_raw(r).await?;
         match Manifest::parse(&bytes, None)? {
             Manifest::Image(m) => Ok(Resolved {
-                manifest: m,
+                manifest: *m,
                 manifest_bytes: bytes,
                 manifest_digest: top_digest.clone(),
                 top_digest,
@@ -186,7 +186,7 @@ impl Registry {
                 let (mbytes, mdigest) = self.manifest_raw(&child).await?;
                 match Manifest::parse(&mbytes, Some(&entry.media_type))? {
                     Manifest::Image(m) => Ok(Resolved {
-                        manifest: m,
+                        manifest: *m,
                         manifest_bytes: mbytes,
                         manifest_digest: mdigest,
                         top_digest,

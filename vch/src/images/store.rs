@@ -459,7 +459,7 @@ impl ImageStore {
                 }
             }
         });
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let reader = ChannelReader::pump(stream);
         let what = format!("layer {}", desc.digest);
         let host = reg.host().to_string();
         let expected = desc.digest.to_string();
@@ -519,6 +519,7 @@ impl ImageStore {
         let out = &conv.out;
         let tmp = format!("tmp/{}", uuid::Uuid::new_v4());
         ds.mkdir(&tmp).await?;
+        let upload_started = std::time::Instant::now();
         let result: Result<LayerRecord> = async {
             let file = tokio::fs::File::open(&conv.spool.path).await?;
             let total = out.image_size;
@@ -539,18 +540,24 @@ impl ImageStore {
                         }
                     }
                 });
-            ds.put_stream(&format!("{tmp}/layer-flat.vmdk"), total, stream)
-                .await?;
+            // The descriptor and the tar-split go up while the disk does; the marker last.
             let uuid = uuid::Uuid::new_v4().to_string();
-            ds.put_bytes(
-                &format!("{tmp}/layer.vmdk"),
-                vmdk_descriptor("layer-flat.vmdk", total, &uuid),
-            )
-            .await?;
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             gz.write_all(&out.tar_split)?;
-            ds.put_bytes(&format!("{tmp}/layer.tarsplit.gz"), gz.finish()?)
-                .await?;
+            let split = gz.finish()?;
+            let (p_flat, p_desc, p_split) = (
+                format!("{tmp}/layer-flat.vmdk"),
+                format!("{tmp}/layer.vmdk"),
+                format!("{tmp}/layer.tarsplit.gz"),
+            );
+            let (flat, desc, split) = tokio::join!(
+                ds.put_stream(&p_flat, total, stream),
+                ds.put_bytes(&p_desc, vmdk_descriptor("layer-flat.vmdk", total, &uuid)),
+                ds.put_bytes(&p_split, split),
+            );
+            flat?;
+            desc?;
+            split?;
             let rec = LayerRecord {
                 diff_id: out.diff_id.clone(),
                 tar_size: out.tar_size,
@@ -561,6 +568,7 @@ impl ImageStore {
             let marker =
                 serde_json::to_vec_pretty(&rec).map_err(|e| ImageError::Internal(e.to_string()))?;
             ds.put_bytes(&format!("{tmp}/layer.json"), marker).await?;
+            debug!(diff_id = %out.diff_id, bytes = total, ms = upload_started.elapsed().as_millis() as u64, "layer disk uploaded");
             if !ds.mv(&tmp, &layer_dir(&out.diff_id), false).await? {
                 // Someone stored the same layer meanwhile (another store on the
                 // datastore); theirs is as good as ours.
@@ -602,11 +610,25 @@ impl ImageStore {
         config: &ImageConfigFile,
         layers: &[(Descriptor, Digest)],
     ) -> Result<bool> {
-        self.store_blob(config_raw).await?;
-        self.store_blob(&resolved.manifest_bytes).await?;
-        if let Some((b, _)) = &resolved.index {
-            self.store_blob(b).await?;
-        }
+        let index_bytes = resolved
+            .index
+            .as_ref()
+            .map(|(b, _)| b.as_slice())
+            .unwrap_or(&[]);
+        let (c, m, i) = tokio::join!(
+            self.store_blob(config_raw),
+            self.store_blob(&resolved.manifest_bytes),
+            async {
+                if index_bytes.is_empty() {
+                    Ok(Digest::of(b""))
+                } else {
+                    self.store_blob(index_bytes).await
+                }
+            }
+        );
+        c?;
+        m?;
+        i?;
         let id = resolved.manifest.config.digest.clone();
         let manifest = Some(BlobRef {
             digest: resolved.manifest_digest.clone(),
@@ -1203,6 +1225,65 @@ impl ImageStore {
             },
             platforms,
         })
+    }
+}
+
+/// Feeds a byte stream to a blocking reader through a channel. The stream (network
+/// reads, oci-client's digest check, progress) is driven by its own task on the async
+/// runtime while the converter runs on a blocking thread: the two stages overlap on two
+/// cores. (`SyncIoBridge` would poll the stream on the converter's own thread.)
+pub(crate) struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+    done: bool,
+}
+
+impl ChannelReader {
+    pub fn pump<S>(stream: S) -> ChannelReader
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = stream.next().await {
+                let failed = item.is_err();
+                // The reader is gone (conversion failed): stop downloading.
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ChannelReader {
+            rx,
+            cur: bytes::Bytes::new(),
+            done: false,
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
     }
 }
 

@@ -243,7 +243,9 @@ impl OciImage {
                 Comp::None => (l.tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
                 Comp::Gzip => {
                     let mut e =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                        // Level 6, like docker's and buildkit's gzip writers (incompressible
+                        // data then goes into stored blocks, as it does in real images).
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                     e.write_all(&l.tar).unwrap();
                     (
                         e.finish().unwrap(),
