@@ -217,7 +217,7 @@ impl ImageStore {
         reference: &str,
         platform: Option<&str>,
         auth: Option<&RegistryAuth>,
-        mut progress: F,
+        progress: F,
     ) -> Result<PullOutcome>
     where
         F: FnMut(ProgressEvent) + Send,
@@ -228,8 +228,20 @@ impl ImageStore {
             None => self.inner.cfg.default_platform.clone(),
         };
         let span = tracing::info_span!("pull", reference = %r, %platform);
-        let _e = span.enter();
-        drop(_e);
+        tracing::Instrument::instrument(self.pull_resolved(r, platform, auth, progress), span)
+            .await
+    }
+
+    async fn pull_resolved<F>(
+        &self,
+        r: Reference,
+        platform: Platform,
+        auth: Option<&RegistryAuth>,
+        mut progress: F,
+    ) -> Result<PullOutcome>
+    where
+        F: FnMut(ProgressEvent) + Send,
+    {
         let reg = Registry::connect(&r, auth, &self.inner.cfg.insecure_registries).await?;
         progress(ProgressEvent::PullingFrom {
             repository: r.path().to_string(),

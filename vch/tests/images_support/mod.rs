@@ -201,6 +201,8 @@ pub fn sha(b: &[u8]) -> String {
 pub enum Comp {
     None,
     Gzip,
+    /// gzip level 1 (zlib-rs emits Huffman-coded blocks even for random data).
+    GzipFast,
     Zstd,
 }
 
@@ -246,6 +248,15 @@ impl OciImage {
                         // Level 6, like docker's and buildkit's gzip writers (incompressible
                         // data then goes into stored blocks, as it does in real images).
                         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(&l.tar).unwrap();
+                    (
+                        e.finish().unwrap(),
+                        "application/vnd.oci.image.layer.v1.tar+gzip",
+                    )
+                }
+                Comp::GzipFast => {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     e.write_all(&l.tar).unwrap();
                     (
                         e.finish().unwrap(),
