@@ -404,6 +404,93 @@ impl Backend for VchBackend {
             .map_err(|e| Error::invalid(e.to_string()))
     }
 
+    async fn image_history(
+        &self,
+        name: &str,
+        _platform: Option<String>,
+    ) -> Result<Vec<HistoryResponseItem>> {
+        self.inner
+            .images
+            .resolve(name)
+            .map_err(|_| Error::NoSuchImage(name.to_string()))?;
+        let h = self.inner.images.history(name).await.map_err(internal)?;
+        serde_json::from_value(serde_json::to_value(h).map_err(internal)?).map_err(internal)
+    }
+
+    async fn image_remove(
+        &self,
+        name: &str,
+        opts: ImageRemoveOptions,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
+        self.inner
+            .images
+            .resolve(name)
+            .map_err(|_| Error::NoSuchImage(name.to_string()))?;
+        let usage = Usage(self.clone());
+        let items = self
+            .inner
+            .images
+            .remove(name, opts.force, &usage)
+            .await
+            .map_err(|e| match e {
+                crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
+                crate::images::error::ImageError::Conflict(m) => Error::Conflict(m),
+                other => internal(other),
+            })?;
+        serde_json::from_value(serde_json::to_value(items).map_err(internal)?).map_err(internal)
+    }
+
+    async fn image_save(&self, names: Vec<String>, _platforms: Vec<String>) -> Result<ByteStream> {
+        for n in &names {
+            self.inner
+                .images
+                .resolve(n)
+                .map_err(|_| Error::NoSuchImage(n.clone()))?;
+        }
+        let s = self.inner.images.save_stream(names);
+        Ok(s.map(|r| r.map_err(internal)).boxed())
+    }
+
+    async fn image_load(
+        &self,
+        _opts: ImageLoadOptions,
+        body: ByteStream,
+    ) -> Result<ProgressStream> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
+        let images = self.inner.images.clone();
+        let input =
+            tokio_util::io::StreamReader::new(body.map(|r| r.map_err(std::io::Error::other)));
+        tokio::spawn(async move {
+            let ptx = tx.clone();
+            match images
+                .load(input, move |ev| {
+                    if let Ok(m) = serde_json::from_value::<JsonMessage>(ev.to_json()) {
+                        let _ = ptx.send(Ok(m));
+                    }
+                })
+                .await
+            {
+                Ok(refs) => {
+                    for r in refs {
+                        let msg = if r.starts_with("sha256:") {
+                            format!("Loaded image ID: {r}\n")
+                        } else {
+                            format!("Loaded image: {r}\n")
+                        };
+                        let _ = tx.send(Ok(JsonMessage {
+                            stream: Some(msg),
+                            ..Default::default()
+                        }));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Error::invalid(e.to_string())));
+                }
+            }
+        });
+        Ok(tokio_stream_from(rx))
+    }
+
     async fn container_create(
         &self,
         opts: ContainerCreateOptions,
@@ -835,6 +922,37 @@ impl Backend for VchBackend {
         }
         let _ = Filters::default();
         Ok(out)
+    }
+}
+
+/// Tells the image store which images and layer disks containers still use.
+struct Usage(VchBackend);
+
+impl crate::images::types::ImageUsage for Usage {
+    fn containers_using(
+        &self,
+        image_id: &crate::images::digest::Digest,
+    ) -> Vec<crate::images::types::ContainerUse> {
+        let id = image_id.to_string();
+        self.0
+            .inner
+            .containers
+            .read()
+            .values()
+            .filter(|c| c.meta.image_id == id)
+            .map(|c| crate::images::types::ContainerUse {
+                id: c.meta.id.clone(),
+                running: c.status == Status::Running,
+            })
+            .collect()
+    }
+
+    fn layer_in_use(&self, disk: &crate::images::datastore::DatastorePath) -> bool {
+        let _ = disk;
+        // Layer disks are only attached to containers of images that use them, and a used
+        // image is never deleted without force; forced, its containers keep their VMs'
+        // disks because Destroy_Task does not delete shared non-persistent disks.
+        !self.0.inner.containers.read().is_empty()
     }
 }
 
