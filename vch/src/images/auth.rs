@@ -58,15 +58,7 @@ impl RegistryAuth {
         let mut a: RegistryAuth = serde_json::from_slice(&json).map_err(|e| {
             ImageError::InvalidArgument(format!("X-Registry-Auth is not valid JSON: {e}"))
         })?;
-        if a.username.is_empty() && a.password.is_empty() && !a.auth.is_empty() {
-            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(a.auth.trim()) {
-                let s = String::from_utf8_lossy(&raw).into_owned();
-                if let Some((u, p)) = s.split_once(':') {
-                    a.username = u.to_string();
-                    a.password = p.to_string();
-                }
-            }
-        }
+        a = a.normalized();
         if a.username.is_empty()
             && a.password.is_empty()
             && a.identitytoken.is_empty()
@@ -75,6 +67,21 @@ impl RegistryAuth {
             return Ok(None);
         }
         Ok(Some(a))
+    }
+
+    /// Fills `username`/`password` from `auth` (base64 `user:password`) when only that
+    /// is given, as the CLI's config.json stores credentials.
+    pub fn normalized(mut self) -> RegistryAuth {
+        if self.username.is_empty() && self.password.is_empty() && !self.auth.is_empty() {
+            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(self.auth.trim()) {
+                let s = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((u, p)) = s.split_once(':') {
+                    self.username = u.to_string();
+                    self.password = p.to_string();
+                }
+            }
+        }
+        self
     }
 
     /// The header value for these credentials (tests, and re-sending to a registry).

@@ -118,7 +118,8 @@ impl Registry {
             registry: host.clone(),
             detail: format!("cannot build the HTTP client: {e}"),
         })?;
-        let auth = match creds {
+        let creds = creds.cloned().map(RegistryAuth::normalized);
+        let auth = match creds.as_ref() {
             None => OciAuth::Anonymous,
             Some(a) if !a.registrytoken.is_empty() => OciAuth::Bearer(a.registrytoken.clone()),
             Some(a) if !a.identitytoken.is_empty() => {

@@ -228,8 +228,7 @@ impl ImageStore {
             None => self.inner.cfg.default_platform.clone(),
         };
         let span = tracing::info_span!("pull", reference = %r, %platform);
-        tracing::Instrument::instrument(self.pull_resolved(r, platform, auth, progress), span)
-            .await
+        tracing::Instrument::instrument(self.pull_resolved(r, platform, auth, progress), span).await
     }
 
     async fn pull_resolved<F>(
