@@ -611,23 +611,30 @@ mod tests {
     #[test]
     fn converts_and_rebuilds_the_exact_tar() {
         let tar_bytes = sample_tar();
-        let (path, f) = tmpfile("sample.erofs");
-        let (out, f) = convert_layer(&tar_bytes[..], f, &Limits::default()).unwrap();
-        assert_eq!(out.diff_id, Digest::of(&tar_bytes));
-        assert_eq!(out.tar_size, tar_bytes.len() as u64);
-        assert_eq!(out.image_size % 4096, 0);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), out.image_size);
-        let mut rebuilt = Vec::new();
-        super::super::tar_safety::TarSplit::assemble(&out.tar_split, &f, &mut rebuilt).unwrap();
-        assert!(rebuilt == tar_bytes, "tar-split did not rebuild the tar");
-        // fsck.erofs checks the image structurally where erofs-utils is installed.
-        if let Ok(o) = std::process::Command::new("fsck.erofs").arg(&path).output() {
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // With and without inline tails (a spent budget puts them in the data area).
+        for budget in [Limits::default().inline_budget, 0] {
+            let limits = Limits {
+                inline_budget: budget,
+                ..Limits::default()
+            };
+            let (path, f) = tmpfile(&format!("sample-{budget}.erofs"));
+            let (out, f) = convert_layer(&tar_bytes[..], f, &limits).unwrap();
+            assert_eq!(out.diff_id, Digest::of(&tar_bytes));
+            assert_eq!(out.tar_size, tar_bytes.len() as u64);
+            assert_eq!(out.image_size % 4096, 0);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), out.image_size);
+            let mut rebuilt = Vec::new();
+            super::super::tar_safety::TarSplit::assemble(&out.tar_split, &f, &mut rebuilt).unwrap();
+            assert!(rebuilt == tar_bytes, "tar-split did not rebuild the tar");
+            // fsck.erofs checks the image structurally where erofs-utils is installed.
+            if let Ok(o) = std::process::Command::new("fsck.erofs").arg(&path).output() {
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            }
+            if std::env::var_os("VCH_KEEP_SAMPLE").is_some() {
+                let _ = std::fs::copy(&path, format!("/tmp/vch-sample-{budget}.erofs"));
+            }
+            let _ = std::fs::remove_file(path);
         }
-        if std::env::var_os("VCH_KEEP_SAMPLE").is_some() {
-            let _ = std::fs::copy(&path, "/tmp/vch-sample.erofs");
-        }
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
