@@ -20,7 +20,7 @@ use super::manifest::{media, ContainerConfig, HistoryEntry, ImageConfigFile, Man
 use super::platform::Platform;
 use super::progress::ProgressEvent;
 use super::reference::Reference;
-use super::store::{convert_error, layer_dir, ImageStore, Spool};
+use super::store::{convert_error, layer_dir, ImageStore, NewImage, Spool};
 use super::tar_safety::{clean_path, EntryKind, Limits, TarReader, TarSplit};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -384,12 +384,16 @@ impl ImageStore {
                 .iter()
                 .filter_map(|t| Reference::parse(t).ok())
                 .collect();
+            let flattened = self.flatten_if_needed(&config.rootfs.diff_ids).await?;
             self.register(
-                &id,
-                &img.config,
-                &config,
-                &config.rootfs.diff_ids,
-                None,
+                NewImage {
+                    id: &id,
+                    config_raw: &img.config,
+                    config: &config,
+                    diff_ids: &config.rootfs.diff_ids,
+                    flattened,
+                    manifest: None,
+                },
                 &refs,
             )
             .await?;
@@ -475,8 +479,18 @@ impl ImageStore {
         let raw = serde_json::to_vec(&config).map_err(|e| ImageError::Internal(e.to_string()))?;
         let id = self.store_blob(&raw).await?;
         let refs: Vec<Reference> = target.into_iter().collect();
-        self.register(&id, &raw, &config, &[diff], None, &refs)
-            .await?;
+        self.register(
+            NewImage {
+                id: &id,
+                config_raw: &raw,
+                config: &config,
+                diff_ids: &[diff],
+                flattened: None,
+                manifest: None,
+            },
+            &refs,
+        )
+        .await?;
         Ok(id)
     }
 }

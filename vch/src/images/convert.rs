@@ -247,7 +247,7 @@ fn build<R: Read>(
         current = e.raw_path.clone();
         entries += 1;
         newest = newest.max(e.mtime);
-        apply(&mut builder, &mut tar, &e, limits, &mut buf)
+        apply(&mut builder, &mut tar, &e, limits, &mut buf, None)
             .map_err(|err| classify(err, fault, &current, limits))?;
     }
     // Bytes after the end-of-archive blocks (record padding) are part of the diff id;
@@ -293,8 +293,16 @@ fn build<R: Read>(
 
 /// Walks to the parent directory of `comps`, creating missing directories (as dockerd
 /// does, 0755 root), refusing symlinks and non-directories on the way.
-fn parent_dir(b: &mut Builder<Out>, comps: &[Vec<u8>], e: &Entry) -> Result<NodeId, TarError> {
+fn parent_dir(
+    b: &mut Builder<Out>,
+    comps: &[Vec<u8>],
+    e: &Entry,
+    mut flat: Option<&mut Flatten>,
+) -> Result<NodeId, TarError> {
     let mut cur = ROOT;
+    if let Some(f) = flat.as_deref_mut() {
+        f.mark(ROOT);
+    }
     for (i, c) in comps[..comps.len().saturating_sub(1)].iter().enumerate() {
         let existing = match &b.nodes[cur].kind {
             Kind::Dir { children } => children.get(c).copied(),
@@ -302,7 +310,14 @@ fn parent_dir(b: &mut Builder<Out>, comps: &[Vec<u8>], e: &Entry) -> Result<Node
         };
         cur = match existing {
             Some(id) => match &b.nodes[id].kind {
-                Kind::Dir { .. } => id,
+                Kind::Dir { .. } => {
+                    // A directory this layer writes into is this layer's too (an opaque
+                    // marker above it keeps it, minus what lower layers put in it).
+                    if let Some(f) = flat.as_deref_mut() {
+                        f.mark(id);
+                    }
+                    id
+                }
                 Kind::Symlink(_) => {
                     return Err(entry_err(
                         &e.raw_path,
@@ -326,6 +341,9 @@ fn parent_dir(b: &mut Builder<Out>, comps: &[Vec<u8>], e: &Entry) -> Result<Node
                 let mut d = Node::dir(0o755);
                 d.mtime = e.mtime;
                 let id = b.add(d);
+                if let Some(f) = flat.as_deref_mut() {
+                    f.mark(id);
+                }
                 if let Kind::Dir { children } = &mut b.nodes[cur].kind {
                     children.insert(c.clone(), id);
                 }
@@ -384,6 +402,7 @@ fn apply<R: Read>(
     e: &Entry,
     limits: &Limits,
     buf: &mut [u8],
+    mut flat: Option<&mut Flatten>,
 ) -> Result<(), TarError> {
     let comps = clean_path(&e.raw_path, limits.max_path).map_err(|r| entry_err(&e.raw_path, r))?;
     let meta = |kind: Kind, xattrs: erofs::Xattrs| Node {
@@ -412,11 +431,16 @@ fn apply<R: Read>(
         root.xattrs.extend(opaque);
         return Ok(());
     };
-    let parent = parent_dir(b, &comps, e)?;
+    let parent = parent_dir(b, &comps, e, flat.as_deref_mut())?;
 
     // Whiteouts.
     if let Some(target) = name.strip_prefix(b".wh.") {
         if target == b".wh..opq" {
+            if let Some(f) = flat.as_deref_mut() {
+                // Flattening: drop what lower layers put below this directory.
+                f.purge_lower(b, parent);
+                return Ok(());
+            }
             let dir = &mut b.nodes[parent];
             if !dir.xattrs.iter().any(|(k, _)| k == OPAQUE) {
                 dir.xattrs.push((OPAQUE.to_vec(), b"y".to_vec()));
@@ -429,6 +453,13 @@ fn apply<R: Read>(
         }
         if target.is_empty() {
             return Err(entry_err(&e.raw_path, "whiteout without a name"));
+        }
+        if flat.is_some() {
+            // Flattening: the whiteout deletes the lower file instead of masking it.
+            if let Kind::Dir { children } = &mut b.nodes[parent].kind {
+                children.remove(target);
+            }
+            return Ok(());
         }
         let mut n = meta(Kind::CharDev { major: 0, minor: 0 }, Vec::new());
         n.perm = 0;
@@ -446,6 +477,9 @@ fn apply<R: Read>(
         EntryKind::Dir => {
             if let Some(id) = existing.filter(|id| b.nodes[*id].is_dir()) {
                 // A directory listed twice keeps its children (and an opaque marker).
+                if let Some(f) = flat.as_deref_mut() {
+                    f.mark(id);
+                }
                 let d = &mut b.nodes[id];
                 let opaque = d.xattrs.iter().find(|(k, _)| k == OPAQUE).cloned();
                 d.perm = e.mode & 0o7777;
@@ -517,8 +551,107 @@ fn apply<R: Read>(
         EntryKind::Fifo => meta(Kind::Fifo, xattrs),
     };
     let id = b.add(node);
+    if let Some(f) = flat {
+        f.mark(id);
+    }
     set_child(b, parent, name, id);
     Ok(())
+}
+
+/// State of a flattening conversion (several layers into one image): which layer last
+/// wrote each node, so an opaque marker can drop exactly what lower layers contributed.
+pub(crate) struct Flatten {
+    layer: u32,
+    written_by: Vec<u32>,
+}
+
+impl Flatten {
+    fn mark(&mut self, id: NodeId) {
+        if self.written_by.len() <= id {
+            self.written_by.resize(id + 1, 0);
+        }
+        self.written_by[id] = self.layer;
+    }
+
+    fn by_lower(&self, id: NodeId) -> bool {
+        self.written_by.get(id).copied().unwrap_or(0) < self.layer
+    }
+
+    fn purge_lower(&mut self, b: &mut Builder<Out>, dir: NodeId) {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let mut keep_dirs = Vec::new();
+            if let Kind::Dir { children } = &mut b.nodes[d].kind {
+                children.retain(|_, c| !self.by_lower(*c));
+                keep_dirs.extend(children.values().copied());
+            }
+            stack.extend(keep_dirs.into_iter().filter(|c| b.nodes[*c].is_dir()));
+        }
+    }
+}
+
+/// Applies the layer tars in `layers` (lowest first, uncompressed) to one tree and writes
+/// one EROFS image: whiteouts and opaque markers delete lower content instead of being
+/// recorded. For images with more layers than a VM can attach disks. Content a later
+/// layer deletes or replaces still takes space in the image.
+pub fn flatten_layers(
+    layers: Vec<Box<dyn Read + Send>>,
+    image: File,
+    limits: &Limits,
+) -> Result<(u64, File), ConvertError> {
+    let fault = Rc::new(Cell::new(Fault::None));
+    let out = Tagged {
+        inner: BufWriter::with_capacity(1 << 20, image),
+        fault: fault.clone(),
+        tag: Fault::Output,
+    };
+    let mut builder = Builder::new(out, limits.inline_budget).map_err(ConvertError::Output)?;
+    let mut flat = Flatten {
+        layer: 0,
+        written_by: Vec::new(),
+    };
+    let mut buf = vec![0u8; 256 << 10];
+    let mut newest = 0u64;
+    for (i, layer) in layers.into_iter().enumerate() {
+        flat.layer = i as u32 + 1;
+        let input = BufReader::with_capacity(
+            256 << 10,
+            Tagged {
+                inner: layer,
+                fault: fault.clone(),
+                tag: Fault::Source,
+            },
+        );
+        let mut tar = TarReader::new(input, limits);
+        let mut current: Vec<u8> = Vec::new();
+        loop {
+            let e = match tar.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(err) => return Err(classify(err, &fault, &current, limits)),
+            };
+            current = e.raw_path.clone();
+            newest = newest.max(e.mtime);
+            apply(
+                &mut builder,
+                &mut tar,
+                &e,
+                limits,
+                &mut buf,
+                Some(&mut flat),
+            )
+            .map_err(|err| classify(err, &fault, &current, limits))?;
+        }
+    }
+    builder.set_build_time(newest);
+    let (summary, out) = builder
+        .finish([0x66; 16])
+        .map_err(|e| classify(TarError::Io(e), &fault, b"", limits))?;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| ConvertError::Output(e.into_error()))?;
+    Ok((summary.bytes, file))
 }
 
 #[cfg(test)]

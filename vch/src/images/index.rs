@@ -53,6 +53,10 @@ pub struct ImageRecord {
     pub added: String,
     #[serde(default)]
     pub last_tag_time: Option<String>,
+    /// The one disk that replaces the layer disks for containers, when the image has
+    /// more layers than a VM can attach (see `StoreConfig::max_layers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flattened: Option<Digest>,
 }
 
 /// A stored layer disk.
@@ -155,8 +159,9 @@ impl Index {
 
     /// Whether any image other than `except` uses the layer.
     pub fn layer_used(&self, diff_id: &Digest, except: Option<&Digest>) -> bool {
-        self.images
-            .iter()
-            .any(|(id, rec)| Some(id) != except && rec.layers.contains(diff_id))
+        self.images.iter().any(|(id, rec)| {
+            Some(id) != except
+                && (rec.layers.contains(diff_id) || rec.flattened.as_ref() == Some(diff_id))
+        })
     }
 }

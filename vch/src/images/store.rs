@@ -50,6 +50,9 @@ pub struct StoreConfig {
     pub max_concurrent_downloads: usize,
     /// Tries per layer download when the connection breaks.
     pub download_attempts: u32,
+    /// Images with more layers than this get one flattened disk for their containers
+    /// (a VM has 4 SCSI controllers of 15 disks, shared with scratch and volumes).
+    pub max_layers: usize,
 }
 
 impl StoreConfig {
@@ -64,6 +67,7 @@ impl StoreConfig {
             limits: Limits::default(),
             max_concurrent_downloads: 3,
             download_attempts: 3,
+            max_layers: 40,
         }
     }
 }
@@ -144,6 +148,16 @@ impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// An image whose layers are stored, to be recorded by [`ImageStore::register`].
+pub(crate) struct NewImage<'a> {
+    pub id: &'a Digest,
+    pub config_raw: &'a [u8],
+    pub config: &'a ImageConfigFile,
+    pub diff_ids: &'a [Digest],
+    pub flattened: Option<Digest>,
+    pub manifest: Option<BlobRef>,
 }
 
 /// A converted layer waiting to be uploaded.
@@ -655,21 +669,32 @@ impl ImageStore {
             refs.push(r.clone());
         }
         let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| d.clone()).collect();
-        self.register(&id, config_raw, config, &diff_ids, manifest, &refs)
-            .await
+        let flattened = self.flatten_if_needed(&diff_ids).await?;
+        self.register(
+            NewImage {
+                id: &id,
+                config_raw,
+                config,
+                diff_ids: &diff_ids,
+                flattened,
+                manifest,
+            },
+            &refs,
+        )
+        .await
     }
 
     /// Records an image whose layers are stored, and points `refs` at it. Returns
     /// whether anything changed (a new image or a moved reference).
-    pub(crate) async fn register(
-        &self,
-        id: &Digest,
-        config_raw: &[u8],
-        config: &ImageConfigFile,
-        diff_ids: &[Digest],
-        manifest: Option<BlobRef>,
-        refs: &[Reference],
-    ) -> Result<bool> {
+    pub(crate) async fn register(&self, img: NewImage<'_>, refs: &[Reference]) -> Result<bool> {
+        let NewImage {
+            id,
+            config_raw,
+            config,
+            diff_ids,
+            flattened,
+            manifest,
+        } = img;
         self.inner.configs.lock().insert(
             id.clone(),
             Arc::new(ConfigBlob {
@@ -698,6 +723,7 @@ impl ImageStore {
                         manifest: manifest.clone(),
                         added: now_rfc3339(),
                         last_tag_time: None,
+                        flattened: flattened.clone(),
                     },
                 );
             }
@@ -801,7 +827,93 @@ impl ImageStore {
             .images
             .get(&id)
             .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
+        if let Some(f) = &rec.flattened {
+            return Ok(vec![self.layer_disk(f)]);
+        }
         Ok(rec.layers.iter().map(|l| self.layer_disk(l)).collect())
+    }
+
+    /// For an image with more layers than a VM can attach, builds (once) one disk with
+    /// all of them applied, from the stored layer disks and tar-splits.
+    pub(crate) async fn flatten_if_needed(&self, diff_ids: &[Digest]) -> Result<Option<Digest>> {
+        if diff_ids.len() <= self.inner.cfg.max_layers {
+            return Ok(None);
+        }
+        let mut chain = String::from("vch-flatten-v1");
+        for d in diff_ids {
+            chain.push('\n');
+            chain.push_str(d.as_str());
+        }
+        let flat_id = Digest::of(chain.as_bytes());
+        let lock = self.layer_lock(&flat_id);
+        let _held = lock.lock().await;
+        if self.layer_exists(&flat_id).await? {
+            return Ok(Some(flat_id));
+        }
+        info!(
+            layers = diff_ids.len(),
+            max = self.inner.cfg.max_layers,
+            "flattening image layers into one disk"
+        );
+        let mut spools = Vec::new();
+        let mut readers: Vec<Box<dyn std::io::Read + Send>> = Vec::new();
+        let mut tar_size = 0;
+        for d in diff_ids {
+            let (spool, file) = Spool::create(&self.inner.cfg.spool_dir)?;
+            let mut f = tokio::fs::File::from_std(file.try_clone()?);
+            let mut s = Box::pin(
+                self.inner
+                    .ds
+                    .get_stream(&format!("{}/layer-flat.vmdk", layer_dir(d)))
+                    .await?,
+            );
+            while let Some(chunk) = s.next().await {
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk?).await?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut f).await?;
+            let gz = self
+                .inner
+                .ds
+                .get_bytes(&format!("{}/layer.tarsplit.gz", layer_dir(d)))
+                .await?
+                .ok_or_else(|| {
+                    ImageError::invalid("image store", format!("layer {d} has no tar-split"))
+                })?;
+            let mut split = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut split)?;
+            tar_size += self
+                .inner
+                .index
+                .read()
+                .layers
+                .get(d)
+                .map(|l| l.tar_size)
+                .unwrap_or(0);
+            readers.push(Box::new(super::tar_safety::SplitReader::new(split, file)));
+            spools.push(spool);
+        }
+        let (spool, file) = Spool::create(&self.inner.cfg.spool_dir)?;
+        let limits = self.inner.cfg.limits.clone();
+        let (bytes, _) = tokio::task::spawn_blocking(move || {
+            super::convert::flatten_layers(readers, file, &limits)
+        })
+        .await
+        .map_err(|e| ImageError::Internal(format!("flattening panicked: {e}")))?
+        .map_err(|e| convert_error("flattened image", e))?;
+        drop(spools);
+        let out = LayerOutput {
+            diff_id: flat_id.clone(),
+            tar_size,
+            blob_size: 0,
+            image_size: bytes,
+            entries: 0,
+            compression: super::convert::Compression::None,
+            tar_split: Vec::new(),
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        self.upload_layer(Converted { out, spool }, None, flat_id.short(), &tx)
+            .await?;
+        Ok(Some(flat_id))
     }
 
     /// The image config (container defaults, history, rootfs) and its raw bytes.
@@ -1136,7 +1248,9 @@ impl ImageStore {
                 }
                 let rec = idx.images.remove(id);
                 records.push(DeleteItem::deleted(id.to_string()));
-                Ok(rec.map(|r| r.layers).unwrap_or_default())
+                Ok(rec
+                    .map(|r| r.layers.into_iter().chain(r.flattened).collect::<Vec<_>>())
+                    .unwrap_or_default())
             })
             .await?;
         self.inner.configs.lock().remove(id);

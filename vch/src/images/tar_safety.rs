@@ -201,6 +201,87 @@ impl TarSplit {
     }
 }
 
+/// The rebuilt tar as a reader (see [`TarSplit::assemble`]).
+pub struct SplitReader {
+    split: Vec<u8>,
+    pos: usize,
+    image: std::fs::File,
+    /// Remaining bytes of the current record: raw bytes at `raw_at`, or image content at
+    /// `data_at`.
+    raw_at: usize,
+    data_at: u64,
+    left: u64,
+    is_raw: bool,
+}
+
+impl SplitReader {
+    pub fn new(split: Vec<u8>, image: std::fs::File) -> SplitReader {
+        SplitReader {
+            split,
+            pos: 0,
+            image,
+            raw_at: 0,
+            data_at: 0,
+            left: 0,
+            is_raw: true,
+        }
+    }
+
+    fn next_record(&mut self) -> io::Result<bool> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "corrupt tar-split record");
+        let s = &self.split;
+        let Some(&kind) = s.get(self.pos) else {
+            return Ok(false);
+        };
+        match kind {
+            b'R' => {
+                let len = s
+                    .get(self.pos + 1..self.pos + 5)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or_else(bad)? as usize;
+                if self.pos + 5 + len > s.len() {
+                    return Err(bad());
+                }
+                self.is_raw = true;
+                self.raw_at = self.pos + 5;
+                self.left = len as u64;
+                self.pos += 5 + len;
+            }
+            b'D' => {
+                let rec = s.get(self.pos + 1..self.pos + 17).ok_or_else(bad)?;
+                self.is_raw = false;
+                self.data_at = u64::from_le_bytes(rec[0..8].try_into().map_err(|_| bad())?);
+                self.left = u64::from_le_bytes(rec[8..16].try_into().map_err(|_| bad())?);
+                self.pos += 17;
+            }
+            _ => return Err(bad()),
+        }
+        Ok(true)
+    }
+}
+
+impl Read for SplitReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        while self.left == 0 {
+            if !self.next_record()? {
+                return Ok(0);
+            }
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        if self.is_raw {
+            buf[..n].copy_from_slice(&self.split[self.raw_at..self.raw_at + n]);
+            self.raw_at += n;
+        } else {
+            self.image.read_exact_at(&mut buf[..n], self.data_at)?;
+            self.data_at += n as u64;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads entries from an uncompressed tar stream.
 pub struct TarReader<'a, R: Read> {
     r: R,
