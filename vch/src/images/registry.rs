@@ -236,7 +236,7 @@ impl Registry {
         &self,
         r: &Reference,
         d: &Descriptor,
-    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static> {
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
         let s = self
             .client
             .pull_blob_stream(&Self::oci_ref(r), &Self::oci_desc(d))
@@ -255,28 +255,11 @@ impl Registry {
             }
             Ok(c)
         });
-        Ok(SyncStream(std::sync::Mutex::new(Box::pin(s))))
+        Ok(s)
     }
 
     pub fn host(&self) -> &str {
         &self.host
-    }
-}
-
-/// The datastore upload wants a `Sync` stream; oci-client's is only `Send`. A mutex
-/// makes it `Sync` without any contention (only the one consumer ever polls it).
-pub struct SyncStream<S>(std::sync::Mutex<std::pin::Pin<Box<S>>>);
-
-impl<S: Stream + Send> Stream for SyncStream<S> {
-    type Item = S::Item;
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        match self.get_mut().0.get_mut() {
-            Ok(s) => s.as_mut().poll_next(cx),
-            Err(p) => p.into_inner().as_mut().poll_next(cx),
-        }
     }
 }
 
