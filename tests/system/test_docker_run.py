@@ -99,3 +99,67 @@ def test_containers_survive_a_vch_kill_9(vch):
     assert "survivor Exited (0)" in ps
     assert vch.docker("logs", "survivor").stdout == "still here\n"
     vch.docker("rm", "survivor")
+
+
+def test_images_history_save_rmi_load(vch, tmp_path):
+    imgs = vch.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert "busybox:latest" in imgs
+    assert vch.docker("history", "busybox").returncode == 0
+    vch.docker("tag", "busybox", "saved:1")
+    archive = tmp_path / "saved.tar"
+    vch.docker("save", "-o", str(archive), "saved:1")
+    assert archive.stat().st_size > 1_000_000
+    vch.docker("rmi", "saved:1")
+    assert "saved:1" not in vch.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    out = vch.docker("load", "-i", str(archive)).stdout
+    assert "saved:1" in out
+    assert vch.docker("run", "--rm", "saved:1", "echo", "loaded").stdout == "loaded\n"
+    vch.docker("rmi", "saved:1")
+
+
+def test_rmi_of_image_used_by_a_container_conflicts(vch):
+    vch.docker("tag", "busybox", "inuse:1")
+    vch.docker("create", "--name", "user", "inuse:1", "true")
+    try:
+        # Another tag remains: removing this one only untags.
+        r = vch.docker("rmi", "inuse:1")
+        assert "Untagged: inuse:1" in r.stdout
+        pulled = f"{vch.registry}/busybox:latest"
+        vch.docker("rmi", "busybox")
+        # The last reference of an image a container uses: 409 unless forced.
+        r = vch.docker("rmi", pulled, check=False)
+        assert r.returncode != 0 and "conflict" in r.stderr.lower(), r.stderr
+        assert pulled in vch.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    finally:
+        vch.docker("rm", "-f", "user")
+        vch.docker("tag", f"{vch.registry}/busybox:latest", "busybox:latest", check=False)
+
+
+def test_env_workdir_hostname_entrypoint_and_user(vch):
+    r = vch.docker("run", "--rm", "-e", "GREETING=hello", "-w", "/tmp/work", "--hostname", "box1",
+                   "busybox", "sh", "-c", 'echo $GREETING; pwd; hostname; id -u')
+    assert r.stdout.split() == ["hello", "/tmp/work", "box1", "0"]
+    r = vch.docker("run", "--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint")
+    assert r.stdout == "from entrypoint\n"
+    r = vch.docker("run", "--rm", "-u", "4242:4343", "busybox", "id")
+    assert "uid=4242" in r.stdout and "gid=4343" in r.stdout
+
+
+def test_detached_run_stop_and_wait(vch):
+    cid = vch.docker("run", "-d", "--name", "bg", "busybox", "sleep", "600").stdout.strip()
+    assert len(cid) == 64
+    ps = vch.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout
+    assert "bg Up" in ps
+    vch.docker("stop", "bg")
+    assert vch.docker("wait", "bg").stdout.strip() == "137"
+    assert "bg Exited (137)" in vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    vch.docker("rm", "bg")
+
+
+def test_memory_limit_becomes_the_vm_memory(vch):
+    vch.docker("create", "--name", "mem", "-m", "64m", "--cpus", "2", "busybox", "true")
+    si = vch.vsphere()
+    [vm] = vms_named(si, "mem-")
+    assert vm.config.hardware.memoryMB == 64
+    assert vm.config.hardware.numCPU == 2
+    vch.docker("rm", "mem")

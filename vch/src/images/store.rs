@@ -1167,10 +1167,14 @@ impl ImageStore {
         let mut records = Vec::new();
         if let Some(r) = by_ref {
             let refs = self.inner.index.read().references_to(&id);
-            if refs.len() == 1 && !force {
+            // dockerd's "single reference": every reference is of this repository and at
+            // most one is a tag (`repo:tag` plus its `repo@digest` still count as one).
+            let single = refs.iter().all(|o| o.name() == r.name())
+                && refs.iter().filter(|o| o.digest().is_none()).count() <= 1;
+            if single && !force {
                 if let Some(c) = users.first() {
                     return Err(ImageError::Conflict(format!(
-                        "unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
                         name, short_id(&c.id), id.short()
                     )));
                 }
@@ -1207,7 +1211,7 @@ impl ImageStore {
         } else {
             if let Some(c) = users.iter().find(|c| c.running) {
                 return Err(ImageError::Conflict(format!(
-                    "unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
                     id.short(),
                     short_id(&c.id)
                 )));
@@ -1215,7 +1219,7 @@ impl ImageStore {
             if !force {
                 if let Some(c) = users.first() {
                     return Err(ImageError::Conflict(format!(
-                        "unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
                         id.short(),
                         short_id(&c.id)
                     )));
@@ -1226,7 +1230,7 @@ impl ImageStore {
                 repos.dedup();
                 if repos.len() > 1 {
                     return Err(ImageError::Conflict(format!(
-                        "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                         id.short()
                     )));
                 }
