@@ -366,18 +366,8 @@ impl Backend for VchBackend {
     }
 
     async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>> {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for n in opts.filters.names().map(str::to_string).collect::<Vec<_>>() {
-            map.insert(
-                n.clone(),
-                opts.filters
-                    .get(&n)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-            );
-        }
-        let f = ListFilters::from_map(&map).map_err(|e| Error::invalid(e.to_string()))?;
+        let f = ListFilters::from_map(&filter_map(&opts.filters))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let list = self.inner.images.list(&f).map_err(internal)?;
         serde_json::from_value(serde_json::to_value(list).map_err(internal)?).map_err(internal)
     }
@@ -489,6 +479,68 @@ impl Backend for VchBackend {
             }
         });
         Ok(tokio_stream_from(rx))
+    }
+
+    async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse> {
+        let map = filter_map(&filters);
+        let f = crate::images::types::PruneFilters::from_map(&map)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let report = self
+            .inner
+            .images
+            .prune(&f, &Usage(self.clone()))
+            .await
+            .map_err(internal)?;
+        serde_json::from_value(serde_json::to_value(report).map_err(internal)?).map_err(internal)
+    }
+
+    async fn image_import(&self, opts: ImportOptions, body: ByteStream) -> Result<ProgressStream> {
+        if opts.from_src != "-" {
+            return Err(Error::not_implemented(
+                "importing from a URL (fromSrc other than -)",
+            ));
+        }
+        let reference = match (&opts.repo, &opts.tag) {
+            (Some(r), Some(t)) if !r.is_empty() && !t.is_empty() => Some(format!("{r}:{t}")),
+            (Some(r), _) if !r.is_empty() => Some(r.clone()),
+            _ => None,
+        };
+        let input =
+            tokio_util::io::StreamReader::new(body.map(|r| r.map_err(std::io::Error::other)));
+        let id = self
+            .inner
+            .images
+            .import(
+                input,
+                reference.as_deref(),
+                opts.message.as_deref(),
+                &opts.changes,
+                opts.platform.as_deref(),
+            )
+            .await
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let msg = JsonMessage {
+            status: Some(id.to_string()),
+            ..Default::default()
+        };
+        Ok(futures_util::stream::iter([Ok(msg)]).boxed())
+    }
+
+    async fn distribution_inspect(
+        &self,
+        name: &str,
+        auth: Option<RegistryAuth>,
+    ) -> Result<DistributionInspect> {
+        let auth: Option<crate::images::auth::RegistryAuth> = auth
+            .and_then(|a| serde_json::to_value(a).ok())
+            .and_then(|v| serde_json::from_value(v).ok());
+        let d = self
+            .inner
+            .images
+            .distribution_inspect(name, auth.as_ref())
+            .await
+            .map_err(|e| Error::NotFound(e.to_string()))?;
+        serde_json::from_value(serde_json::to_value(d).map_err(internal)?).map_err(internal)
     }
 
     async fn container_create(
@@ -954,6 +1006,19 @@ impl crate::images::types::ImageUsage for Usage {
         // disks because Destroy_Task does not delete shared non-persistent disks.
         !self.0.inner.containers.read().is_empty()
     }
+}
+
+/// The `filters` query as key -> values, the shape the image store's filters parse.
+fn filter_map(filters: &Filters) -> BTreeMap<String, Vec<String>> {
+    filters
+        .names()
+        .map(|n| {
+            (
+                n.to_string(),
+                filters.get(n).into_iter().map(str::to_string).collect(),
+            )
+        })
+        .collect()
 }
 
 fn tokio_stream_from(
