@@ -163,11 +163,57 @@ fn vmdk_extent_depth(descriptor: &Path, display: &str, depth: usize) -> Result<P
             .map(|m| m.len() == 0)
             .unwrap_or(true);
         if empty {
-            std::fs::copy(&parent_extent, &path)
+            sparse_copy(&parent_extent, &path)
                 .map_err(|e| fault_io(&format!("materialise delta disk {display}"), e))?;
         }
     }
     Ok(path)
+}
+
+/// Copies a disk image keeping its holes: a reflink where the filesystem can, otherwise
+/// only the data extents (SEEK_DATA/SEEK_HOLE). A mostly empty scratch disk of gigabytes
+/// is copied in milliseconds, which is what makes a clone's first boot cheap.
+fn sparse_copy(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)?;
+    // SAFETY: FICLONE takes the source descriptor as its argument.
+    if unsafe { libc::ioctl(to.as_raw_fd(), FICLONE, from.as_raw_fd()) } == 0 {
+        return Ok(());
+    }
+    let len = from.metadata()?.len();
+    to.set_len(len)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        // SAFETY: lseek on a valid descriptor.
+        let data = unsafe { libc::lseek(from.as_raw_fd(), pos, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: only a hole is left
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(from.as_raw_fd(), data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { len as i64 } else { hole };
+        from.seek(SeekFrom::Start(data as u64))?;
+        to.seek(SeekFrom::Start(data as u64))?;
+        let mut left = (end - data) as usize;
+        while left > 0 {
+            let want = left.min(buf.len());
+            let n = from.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n])?;
+            left -= n;
+        }
+        pos = end;
+    }
+    Ok(())
 }
 
 fn resolve_ds(spec: &VmRuntimeSpec, file: &str) -> Result<PathBuf, Fault> {
@@ -561,6 +607,30 @@ impl HostRuntime for SandboxRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_copy_keeps_data_and_holes() {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("sbx-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("src");
+        let mut f = std::fs::File::create(&src).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.seek(SeekFrom::Start(1 << 20)).unwrap();
+        f.write_all(b"data in the middle").unwrap();
+        f.seek(SeekFrom::Start((64 << 20) - 4)).unwrap();
+        f.write_all(b"tail").unwrap();
+        drop(f);
+        let dst = dir.join("dst");
+        sparse_copy(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        assert!(
+            std::fs::metadata(&dst).unwrap().blocks() * 512 < 8 << 20,
+            "holes were filled"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn pid_formatting_without_allocation() {
