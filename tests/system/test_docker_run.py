@@ -163,3 +163,60 @@ def test_memory_limit_becomes_the_vm_memory(vch):
     assert vm.config.hardware.memoryMB == 64
     assert vm.config.hardware.numCPU == 2
     vch.docker("rm", "mem")
+
+
+def wait_for(pred, timeout=30.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def inspect_state(vch, name):
+    return json.loads(vch.docker("container", "inspect", name).stdout)[0]
+
+
+def test_restart_policy_on_failure_retries_then_gives_up(vch):
+    vch.docker("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 1")
+    assert wait_for(lambda: inspect_state(vch, "flaky")["RestartCount"] == 2
+                    and inspect_state(vch, "flaky")["State"]["Status"] == "exited")
+    time.sleep(1)
+    assert inspect_state(vch, "flaky")["RestartCount"] == 2
+    assert vch.docker("logs", "flaky").stdout == "try\ntry\ntry\n"
+    vch.docker("rm", "flaky")
+
+
+def test_restart_always_survives_a_vch_restart_and_stop_holds_it(vch):
+    vch.docker("run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 1")
+    assert wait_for(lambda: inspect_state(vch, "always")["RestartCount"] >= 1)
+    vch.stop(kill=True)
+    vch.start()
+    # After the VCH's own restart the policy is still enforced.
+    assert wait_for(lambda: inspect_state(vch, "always")["State"]["Status"] == "running")
+    vch.docker("stop", "always")
+    time.sleep(2)
+    assert inspect_state(vch, "always")["State"]["Status"] == "exited", "a user stop holds the policy"
+    vch.docker("rm", "always")
+
+
+def test_rename_pause_unpause_restart(vch):
+    vch.docker("run", "-d", "--name", "before", "busybox", "sleep", "600")
+    vch.docker("rename", "before", "after")
+    assert inspect_state(vch, "after")["Name"] == "/after"
+    vch.docker("pause", "after")
+    st = inspect_state(vch, "after")["State"]
+    assert st["Paused"] is True and st["Status"] == "paused"
+    si = vch.vsphere()
+    [vm] = vms_named(si, "before-")
+    assert vm.runtime.powerState == "suspended"
+    vch.docker("unpause", "after")
+    assert inspect_state(vch, "after")["State"]["Status"] == "running"
+    vch.docker("restart", "after")
+    assert inspect_state(vch, "after")["State"]["Status"] == "running"
+    # The rename survives a VCH restart (kept outside guestinfo, which is volatile).
+    vch.stop(kill=True)
+    vch.start()
+    assert inspect_state(vch, "after")["Name"] == "/after"
+    vch.docker("rm", "-f", "after")

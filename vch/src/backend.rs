@@ -97,6 +97,15 @@ impl VchBackend {
             b.inner.containers.write().insert(id.clone(), c);
             if status == Status::Running {
                 b.monitor(id);
+            } else if status == Status::Exited {
+                // Policies are enforced by the VCH, also across its own restarts.
+                let c = b.get(&id)?;
+                let fin = c.finished.clone().unwrap_or_default();
+                let policy = restart_policy(&c.meta);
+                if matches!(policy.0.as_str(), "always" | "unless-stopped") && !fin.stopped_by_user
+                {
+                    let _ = b.start_now(&id).await;
+                }
             } else if status == Status::Created {
                 let lf = b.log_file(&id);
                 if let Some(lf) = lf {
@@ -155,10 +164,13 @@ impl VchBackend {
     /// Records the exit, persists it in the (now powered-off) VM's extraConfig, and
     /// removes the container if it was created with --rm.
     async fn finish(&self, id: &str, code: i64, error: Option<String>) {
-        let (vm, fin, auto_remove) = {
+        let (vm, fin, auto_remove, policy) = {
             let mut cs = self.inner.containers.write();
             let Some(c) = cs.get_mut(id) else { return };
+            let before = c.finished.clone().unwrap_or_default();
             let fin = FinalState {
+                stopped_by_user: before.stopped_by_user,
+                restart_count: before.restart_count,
                 exit_code: code,
                 error,
                 finished_at: now(),
@@ -166,7 +178,12 @@ impl VchBackend {
             };
             c.status = Status::Exited;
             c.finished = Some(fin.clone());
-            (c.vm.clone(), fin, c.meta.auto_remove)
+            (
+                c.vm.clone(),
+                fin,
+                c.meta.auto_remove,
+                restart_policy(&c.meta),
+            )
         };
         self.bump();
         if auto_remove {
@@ -180,15 +197,74 @@ impl VchBackend {
             let _ = self.remove_now(id, false).await;
             return;
         }
+        self.persist_final(&vm, &fin).await;
+        if should_restart(&policy, &fin) {
+            if let Some(c) = self.inner.containers.write().get_mut(id) {
+                if let Some(f) = c.finished.as_mut() {
+                    f.restart_count += 1;
+                }
+            }
+            tracing::info!(container = id, policy = %policy.0, "restarting per restart policy");
+            if let Err(e) = self.start_now(id).await {
+                tracing::warn!(container = id, "restart policy: {e}");
+            }
+        }
+    }
+
+    async fn persist_final(&self, vm: &MoRef, fin: &FinalState) {
         let spec = vsphere_client::spec::VmConfigSpec {
             extra_config: vec![(
                 containers::EXIT_KEY.into(),
-                serde_json::to_string(&fin).unwrap_or_default(),
+                serde_json::to_string(fin).unwrap_or_default(),
             )],
             ..Default::default()
         };
-        if let Err(e) = self.inner.t.client.reconfigure_vm(&vm, &spec).await {
-            tracing::warn!(container = id, "cannot persist the exit state: {e}");
+        if let Err(e) = self.inner.t.client.reconfigure_vm(vm, &spec).await {
+            tracing::warn!(vm = %vm.value, "cannot persist the exit state: {e}");
+        }
+    }
+
+    /// Records whether the user stopped the container (restart policies hold off).
+    fn mark_stopped_by_user(&self, id: &str, stopped: bool) {
+        if let Some(c) = self.inner.containers.write().get_mut(id) {
+            c.finished
+                .get_or_insert_with(FinalState::default)
+                .stopped_by_user = stopped;
+        }
+    }
+
+    async fn start_now(&self, id: &str) -> Result<()> {
+        let c = self.get(id)?;
+        self.inner
+            .t
+            .client
+            .power_on(&c.vm)
+            .await
+            .map_err(internal)?;
+        if let Some(cc) = self.inner.containers.write().get_mut(id) {
+            cc.status = Status::Running;
+            cc.started_at = Some(now());
+        }
+        self.bump();
+        self.monitor(id.to_string());
+        Ok(())
+    }
+
+    /// Resolves once the container is no longer running.
+    async fn until_not_running(&self, id: &str) {
+        let mut rx = self.inner.changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let running = self
+                .inner
+                .containers
+                .read()
+                .get(id)
+                .map(|c| matches!(c.status, Status::Running | Status::Paused))
+                .unwrap_or(false);
+            if !running || rx.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -257,10 +333,11 @@ impl VchBackend {
             Status::Running => ("running", true),
             Status::Exited => ("exited", false),
             Status::Removing => ("removing", false),
+            Status::Paused => ("paused", true),
         };
         let f = c.finished.clone().unwrap_or_default();
         serde_json::json!({
-            "Status": status, "Running": running, "Paused": false, "Restarting": false,
+            "Status": status, "Running": running, "Paused": c.status == Status::Paused, "Restarting": false,
             "OOMKilled": false, "Dead": false, "Pid": 0, "ExitCode": f.exit_code,
             "Error": f.error.unwrap_or_default(),
             "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
@@ -700,26 +777,10 @@ impl Backend for VchBackend {
         if c.status == Status::Running {
             return Err(Error::NotModified("container already started".into()));
         }
-        if c.status == Status::Exited {
-            // A second start is a cold power-on of the same VM: the old exit record is
-            // superseded by the next one in the log.
-            if let Some(cc) = self.inner.containers.write().get_mut(&id) {
-                cc.finished = None;
-            }
-        }
-        self.inner
-            .t
-            .client
-            .power_on(&c.vm)
-            .await
-            .map_err(internal)?;
-        if let Some(cc) = self.inner.containers.write().get_mut(&id) {
-            cc.status = Status::Running;
-            cc.started_at = Some(now());
-        }
-        self.bump();
-        self.monitor(id);
-        Ok(())
+        // A second start is a cold power-on of the same VM; the next exit record in the
+        // log supersedes the previous one.
+        self.mark_stopped_by_user(&id, false);
+        self.start_now(&id).await
     }
 
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStreams> {
@@ -730,6 +791,13 @@ impl Backend for VchBackend {
         let lf = self
             .log_file(&id)
             .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
+        // A container that ran before has earlier runs in its log: attach streams what
+        // comes next (with `logs`, everything from the start).
+        let from = if self.get(&id)?.finished.is_some() && !opts.logs {
+            lf.size().await
+        } else {
+            0
+        };
         let b = self.clone();
         let gone_id = id.clone();
         let stop = move || !b.inner.containers.read().contains_key(&gone_id);
@@ -740,7 +808,7 @@ impl Backend for VchBackend {
             id: id.clone(),
         };
         let output = lf
-            .follow(stop)
+            .follow(from, stop)
             .map(move |r| {
                 let _alive = &reader;
                 r
@@ -859,7 +927,7 @@ impl Backend for VchBackend {
             let stop = move || !b.inner.containers.read().contains_key(&gone_id);
             // The follower reads the file from the start: skip what was already shown.
             let live = lf
-                .follow(stop)
+                .follow(0, stop)
                 .filter_map(move |r| async move { to_chunk(r) })
                 .skip(seen)
                 .map(Ok);
@@ -880,7 +948,15 @@ impl Backend for VchBackend {
             return Err(Error::NotModified("container already stopped".into()));
         }
         // Without the control channel there is no graceful signal yet: stop powers off.
-        self.inner.t.client.power_off(&c.vm).await.map_err(internal)
+        self.mark_stopped_by_user(&id, true);
+        self.inner
+            .t
+            .client
+            .power_off(&c.vm)
+            .await
+            .map_err(internal)?;
+        self.until_not_running(&id).await;
+        Ok(())
     }
 
     async fn container_kill(&self, id: &str, signal: Option<String>) -> Result<()> {
@@ -891,12 +967,103 @@ impl Backend for VchBackend {
         }
         match signal.as_deref() {
             None | Some("") | Some("KILL") | Some("SIGKILL") | Some("9") => {
+                self.mark_stopped_by_user(&id, true);
                 self.inner.t.client.power_off(&c.vm).await.map_err(internal)
             }
             Some(other) => Err(Error::not_implemented(format!(
                 "signal {other} (only SIGKILL for now)"
             ))),
         }
+    }
+
+    async fn container_restart(&self, id: &str, opts: StopOptions) -> Result<()> {
+        let id = self.resolve(id)?;
+        if matches!(self.get(&id)?.status, Status::Running | Status::Paused) {
+            self.container_stop(&id, opts).await?;
+        }
+        self.mark_stopped_by_user(&id, false);
+        self.start_now(&id).await
+    }
+
+    async fn container_rename(&self, id: &str, new_name: &str) -> Result<()> {
+        let id = self.resolve(id)?;
+        let new_name = new_name.trim_start_matches('/').to_string();
+        if !valid_name(&new_name) {
+            return Err(Error::invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self
+            .inner
+            .containers
+            .read()
+            .values()
+            .find(|c| c.meta.name == new_name)
+        {
+            return Err(Error::name_conflict(&new_name, &other.meta.id));
+        }
+        let (vm, meta) = {
+            let mut cs = self.inner.containers.write();
+            let c = cs
+                .get_mut(&id)
+                .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
+            c.meta.name = new_name;
+            (c.vm.clone(), c.meta.clone())
+        };
+        // Persisted outside guestinfo, so it survives even while the VM runs.
+        let spec = vsphere_client::spec::VmConfigSpec {
+            extra_config: vec![(
+                containers::META_KEY.into(),
+                serde_json::to_string(&meta).map_err(internal)?,
+            )],
+            ..Default::default()
+        };
+        self.inner
+            .t
+            .client
+            .reconfigure_vm(&vm, &spec)
+            .await
+            .map_err(internal)?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn container_pause(&self, id: &str) -> Result<()> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        match c.status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(Error::Conflict(format!("Container {id} is already paused")))
+            }
+            _ => return Err(Error::not_running(&id)),
+        }
+        // A paused container is a suspended VM.
+        self.inner.t.client.suspend(&c.vm).await.map_err(internal)?;
+        if let Some(cc) = self.inner.containers.write().get_mut(&id) {
+            cc.status = Status::Paused;
+        }
+        self.bump();
+        Ok(())
+    }
+
+    async fn container_unpause(&self, id: &str) -> Result<()> {
+        let id = self.resolve(id)?;
+        let c = self.get(&id)?;
+        if c.status != Status::Paused {
+            return Err(Error::Conflict(format!("Container {id} is not paused")));
+        }
+        self.inner
+            .t
+            .client
+            .power_on(&c.vm)
+            .await
+            .map_err(internal)?;
+        if let Some(cc) = self.inner.containers.write().get_mut(&id) {
+            cc.status = Status::Running;
+        }
+        self.bump();
+        Ok(())
     }
 
     async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> Result<()> {
@@ -930,7 +1097,7 @@ impl Backend for VchBackend {
         serde_json::from_value(serde_json::json!({
             "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
             "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
-            "RestartCount": 0, "Driver": "vsphere", "Platform": "linux",
+            "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
             "HostConfig": host_config, "Config": config,
             "Mounts": [], "NetworkSettings": {"Networks": {}},
         }))
@@ -949,6 +1116,7 @@ impl Backend for VchBackend {
             let state = Self::state_of(&c);
             let status = match c.status {
                 Status::Running => "Up".to_string(),
+                Status::Paused => "Up (Paused)".to_string(),
                 Status::Exited => format!(
                     "Exited ({})",
                     c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0)
@@ -1005,6 +1173,29 @@ impl crate::images::types::ImageUsage for Usage {
         // image is never deleted without force; forced, its containers keep their VMs'
         // disks because Destroy_Task does not delete shared non-persistent disks.
         !self.0.inner.containers.read().is_empty()
+    }
+}
+
+/// (policy name, maximum retries) from the create request's HostConfig.
+fn restart_policy(meta: &Meta) -> (String, i64) {
+    let p = &meta.host_config["RestartPolicy"];
+    (
+        p["Name"].as_str().unwrap_or("").to_string(),
+        p["MaximumRetryCount"].as_i64().unwrap_or(0),
+    )
+}
+
+/// Docker's rules: `always` and `unless-stopped` restart unless the user stopped the
+/// container; `on-failure` only after a non-zero exit and within the retry budget.
+fn should_restart(policy: &(String, i64), fin: &FinalState) -> bool {
+    match policy.0.as_str() {
+        "always" | "unless-stopped" => !fin.stopped_by_user,
+        "on-failure" => {
+            !fin.stopped_by_user
+                && fin.exit_code != 0
+                && (policy.1 <= 0 || fin.restart_count < policy.1)
+        }
+        _ => false,
     }
 }
 

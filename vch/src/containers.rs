@@ -9,10 +9,12 @@ use vsphere_client::{FilterSpec, MoRef, Value};
 
 /// guestinfo key of the tether spec (see tether::spec).
 pub const SPEC_KEY: &str = "guestinfo.vch.spec";
-/// guestinfo key of the Docker-side record (name, image, create body, created time).
-pub const META_KEY: &str = "guestinfo.vch.meta";
-/// Final state persisted by the VCH with a powered-off reconfigure.
-pub const EXIT_KEY: &str = "guestinfo.vch.final";
+/// extraConfig key of the Docker-side record (name, image, create body, created time).
+/// Not a guestinfo key: it changes while the VM runs (rename), and guestinfo written to a
+/// running VM is volatile on vSphere.
+pub const META_KEY: &str = "vch.meta";
+/// Final state, persisted by the VCH once the VM is off (also not guestinfo).
+pub const EXIT_KEY: &str = "vch.final";
 
 /// The spec the tether reads (one definition, shared with the guest side).
 pub use tether::spec::ContainerSpec as TetherSpec;
@@ -34,6 +36,11 @@ pub struct Meta {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct FinalState {
+    /// The user stopped it (docker stop/kill): restart policies other than `always` hold off.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    #[serde(default)]
+    pub restart_count: i64,
     pub exit_code: i64,
     pub error: Option<String>,
     pub finished_at: String,
@@ -44,6 +51,7 @@ pub struct FinalState {
 pub enum Status {
     Created,
     Running,
+    Paused,
     Exited,
     Removing,
 }
@@ -174,11 +182,14 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let (Some(spec), Some(meta)) = (spec, meta) else {
             continue;
         };
-        let running = oc.text("runtime.powerState") != Some("poweredOff");
+        let power = oc.text("runtime.powerState").unwrap_or("poweredOff");
+        let running = power != "poweredOff";
         out.push(Container {
             vm_name: oc.text("name").unwrap_or_default().to_string(),
             vm: oc.obj.clone(),
-            status: if running {
+            status: if power == "suspended" {
+                Status::Paused
+            } else if running {
                 Status::Running
             } else if fin.is_some() {
                 Status::Exited

@@ -102,16 +102,22 @@ impl LogFile {
             })
     }
 
-    /// Every record from the start, then new ones as they are written, until the exit
+    /// Current size of the log (0 when there is none yet).
+    pub async fn size(&self) -> u64 {
+        self.read_from(0).await.len() as u64
+    }
+
+    /// Records from byte `from` on, then new ones as they are written, until the exit
     /// record (or `stop()` returns true between polls).
     pub fn follow(
         self,
+        from: u64,
         stop: impl Fn() -> bool + Send + 'static,
     ) -> impl futures_util::Stream<Item = Record> + Send + 'static {
         futures_util::stream::unfold(
             (
                 self,
-                0u64,
+                from,
                 Vec::<u8>::new(),
                 std::collections::VecDeque::<Record>::new(),
                 false,
