@@ -41,6 +41,18 @@ struct Serve {
     /// Allow plain TCP on non-loopback addresses.
     #[arg(long)]
     force_insecure_tcp: bool,
+    /// Serve tcp:// listeners over TLS with this certificate (PEM)...
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// ...and key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With --tlsverify: clients must present a certificate signed by this CA.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Require client certificates (dockerd's --tlsverify); needs --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    tlsverify: bool,
     #[arg(long, default_value = "/var/lib/vch")]
     state_dir: PathBuf,
     /// Registries spoken to over plain HTTP (host:port, repeatable).
@@ -69,7 +81,7 @@ struct Serve {
     name: String,
 }
 
-fn listener(h: &str, force: bool) -> Result<docker_api::Listener, String> {
+fn listener(h: &str, s: &Serve) -> Result<docker_api::Listener, String> {
     if let Some(p) = h.strip_prefix("unix://") {
         return Ok(docker_api::Listener::Unix(PathBuf::from(p)));
     }
@@ -77,7 +89,18 @@ fn listener(h: &str, force: bool) -> Result<docker_api::Listener, String> {
         let addr = a
             .parse()
             .map_err(|e| format!("bad address in -H {h}: {e}"))?;
-        return Ok(docker_api::Listener::Tcp { addr, force });
+        return Ok(match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => docker_api::Listener::Tls {
+                addr,
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: if s.tlsverify { s.tls_ca.clone() } else { None },
+            },
+            _ => docker_api::Listener::Tcp {
+                addr,
+                force: s.force_insecure_tcp,
+            },
+        });
     }
     Err(format!("-H {h}: use unix:///path or tcp://host:port"))
 }
@@ -129,7 +152,7 @@ async fn serve(s: Serve) -> Result<(), String> {
                 let _ = std::fs::create_dir_all(dir);
             }
         }
-        builder = builder.listen(listener(h, s.force_insecure_tcp)?);
+        builder = builder.listen(listener(h, &s)?);
     }
     let server = builder.bind().await.map_err(|e| e.to_string())?;
     for h in &s.hosts {
