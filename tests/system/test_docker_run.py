@@ -220,3 +220,12 @@ def test_rename_pause_unpause_restart(vch):
     vch.start()
     assert inspect_state(vch, "after")["Name"] == "/after"
     vch.docker("rm", "-f", "after")
+
+
+def test_events_report_the_lifecycle(vch):
+    since = str(int(time.time()) - 1)
+    vch.docker("run", "--rm", "--name", "evented", "busybox", "true")
+    until = str(int(time.time()) + 1)
+    out = vch.docker("events", "--since", since, "--until", until, "--filter", "container=evented",
+                     "--format", "{{.Action}}").stdout.split()
+    assert out[:4] == ["create", "start", "die", "destroy"], out

@@ -29,7 +29,13 @@ struct Inner {
     /// Attach sessions still reading each container's output: `--rm` waits for them to
     /// reach the exit record before the VM (and its log) goes.
     readers: parking_lot::Mutex<HashMap<String, usize>>,
+    /// `docker events`: live subscribers and the recent past (for `--since`).
+    events: tokio::sync::broadcast::Sender<EventMessage>,
+    event_log: parking_lot::Mutex<std::collections::VecDeque<EventMessage>>,
 }
+
+/// Events kept for `docker events --since`.
+const EVENT_HISTORY: usize = 1000;
 
 /// Counts an attach session while its output stream lives.
 struct Reader {
@@ -87,6 +93,8 @@ impl VchBackend {
                 removed: RwLock::new(HashMap::new()),
                 changed: tx,
                 readers: parking_lot::Mutex::new(HashMap::new()),
+                events: tokio::sync::broadcast::channel(256).0,
+                event_log: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             }),
         };
         // Recovery is the normal start path: containers that were running are watched
@@ -116,6 +124,36 @@ impl VchBackend {
             }
         }
         Ok(b)
+    }
+
+    /// Publishes a container event (`create`, `start`, `die`, `destroy`, ...).
+    fn event(&self, id: &str, action: &str, extra: &[(&str, String)]) {
+        let (name, image) = self
+            .inner
+            .containers
+            .read()
+            .get(id)
+            .map(|c| (c.meta.name.clone(), c.meta.image.clone()))
+            .unwrap_or_default();
+        let mut attrs = serde_json::json!({"name": name, "image": image});
+        for (k, v) in extra {
+            attrs[*k] = serde_json::Value::String(v.clone());
+        }
+        let t = chrono::Utc::now();
+        let Ok(ev) = serde_json::from_value::<EventMessage>(serde_json::json!({
+            "Type": "container", "Action": action, "scope": "local",
+            "Actor": {"ID": id, "Attributes": attrs},
+            "time": t.timestamp(), "timeNano": t.timestamp_nanos_opt().unwrap_or(0),
+        })) else {
+            return;
+        };
+        let mut log = self.inner.event_log.lock();
+        log.push_back(ev.clone());
+        while log.len() > EVENT_HISTORY {
+            log.pop_front();
+        }
+        drop(log);
+        let _ = self.inner.events.send(ev);
     }
 
     fn bump(&self) {
@@ -186,6 +224,7 @@ impl VchBackend {
             )
         };
         self.bump();
+        self.event(id, "die", &[("exitCode", code.to_string())]);
         if auto_remove {
             // Let attached clients read the output up to the exit record first.
             for _ in 0..2500 {
@@ -246,6 +285,7 @@ impl VchBackend {
             cc.started_at = Some(now());
         }
         self.bump();
+        self.event(id, "start", &[]);
         self.monitor(id.to_string());
         Ok(())
     }
@@ -322,6 +362,7 @@ impl VchBackend {
         }
         let code = c.finished.map(|f| f.exit_code).unwrap_or(0);
         self.inner.removed.write().insert(id.to_string(), code);
+        self.event(id, "destroy", &[]);
         self.inner.containers.write().remove(id);
         self.bump();
         Ok(())
@@ -405,6 +446,58 @@ impl Backend for VchBackend {
             "SystemStatus": [["VCH", self.inner.t.name], ["vCenter", self.inner.t.url]],
         }))
         .map_err(internal)?)
+    }
+
+    async fn events(
+        &self,
+        opts: EventsOptions,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<EventMessage>>> {
+        let f = opts.filters.clone();
+        let keep = move |e: &EventMessage| -> bool {
+            let ty = e.typ.map(|t| t.to_string()).unwrap_or_default();
+            let action = e.action.clone().unwrap_or_default();
+            let actor = e.actor.clone().unwrap_or_default();
+            let id = actor.id.unwrap_or_default();
+            let name = actor
+                .attributes
+                .and_then(|a| a.get("name").cloned())
+                .unwrap_or_default();
+            let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
+                let vs = f.get(key);
+                vs.is_empty() || vs.iter().any(|v| ok(v))
+            };
+            any("type", &|v| v == ty)
+                && any("event", &|v| v == action)
+                && any("container", &|v| v == name || id.starts_with(v))
+        };
+        let since = opts.since;
+        let rx = self.inner.events.subscribe();
+        let past: Vec<EventMessage> = match since {
+            Some(s) => self
+                .inner
+                .event_log
+                .lock()
+                .iter()
+                .filter(|e| e.time_nano.unwrap_or(0) >= s.timestamp_nanos_opt().unwrap_or(0))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let keep2 = keep.clone();
+        let live = futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Some((e, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return None,
+                }
+            }
+        })
+        .filter(move |e| futures_util::future::ready(keep2(e)));
+        Ok(futures_util::stream::iter(past.into_iter().filter(keep))
+            .chain(live)
+            .map(Ok)
+            .boxed())
     }
 
     async fn image_pull(&self, opts: PullOptions) -> Result<ProgressStream> {
@@ -765,6 +858,7 @@ impl Backend for VchBackend {
             },
         );
         self.bump();
+        self.event(&id, "create", &[]);
         Ok(ContainerCreateResponse {
             id,
             warnings: vec![],
@@ -1025,6 +1119,7 @@ impl Backend for VchBackend {
             .await
             .map_err(internal)?;
         self.bump();
+        self.event(&id, "rename", &[]);
         Ok(())
     }
 
@@ -1044,6 +1139,7 @@ impl Backend for VchBackend {
             cc.status = Status::Paused;
         }
         self.bump();
+        self.event(&id, "pause", &[]);
         Ok(())
     }
 
@@ -1063,6 +1159,7 @@ impl Backend for VchBackend {
             cc.status = Status::Running;
         }
         self.bump();
+        self.event(&id, "unpause", &[]);
         Ok(())
     }
 
