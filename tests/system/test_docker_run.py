@@ -48,7 +48,10 @@ def test_container_is_a_vm_in_the_vch_pool_with_expected_devices(vch):
     modes = sorted(d.backing.diskMode for d in disks)
     assert modes == ["independent_nonpersistent", "independent_nonpersistent", "persistent"]
     serial = [d for d in devices if isinstance(d, vim.vm.device.VirtualSerialPort)]
-    assert serial[0].backing.fileName.endswith("/container.log")
+    # Port 1: the control channel to the VCH (network, client); port 2: the log file.
+    assert serial[0].backing.serviceURI.startswith("tcp://127.0.0.1:")
+    assert serial[0].backing.direction == "client"
+    assert serial[1].backing.fileName.endswith("/container.log")
     extra = {o.key: o.value for o in vm.config.extraConfig}
     spec = json.loads(extra["guestinfo.vch.spec"])
     assert spec["cmd"] == ["true"]
@@ -151,8 +154,10 @@ def test_detached_run_stop_and_wait(vch):
     ps = vch.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout
     assert "bg Up" in ps
     vch.docker("stop", "bg")
-    assert vch.docker("wait", "bg").stdout.strip() == "137"
-    assert "bg Exited (137)" in vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    # The stop signal reaches `sleep` through the control channel. The tether, not the
+    # process, is pid 1, so SIGTERM's default action applies: 128+15.
+    assert vch.docker("wait", "bg").stdout.strip() == "143"
+    assert "bg Exited (143)" in vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
     vch.docker("rm", "bg")
 
 
@@ -229,3 +234,33 @@ def test_events_report_the_lifecycle(vch):
     out = vch.docker("events", "--since", since, "--until", until, "--filter", "container=evented",
                      "--format", "{{.Action}}").stdout.split()
     assert out[:4] == ["create", "start", "die", "destroy"], out
+
+
+def test_exec_runs_in_the_container_with_its_own_output_and_exit_code(vch):
+    vch.docker("run", "-d", "--name", "ex", "-e", "FROM_RUN=1", "busybox", "sh", "-c",
+               "echo created > /tmp/marker; sleep 600")
+    assert wait_for(lambda: vch.docker("exec", "ex", "cat", "/tmp/marker", check=False).stdout == "created\n")
+    r = vch.docker("exec", "-e", "X=2", "-w", "/tmp", "ex", "sh", "-c", "echo $FROM_RUN$X; pwd; echo err >&2; exit 5",
+                   check=False)
+    assert r.returncode == 5
+    assert r.stdout == "12\n/tmp\n" and r.stderr == "err\n"
+    r = vch.docker("exec", "ex", "no-such-tool", check=False)
+    assert r.returncode == 127
+    vch.docker("rm", "-f", "ex")
+
+
+def test_stop_signal_is_delivered_gracefully_and_kill_sends_signals(vch):
+    vch.docker("run", "-d", "--name", "graceful", "busybox", "sh", "-c",
+               "trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done")
+    assert wait_for(lambda: vch.docker("exec", "graceful", "true", check=False).returncode == 0)
+    vch.docker("stop", "graceful")
+    assert vch.docker("wait", "graceful").stdout.strip() == "3"
+    assert vch.docker("logs", "graceful").stdout == "bye\n"
+    vch.docker("rm", "graceful")
+    vch.docker("run", "-d", "--name", "usr1", "busybox", "sh", "-c",
+               "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.1; done")
+    assert wait_for(lambda: vch.docker("exec", "usr1", "true", check=False).returncode == 0)
+    vch.docker("kill", "-s", "USR1", "usr1")
+    assert vch.docker("wait", "usr1").stdout.strip() == "0"
+    assert vch.docker("logs", "usr1").stdout == "got-usr1\n"
+    vch.docker("rm", "usr1")

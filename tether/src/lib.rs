@@ -3,6 +3,8 @@
 //! streams its output to the log serial port, reports state back through guestinfo,
 //! and powers the VM off when the process ends. See docs/container-vm.md.
 
+pub mod channel;
+pub mod control;
 pub mod logport;
 pub mod platform;
 pub mod rootfs;
@@ -88,6 +90,9 @@ fn agent(p: &mut dyn Platform) -> i32 {
     };
     let _ = nix::unistd::sethostname(&hostname);
     run::protect_from_oom();
+    if let Some(port) = p.take_control_port() {
+        control::serve(port, spec.id.clone(), spec.env.clone());
+    }
     let exit = run::run(&spec, log.clone(), |pid| {
         set_state(
             &mut *p,

@@ -28,6 +28,10 @@ pub trait Platform {
     fn disks(&self) -> &[Disk];
     /// Serial port 2: the container log, when the VM has one.
     fn log_port(&mut self) -> Option<&mut File>;
+    /// Serial port 1: the control channel to the VCH, taken once.
+    fn take_control_port(&mut self) -> Option<File> {
+        None
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,12 +39,15 @@ struct SimHardware {
     guestinfo_fd: i32,
     log_fd: Option<i32>,
     #[serde(default)]
+    control_fd: Option<i32>,
+    #[serde(default)]
     disks: Vec<Disk>,
 }
 
 pub struct SimPlatform {
     rpc: UnixStream,
     log: Option<File>,
+    control: Option<File>,
     disks: Vec<Disk>,
 }
 
@@ -60,9 +67,11 @@ impl SimPlatform {
         // else in it uses them; we take sole ownership here, once.
         let rpc = unsafe { UnixStream::from_raw_fd(hw.guestinfo_fd) };
         let log = hw.log_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+        let control = hw.control_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
         Ok(Some(SimPlatform {
             rpc,
             log,
+            control,
             disks: hw.disks,
         }))
     }
@@ -118,6 +127,10 @@ impl Platform for SimPlatform {
 
     fn log_port(&mut self) -> Option<&mut File> {
         self.log.as_mut()
+    }
+
+    fn take_control_port(&mut self) -> Option<File> {
+        self.control.take()
     }
 }
 

@@ -15,8 +15,33 @@ use std::sync::{Arc, Mutex};
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The main process, for signal forwarding from pid 1's handlers.
-static MAIN_PID: AtomicI32 = AtomicI32::new(0);
+/// The main process, for signal forwarding from pid 1's handlers and the control channel.
+pub static MAIN_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Exit codes of processes pid 1 reaped for someone else (exec sessions): pid 1 reaps
+/// every child with waitpid(-1), so an exec learns its exit code from here.
+#[derive(Default)]
+pub struct Exits {
+    pub waiting: std::collections::HashMap<i32, std::sync::mpsc::Sender<i32>>,
+    /// Reaped before its waiter registered.
+    pub early: std::collections::HashMap<i32, i32>,
+}
+
+pub static EXITS: std::sync::LazyLock<Mutex<Exits>> =
+    std::sync::LazyLock::new(|| Mutex::new(Exits::default()));
+
+fn report_exit(pid: i32, code: i32) {
+    if let Ok(mut e) = EXITS.lock() {
+        match e.waiting.remove(&pid) {
+            Some(tx) => {
+                let _ = tx.send(code);
+            }
+            None => {
+                e.early.insert(pid, code);
+            }
+        }
+    }
+}
 
 extern "C" fn forward(sig: i32) {
     let pid = MAIN_PID.load(Ordering::SeqCst);
@@ -149,28 +174,27 @@ fn pump(
     })
 }
 
-/// Starts the process, waits for it (reaping orphans meanwhile), and returns its exit.
-/// Also reports the pid through `on_start` once it runs.
-pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOnce(u32)) -> Exit {
-    let Some(program) = spec.cmd.first() else {
-        return Exit {
+/// A ready-to-spawn command for `argv` in the container: user and groups, environment
+/// (PATH defaulted), working directory (created), stdout/stderr piped, stdin closed.
+pub fn prepare(
+    argv: &[String],
+    env_in: &[String],
+    user: &str,
+    workdir: &str,
+) -> Result<Command, Exit> {
+    let Some(program) = argv.first() else {
+        return Err(Exit {
             code: 127,
             error: Some("no command specified".into()),
-        };
+        });
     };
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let id = match resolve_user(&spec.user, &passwd, &group) {
-        Ok(id) => id,
-        Err(e) => {
-            return Exit {
-                code: 126,
-                error: Some(e),
-            }
-        }
-    };
-    let mut env: Vec<(String, String)> = spec
-        .env
+    let id = resolve_user(user, &passwd, &group).map_err(|e| Exit {
+        code: 126,
+        error: Some(e),
+    })?;
+    let mut env: Vec<(String, String)> = env_in
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
@@ -191,15 +215,15 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
     if !has(&env, "HOME") {
         env.push(("HOME".into(), id.home.clone()));
     }
-    let workdir = if spec.workdir.is_empty() {
+    let workdir = if workdir.is_empty() {
         "/".to_string()
     } else {
-        spec.workdir.clone()
+        workdir.to_string()
     };
     // Docker creates a missing working directory.
     let _ = std::fs::create_dir_all(&workdir);
     let mut cmd = Command::new(program);
-    cmd.args(&spec.cmd[1..])
+    cmd.args(&argv[1..])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&workdir)
@@ -231,24 +255,38 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
             Ok(())
         });
     }
+    Ok(cmd)
+}
+
+/// Docker's exit code and message for a process that could not be started.
+pub fn spawn_error(program: &str, e: &std::io::Error) -> Exit {
+    let (code, msg) = match e.kind() {
+        std::io::ErrorKind::NotFound => (
+            127,
+            format!("exec: \"{program}\": executable file not found in $PATH"),
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            (126, format!("exec: \"{program}\": permission denied"))
+        }
+        _ => (126, format!("exec: \"{program}\": {e}")),
+    };
+    Exit {
+        code,
+        error: Some(msg),
+    }
+}
+
+/// Starts the process, waits for it (reaping orphans meanwhile), and returns its exit.
+/// Also reports the pid through `on_start` once it runs.
+pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOnce(u32)) -> Exit {
+    let mut cmd = match prepare(&spec.cmd, &spec.env, &spec.user, &spec.workdir) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let program = spec.cmd.first().cloned().unwrap_or_default();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            let (code, msg) = match e.kind() {
-                std::io::ErrorKind::NotFound => (
-                    127,
-                    format!("exec: \"{program}\": executable file not found in $PATH"),
-                ),
-                std::io::ErrorKind::PermissionDenied => {
-                    (126, format!("exec: \"{program}\": permission denied"))
-                }
-                _ => (126, format!("exec: \"{program}\": {e}")),
-            };
-            return Exit {
-                code,
-                error: Some(msg),
-            };
-        }
+        Err(e) => return spawn_error(&program, &e),
     };
     let pid = child.id() as i32;
     MAIN_PID.store(pid, Ordering::SeqCst);
@@ -260,7 +298,9 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
         match waitpid(Pid::from_raw(-1), None) {
             Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => break c,
             Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => break 128 + s as i32,
-            Ok(_) => continue, // an orphan reaped
+            Ok(WaitStatus::Exited(p, c)) => report_exit(p.as_raw(), c),
+            Ok(WaitStatus::Signaled(p, s, _)) => report_exit(p.as_raw(), 128 + s as i32),
+            Ok(_) => continue,
             Err(nix::Error::EINTR) => continue,
             Err(_) => break 255,
         }

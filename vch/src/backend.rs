@@ -18,8 +18,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use vsphere_client::{FilterSpec, MoRef, Value};
 
+/// An exec session's record (for `exec inspect`).
+#[derive(Clone)]
+struct ExecRecord {
+    container: String,
+    req: tether::channel::ExecRequest,
+    running: bool,
+    exit: Option<i64>,
+}
+
 struct Inner {
     t: Target,
+    channels: crate::channel::Channels,
+    execs: parking_lot::Mutex<HashMap<String, ExecRecord>>,
     images: ImageStore,
     containers: RwLock<HashMap<String, Container>>,
     /// Exit codes of containers removed after exiting, for `wait --condition removed`.
@@ -82,12 +93,18 @@ fn valid_name(n: &str) -> bool {
 }
 
 impl VchBackend {
-    pub async fn new(t: Target, images: ImageStore) -> Result<VchBackend> {
+    pub async fn new(
+        t: Target,
+        images: ImageStore,
+        channels: crate::channel::Channels,
+    ) -> Result<VchBackend> {
         let loaded = containers::load(&t).await.map_err(internal)?;
         let (tx, _) = tokio::sync::watch::channel(0);
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
+                channels,
+                execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
                 containers: RwLock::new(HashMap::new()),
                 removed: RwLock::new(HashMap::new()),
@@ -828,14 +845,18 @@ impl Backend for VchBackend {
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        let shape = containers::Shape {
+            memory_mb,
+            cpus,
+            control_uri: &self.inner.channels.uri,
+        };
         let config = containers::vm_config(
             &self.inner.t,
             &vm_name,
             &layer_paths,
             &mut spec,
             &meta,
-            memory_mb,
-            cpus,
+            &shape,
         )
         .map_err(Error::invalid)?;
         let vm = self
@@ -1035,14 +1056,29 @@ impl Backend for VchBackend {
         })
     }
 
-    async fn container_stop(&self, id: &str, _opts: StopOptions) -> Result<()> {
+    async fn container_stop(&self, id: &str, opts: StopOptions) -> Result<()> {
         let id = self.resolve(id)?;
         let c = self.get(&id)?;
         if c.status != Status::Running {
             return Err(Error::NotModified("container already stopped".into()));
         }
-        // Without the control channel there is no graceful signal yet: stop powers off.
         self.mark_stopped_by_user(&id, true);
+        // dockerd's stop: the stop signal through the control channel, then after the
+        // timeout (default 10 s) a hard stop, which for a VM is power-off.
+        let sig = opts
+            .signal
+            .as_deref()
+            .and_then(signal_number)
+            .unwrap_or(libc_sigterm());
+        if self.inner.channels.signal(&id, sig) {
+            let grace = std::time::Duration::from_secs(opts.timeout.unwrap_or(10).max(0) as u64);
+            if tokio::time::timeout(grace, self.until_not_running(&id))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
         self.inner
             .t
             .client
@@ -1059,15 +1095,22 @@ impl Backend for VchBackend {
         if c.status != Status::Running {
             return Err(Error::not_running(&id));
         }
-        match signal.as_deref() {
-            None | Some("") | Some("KILL") | Some("SIGKILL") | Some("9") => {
-                self.mark_stopped_by_user(&id, true);
-                self.inner.t.client.power_off(&c.vm).await.map_err(internal)
+        let sig = match signal.as_deref().filter(|s| !s.is_empty()) {
+            None => 9,
+            Some(s) => {
+                signal_number(s).ok_or_else(|| Error::invalid(format!("Invalid signal: {s}")))?
             }
-            Some(other) => Err(Error::not_implemented(format!(
-                "signal {other} (only SIGKILL for now)"
-            ))),
+        };
+        self.mark_stopped_by_user(&id, true);
+        if sig == 9 || !self.inner.channels.signal(&id, sig) {
+            if sig != 9 {
+                return Err(Error::Conflict(format!(
+                    "cannot send signal {sig}: container {id} has no control channel connected"
+                )));
+            }
+            return self.inner.t.client.power_off(&c.vm).await.map_err(internal);
         }
+        Ok(())
     }
 
     async fn container_restart(&self, id: &str, opts: StopOptions) -> Result<()> {
@@ -1161,6 +1204,125 @@ impl Backend for VchBackend {
         self.bump();
         self.event(&id, "unpause", &[]);
         Ok(())
+    }
+
+    async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<IdResponse> {
+        let cid = self.resolve(container)?;
+        let c = self.get(&cid)?;
+        if c.status != Status::Running {
+            return Err(Error::Conflict(format!("container {cid} is not running")));
+        }
+        if config.tty == Some(true) {
+            return Err(Error::not_implemented("exec with a TTY (-t)"));
+        }
+        if config.attach_stdin == Some(true) {
+            return Err(Error::not_implemented("exec with stdin (-i)"));
+        }
+        if config.privileged == Some(true) {
+            return Err(Error::invalid("--privileged is not supported by this VCH"));
+        }
+        let cmd = config
+            .cmd
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::invalid("No exec command specified"))?;
+        let id = random_id();
+        self.inner.execs.lock().insert(
+            id.clone(),
+            ExecRecord {
+                container: cid,
+                req: tether::channel::ExecRequest {
+                    cmd,
+                    env: config.env.clone().unwrap_or_default(),
+                    user: config.user.clone().unwrap_or_default(),
+                    workdir: config.working_dir.clone().unwrap_or_default(),
+                },
+                running: false,
+                exit: None,
+            },
+        );
+        serde_json::from_value(serde_json::json!({"Id": id})).map_err(internal)
+    }
+
+    async fn exec_start(&self, id: &str, _config: ExecStartConfig) -> Result<AttachStreams> {
+        let rec = self
+            .inner
+            .execs
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
+        if !self
+            .inner
+            .channels
+            .wait_connected(&rec.container, std::time::Duration::from_secs(5))
+            .await
+        {
+            return Err(Error::Conflict(format!(
+                "container {} has no control channel connected (is it running?)",
+                rec.container
+            )));
+        }
+        let mut rx = self
+            .inner
+            .channels
+            .exec(&rec.container, &rec.req)
+            .ok_or_else(|| {
+                Error::Conflict(format!("container {} is not running", rec.container))
+            })?;
+        if let Some(r) = self.inner.execs.lock().get_mut(id) {
+            r.running = true;
+        }
+        let b = self.clone();
+        let exec_id = id.to_string();
+        let output = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .filter_map(move |ev| {
+                let b = b.clone();
+                let exec_id = exec_id.clone();
+                async move {
+                    match ev {
+                        crate::channel::SessionEvent::Out {
+                            stderr: false,
+                            data,
+                        } => Some(Ok(OutputChunk::stdout(data))),
+                        crate::channel::SessionEvent::Out { stderr: true, data } => {
+                            Some(Ok(OutputChunk::stderr(data)))
+                        }
+                        crate::channel::SessionEvent::Exit { code, error } => {
+                            // Recorded before the output ends: the CLI inspects right away.
+                            if let Some(r) = b.inner.execs.lock().get_mut(&exec_id) {
+                                r.running = false;
+                                r.exit = Some(code);
+                            }
+                            error.map(|e| Ok(OutputChunk::stderr(format!("{e}\n"))))
+                        }
+                    }
+                }
+            })
+            .boxed();
+        Ok(AttachStreams {
+            tty: false,
+            stdin: None,
+            output,
+            detach_keys: None,
+        })
+    }
+
+    async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
+        let r = self
+            .inner
+            .execs
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
+        serde_json::from_value(serde_json::json!({
+            "ID": id, "Running": r.running, "ExitCode": r.exit, "ContainerID": r.container,
+            "OpenStdin": false, "OpenStdout": true, "OpenStderr": true, "CanRemove": false, "Pid": 0,
+            "ProcessConfig": {"tty": false, "entrypoint": r.req.cmd.first().cloned().unwrap_or_default(),
+                              "arguments": r.req.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false, "user": r.req.user},
+        }))
+        .map_err(internal)
     }
 
     async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> Result<()> {
@@ -1271,6 +1433,31 @@ impl crate::images::types::ImageUsage for Usage {
         // disks because Destroy_Task does not delete shared non-persistent disks.
         !self.0.inner.containers.read().is_empty()
     }
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+/// A signal given as a name (`TERM`, `SIGTERM`) or a number.
+fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    Some(match name.as_str() {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        "WINCH" => 28,
+        _ => return None,
+    })
 }
 
 /// (policy name, maximum retries) from the create request's HostConfig.

@@ -74,14 +74,21 @@ fn units() -> impl Iterator<Item = i64> {
 
 /// The VM spec of a new container: boot disk, layer disks (shared, read-only), a fresh
 /// scratch disk, the log serial port, and the spec and record in guestinfo.
+/// The hardware of a container VM.
+pub struct Shape<'a> {
+    pub memory_mb: i64,
+    pub cpus: i64,
+    /// `tcp://host:port` of the VCH's control channel listener.
+    pub control_uri: &'a str,
+}
+
 pub fn vm_config(
     t: &Target,
     vm_name: &str,
     layers: &[String],
     spec: &mut TetherSpec,
     meta: &Meta,
-    memory_mb: i64,
-    cpus: i64,
+    shape: &Shape,
 ) -> Result<VmConfigSpec, String> {
     let mut unit = units();
     let mut next = || {
@@ -127,6 +134,14 @@ pub fn vm_config(
         8 << 20,
     )));
     spec.scratch = Some(format!("scsi0:{su}"));
+    // Serial port 1: the control channel (the VM connects to the VCH).
+    devices.push(DeviceChange::add(Device::Serial {
+        key: -92,
+        backing: SerialBacking::Uri {
+            uri: shape.control_uri.to_string(),
+        },
+    }));
+    // Serial port 2: the container log on the datastore.
     devices.push(DeviceChange::add(Device::Serial {
         key: -91,
         backing: SerialBacking::File {
@@ -139,8 +154,8 @@ pub fn vm_config(
         name: Some(vm_name.to_string()),
         guest_id: Some("otherLinux64Guest".into()),
         vm_path_name: Some(format!("[{}]", t.datastore_name)),
-        num_cpus: Some(cpus),
-        memory_mb: Some(memory_mb),
+        num_cpus: Some(shape.cpus),
+        memory_mb: Some(shape.memory_mb),
         annotation: Some(format!("VCH container {} ({})", meta.name, &meta.id[..12])),
         extra_config: vec![(SPEC_KEY.into(), spec_json), (META_KEY.into(), meta_json)],
         devices,

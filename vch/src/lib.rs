@@ -8,6 +8,7 @@
 //! - [`backend`]: the Docker API backend.
 
 pub mod backend;
+pub mod channel;
 pub mod containers;
 pub mod images;
 pub mod logfile;

@@ -76,6 +76,9 @@ struct Serve {
     compute_resource: Option<String>,
     #[arg(long)]
     datastore: Option<String>,
+    /// Where container VMs' control serial ports connect (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    attach_addr: std::net::SocketAddr,
     /// Name of this VCH: its resource pool, VM folder and datastore directory.
     #[arg(long, default_value = "vch")]
     name: String,
@@ -142,7 +145,12 @@ async fn serve(s: Serve) -> Result<(), String> {
     let images = ImageStore::open(target.client.clone(), store_cfg)
         .await
         .map_err(|e| e.to_string())?;
-    let backend = VchBackend::new(target, images)
+    // The VMs' serial port 1 connects here. With the embedded simulator the VMs run on
+    // this machine; with vCenter, --attach-addr must be reachable from the ESXi hosts.
+    let channels = vch::channel::Channels::listen(s.attach_addr)
+        .await
+        .map_err(|e| format!("attach listener {}: {e}", s.attach_addr))?;
+    let backend = VchBackend::new(target, images, channels)
         .await
         .map_err(|e| e.to_string())?;
     let mut builder = docker_api::Server::builder().backend(Arc::new(backend));

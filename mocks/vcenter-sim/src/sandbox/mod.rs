@@ -34,6 +34,7 @@ use vsphere_client::value::{DataObject, MoRef, Value};
 /// Descriptor numbers the guest finds its devices on.
 const GUESTINFO_FD: i32 = 3;
 const LOG_FD: i32 = 4;
+const CONTROL_FD: i32 = 5;
 
 #[derive(Serialize)]
 struct HwDisk {
@@ -46,6 +47,7 @@ struct HwDisk {
 struct Hardware {
     guestinfo_fd: i32,
     log_fd: Option<i32>,
+    control_fd: Option<i32>,
     disks: Vec<HwDisk>,
 }
 
@@ -279,6 +281,66 @@ fn plan_disks(spec: &VmRuntimeSpec) -> Result<Vec<DiskPlan>, Fault> {
     Ok(plans)
 }
 
+/// The first network-backed serial port (client direction): `host:port` to connect to.
+fn network_port(spec: &VmRuntimeSpec) -> Option<String> {
+    spec.devices
+        .iter()
+        .filter(|d| d.ty == "VirtualSerialPort")
+        .filter_map(backing)
+        .find_map(|b| b.text("serviceURI").map(str::to_string))
+        .and_then(|u| {
+            u.trim()
+                .strip_prefix("tcp://")
+                .map(|a| a.trim_end_matches('/').to_string())
+        })
+}
+
+/// Connects a network-backed serial port: the guest sees one continuous byte stream; the
+/// TCP side is (re)connected whenever it drops, as a VM's serial port reconnects to a
+/// virtual serial port concentrator. Ends when the guest side closes (VM off).
+fn relay_serial(host_end: std::os::unix::net::UnixStream, addr: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        if host_end.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(guest) = tokio::net::UnixStream::from_std(host_end) else {
+            return;
+        };
+        let (mut g_rd, mut g_wr) = guest.into_split();
+        let mut gbuf = vec![0u8; 64 * 1024];
+        let mut tbuf = vec![0u8; 64 * 1024];
+        loop {
+            let tcp = match tokio::net::TcpStream::connect(&addr).await {
+                Ok(t) => t,
+                Err(_) => {
+                    // Nobody listening yet: what the guest writes meanwhile is lost, as on a
+                    // disconnected serial line; keep draining so it never blocks.
+                    tokio::select! {
+                        r = g_rd.read(&mut gbuf) => if matches!(r, Ok(0) | Err(_)) { return },
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                    }
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (mut t_rd, mut t_wr) = tcp.into_split();
+            loop {
+                tokio::select! {
+                    r = g_rd.read(&mut gbuf) => match r {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => if t_wr.write_all(&gbuf[..n]).await.is_err() { break },
+                    },
+                    r = t_rd.read(&mut tbuf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => if g_wr.write_all(&tbuf[..n]).await.is_err() { return },
+                    },
+                }
+            }
+        }
+    });
+}
+
 /// The first file-backed serial port: the container log.
 fn log_port(spec: &VmRuntimeSpec) -> Result<Option<std::fs::File>, Fault> {
     let file = spec
@@ -367,9 +429,20 @@ impl Inner {
             .map_err(|e| fault_io("console log", e))?;
         let (host_end, guest_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
+        let control = match network_port(&spec) {
+            Some(addr) => {
+                let (h, g) = std::os::unix::net::UnixStream::pair()
+                    .map_err(|e| fault_io("serial port", e))?;
+                relay_serial(h, addr);
+                Some(OwnedFd::from(g))
+            }
+            None => None,
+        };
+        let control_raw = control.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
         let hw = Hardware {
             guestinfo_fd: GUESTINFO_FD,
             log_fd: log.as_ref().map(|_| LOG_FD),
+            control_fd: control.as_ref().map(|_| CONTROL_FD),
             disks: hw_disks,
         };
         let hw_json =
@@ -444,12 +517,16 @@ impl Inner {
                 if log_raw >= 0 && libc::dup2(log_raw, LOG_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if control_raw >= 0 && libc::dup2(control_raw, CONTROL_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn().map_err(|e| fault_io("boot", e))?;
         drop(guest_fd);
         drop(log);
+        drop(control);
         let pid = child.id();
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.vms.lock().insert(

@@ -1,0 +1,160 @@
+//! Serves the control channel (serial port 1): says who it is, runs exec sessions with
+//! their own output and exit code, and delivers signals to the main process.
+
+use crate::channel::{decode, ExecRequest, Frame, Kind};
+use crate::run::{self, EXITS, MAIN_PID};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+type Port = Arc<Mutex<File>>;
+
+fn send(port: &Port, f: Frame) {
+    if let Ok(mut p) = port.lock() {
+        // A lost frame is a lost line on a serial port; the container goes on.
+        let _ = p.write_all(&f.encode());
+    }
+}
+
+/// Runs one exec session: output as `Out` frames, then `Exit`.
+fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
+    std::thread::spawn(move || {
+        let mut env = base_env;
+        for kv in req.env {
+            let key = kv.split('=').next().unwrap_or_default().to_string();
+            env.retain(|e| e.split('=').next() != Some(key.as_str()));
+            env.push(kv);
+        }
+        let mut cmd = match run::prepare(&req.cmd, &env, &req.user, &req.workdir) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("{}\n{}", e.code, e.error.unwrap_or_default());
+                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
+                return;
+            }
+        };
+        // Hold the table while spawning so pid 1 cannot report the exit before we wait.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = {
+            let mut table = match EXITS.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            let r = cmd.spawn();
+            if let Ok(c) = &r {
+                let pid = c.id() as i32;
+                match table.early.remove(&pid) {
+                    Some(code) => {
+                        let _ = tx.send(code);
+                    }
+                    None => {
+                        table.waiting.insert(pid, tx);
+                    }
+                }
+            }
+            r
+        };
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let x = run::spawn_error(req.cmd.first().map(String::as_str).unwrap_or(""), &e);
+                let msg = format!("{}\n{}", x.code, x.error.unwrap_or_default());
+                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
+                return;
+            }
+        };
+        let pumps: Vec<_> = [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                1u8,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                2u8,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(s, n)| s.map(|s| (s, n)))
+        .map(|(mut s, n)| {
+            let port = port.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(k) = s.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    let mut payload = Vec::with_capacity(k + 1);
+                    payload.push(n);
+                    payload.extend_from_slice(&buf[..k]);
+                    send(&port, Frame::new(Kind::Out, session, payload));
+                }
+            })
+        })
+        .collect();
+        let code = rx.recv().unwrap_or(255);
+        for p in pumps {
+            let _ = p.join();
+        }
+        send(
+            &port,
+            Frame::new(Kind::Exit, session, format!("{code}\n").into_bytes()),
+        );
+    });
+}
+
+/// Reads the channel until it closes. `env` is the container's environment, which exec
+/// sessions inherit.
+pub fn serve(port: File, id: String, env: Vec<String>) {
+    std::thread::spawn(move || {
+        let Ok(mut reader) = port.try_clone() else {
+            return;
+        };
+        let port: Port = Arc::new(Mutex::new(port));
+        send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes()));
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            for f in decode(&mut buf) {
+                match f.kind {
+                    Kind::Who => send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes())),
+                    Kind::Exec => match serde_json::from_slice::<ExecRequest>(&f.payload) {
+                        Ok(req) => exec(port.clone(), f.session, req, env.clone()),
+                        Err(e) => send(
+                            &port,
+                            Frame::new(
+                                Kind::Exit,
+                                f.session,
+                                format!("126\nbad exec request: {e}").into_bytes(),
+                            ),
+                        ),
+                    },
+                    Kind::Signal => {
+                        let sig: i32 = String::from_utf8_lossy(&f.payload)
+                            .trim()
+                            .parse()
+                            .unwrap_or(15);
+                        let pid = MAIN_PID.load(std::sync::atomic::Ordering::SeqCst);
+                        if f.session == 0 && pid > 0 {
+                            // SAFETY: plain kill(2).
+                            unsafe {
+                                nix::libc::kill(pid, sig);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+}
