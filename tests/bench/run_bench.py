@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark: `docker run --rm busybox true` through the whole VCH chain, against Debian's
+"""Benchmark: `docker run --rm busybox true` and `docker exec <c> true` through the whole VCH
+chain, against Debian's
 dockerd 20.10 (docker.io) measured in the same run on the same image from the same
 loopback registry.
 
@@ -73,6 +74,10 @@ def main():
         vch.docker("tag", image, "busybox:latest")
         vch.docker("run", "--rm", "busybox", "true")  # warm-up
         out["vch"] = timed_runs(vch.sock, args.runs, ["run", "--rm", "busybox", "true"])
+        vch.docker("run", "-d", "--name", "execbench", "busybox", "sleep", "600")
+        vch.docker("exec", "execbench", "true")  # warm-up (waits for the control channel)
+        out["vch_exec"] = timed_runs(vch.sock, args.runs, ["exec", "execbench", "true"])
+        vch.docker("rm", "-f", "execbench")
         rss = int(next(l.split()[1] for l in open(f"/proc/{vch.proc.pid}/status") if l.startswith("VmRSS")))
         out["vch"]["daemon_rss_mib"] = round(rss / 1024, 1)
 
@@ -94,6 +99,11 @@ def main():
             subprocess.run([*env_d, "tag", image, "busybox:latest"], check=True)
             subprocess.run([*env_d, "run", "--rm", "--network", "none", "busybox", "true"], check=True)
             out["dockerd_20_10"] = timed_runs(dsock, args.runs, ["run", "--rm", "--network", "none", "busybox", "true"])
+            subprocess.run([*env_d, "run", "-d", "--network", "none", "--name", "execbench", "busybox", "sleep", "600"],
+                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([*env_d, "exec", "execbench", "true"], check=True)
+            out["dockerd_20_10_exec"] = timed_runs(dsock, args.runs, ["exec", "execbench", "true"])
+            subprocess.run([*env_d, "rm", "-f", "execbench"], check=True, stdout=subprocess.DEVNULL)
         else:
             out["dockerd_20_10"] = "not installed (apt-get install docker.io)"
     finally:
