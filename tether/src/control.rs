@@ -16,6 +16,32 @@ fn send(port: &Port, f: Frame) {
     }
 }
 
+/// Finds `program` as execve would: a path as given, a bare name in the session's PATH.
+fn find_program(program: &str, env: &[String]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |p: &std::path::Path| -> std::io::Result<()> {
+        let m = std::fs::metadata(p)?;
+        if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+        }
+    };
+    if program.contains('/') {
+        return check(std::path::Path::new(program));
+    }
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(run::DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        if check(&std::path::Path::new(dir).join(program)).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+}
+
 /// Runs one exec session: output as `Out` frames, then `Exit`.
 fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
     std::thread::spawn(move || {
@@ -33,6 +59,16 @@ fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
                 return;
             }
         };
+        // std's spawn reaps a child whose exec failed, and pid 1's waitpid(-1) may reap it
+        // first, which makes std panic: look the program up before forking instead.
+        if let Some(program) = req.cmd.first() {
+            if let Err(e) = find_program(program, &env) {
+                let x = run::spawn_error(program, &e);
+                let msg = format!("{}\n{}", x.code, x.error.unwrap_or_default());
+                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
+                return;
+            }
+        }
         // Hold the table while spawning so pid 1 cannot report the exit before we wait.
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = {
@@ -40,7 +76,8 @@ fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
                 Ok(t) => t,
                 Err(p) => p.into_inner(),
             };
-            let r = cmd.spawn();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd.spawn()))
+                .unwrap_or_else(|_| Err(std::io::Error::other("the process could not be started")));
             if let Ok(c) = &r {
                 let pid = c.id() as i32;
                 match table.early.remove(&pid) {

@@ -1070,7 +1070,13 @@ impl Backend for VchBackend {
             .as_deref()
             .and_then(signal_number)
             .unwrap_or(libc_sigterm());
-        if self.inner.channels.signal(&id, sig) {
+        // A container started a moment ago may not have connected its channel yet.
+        let connected = self
+            .inner
+            .channels
+            .wait_connected(&id, std::time::Duration::from_secs(2))
+            .await;
+        if connected && self.inner.channels.signal(&id, sig) {
             let grace = std::time::Duration::from_secs(opts.timeout.unwrap_or(10).max(0) as u64);
             if tokio::time::timeout(grace, self.until_not_running(&id))
                 .await
@@ -1079,12 +1085,11 @@ impl Backend for VchBackend {
                 return Ok(());
             }
         }
-        self.inner
-            .t
-            .client
-            .power_off(&c.vm)
-            .await
-            .map_err(internal)?;
+        // It may have ended meanwhile (its own exit): powered off already is stopped.
+        match self.inner.t.client.power_off(&c.vm).await {
+            Err(e) if e.fault_type() != Some("InvalidPowerState") => return Err(internal(e)),
+            _ => {}
+        }
         self.until_not_running(&id).await;
         Ok(())
     }
@@ -1102,6 +1107,12 @@ impl Backend for VchBackend {
             }
         };
         self.mark_stopped_by_user(&id, true);
+        if sig != 9 {
+            self.inner
+                .channels
+                .wait_connected(&id, std::time::Duration::from_secs(2))
+                .await;
+        }
         if sig == 9 || !self.inner.channels.signal(&id, sig) {
             if sig != 9 {
                 return Err(Error::Conflict(format!(

@@ -31,6 +31,11 @@ enum Cmd {
 
 #[derive(Parser)]
 struct Serve {
+    /// TOML file with the same settings (keys are the long flag names, e.g.
+    /// `state-dir = "/var/lib/vch"`, `host = ["unix:///run/vch/docker.sock"]`); flags given
+    /// on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Listeners: unix:///path, tcp://127.0.0.1:2375 (repeatable).
     #[arg(
         short = 'H',
@@ -82,6 +87,92 @@ struct Serve {
     /// Name of this VCH: its resource pool, VM folder and datastore directory.
     #[arg(long, default_value = "vch")]
     name: String,
+}
+
+/// The config file: every key optional, unknown keys refused (a typo must not be ignored).
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    host: Option<Vec<String>>,
+    force_insecure_tcp: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tlsverify: Option<bool>,
+    state_dir: Option<PathBuf>,
+    insecure_registry: Option<Vec<String>>,
+    target: Option<String>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    thumbprint: Option<String>,
+    ca_file: Option<PathBuf>,
+    datacenter: Option<String>,
+    compute_resource: Option<String>,
+    datastore: Option<String>,
+    attach_addr: Option<std::net::SocketAddr>,
+    name: Option<String>,
+}
+
+/// Applies the config file under the flags actually given on the command line.
+fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
+    let from_cli = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    macro_rules! take {
+        ($field:ident, $id:literal) => {
+            if !from_cli($id) {
+                if let Some(v) = f.$field {
+                    s.$field = v.into();
+                }
+            }
+        };
+    }
+    if !from_cli("hosts") {
+        if let Some(v) = f.host {
+            s.hosts = v;
+        }
+    }
+    if !from_cli("insecure_registries") {
+        if let Some(v) = f.insecure_registry {
+            s.insecure_registries = v;
+        }
+    }
+    take!(force_insecure_tcp, "force_insecure_tcp");
+    take!(tls_cert, "tls_cert");
+    take!(tls_key, "tls_key");
+    take!(tls_ca, "tls_ca");
+    take!(tlsverify, "tlsverify");
+    take!(state_dir, "state_dir");
+    take!(target, "target");
+    take!(user, "user");
+    take!(password_file, "password_file");
+    take!(thumbprint, "thumbprint");
+    take!(ca_file, "ca_file");
+    take!(datacenter, "datacenter");
+    take!(compute_resource, "compute_resource");
+    take!(datastore, "datastore");
+    take!(attach_addr, "attach_addr");
+    take!(name, "name");
+}
+
+/// Parses the command line and merges the config file it names.
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Cmd, String> {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(|e| e.to_string())?;
+    let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+    match cli.cmd {
+        Cmd::Serve(mut s) => {
+            if let Some(path) = s.config.clone() {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let f: FileConfig =
+                    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                let sub = m.subcommand_matches("serve").ok_or("serve: no arguments")?;
+                apply_config(&mut s, f, sub);
+            }
+            Ok(Cmd::Serve(s))
+        }
+    }
 }
 
 fn listener(h: &str, s: &Serve) -> Result<docker_api::Listener, String> {
@@ -188,15 +279,61 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cmd = match parse(std::env::args()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let r = rt.block_on(async {
-        match cli.cmd {
+        match cmd {
             Cmd::Serve(s) => serve(s).await,
         }
     });
     if let Err(e) = r {
         eprintln!("vch: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_file_fills_in_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("vch-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("vch.toml");
+        std::fs::write(
+            &f,
+            "state-dir = \"/srv/vch\"\nname = \"from-file\"\nhost = [\"unix:///tmp/a.sock\"]\ninsecure-registry = [\"127.0.0.1:5000\"]\n",
+        )
+        .unwrap();
+        let Cmd::Serve(s) = parse(args(&[
+            "vch",
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--name",
+            "from-flag",
+        ]))
+        .unwrap();
+        assert_eq!(s.state_dir, PathBuf::from("/srv/vch"));
+        assert_eq!(s.name, "from-flag");
+        assert_eq!(s.hosts, vec!["unix:///tmp/a.sock".to_string()]);
+        assert_eq!(s.insecure_registries, vec!["127.0.0.1:5000".to_string()]);
+        std::fs::write(&f, "stat-dir = \"/typo\"\n").unwrap();
+        let err = parse(args(&["vch", "serve", "--config", f.to_str().unwrap()]))
+            .err()
+            .unwrap();
+        assert!(err.contains("stat-dir"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
