@@ -610,7 +610,23 @@ fn pick_host(inv: &Inventory, pool: &MoRef, requested: Option<MoRef>) -> Result<
         .ok_or_else(|| Fault::invalid_state("the resource pool's cluster has no hosts"))
 }
 
-fn link_vm(inv: &mut Inventory, vm: &MoRef, folder: &MoRef, pool: &MoRef) {
+/// Adds a new VM to the inventory: its .vmx on the datastore, its entity, and its place
+/// in the folder and the resource pool. Returns its reference.
+fn register_vm(
+    inv: &mut Inventory,
+    name: String,
+    v: VmData,
+    folder: &MoRef,
+    pool: &MoRef,
+) -> MoRef {
+    write_vmx(inv, &name, &v);
+    let vm = MoRef::new("VirtualMachine", inv.new_id("vm"));
+    inv.insert(Entity {
+        moref: vm.clone(),
+        name,
+        parent: Some(folder.clone()),
+        kind: Kind::Vm(Box::new(v)),
+    });
     if let Some(Entity {
         kind: Kind::Folder(f),
         ..
@@ -625,6 +641,7 @@ fn link_vm(inv: &mut Inventory, vm: &MoRef, folder: &MoRef, pool: &MoRef) {
     {
         p.vms.push(vm.clone());
     }
+    vm
 }
 
 fn check_vm_folder(inv: &Inventory, folder: &MoRef) -> Result<(), Fault> {
@@ -783,15 +800,7 @@ impl Sim {
                         return Err(f);
                     }
                     v.change_version = 1;
-                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                    write_vmx(inv, &vm_name, &v);
-                    inv.insert(Entity {
-                        moref: moref.clone(),
-                        name: vm_name,
-                        parent: Some(folder.clone()),
-                        kind: Kind::Vm(Box::new(v)),
-                    });
-                    link_vm(inv, &moref, &folder, &pool);
+                    let moref = register_vm(inv, vm_name, v, &folder, &pool);
                     Ok(Some(Value::MoRef(moref)))
                 })
             },
@@ -1179,16 +1188,7 @@ impl Sim {
                         apply_config_spec(inv, &mut vm_name, &mut v, cfg)?;
                     }
                     v.change_version = 1;
-                    write_vmx(inv, &vm_name, &v);
-                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                    inv.insert(Entity {
-                        moref: moref.clone(),
-                        name: vm_name,
-                        parent: Some(folder.clone()),
-                        kind: Kind::Vm(Box::new(v)),
-                    });
-                    link_vm(inv, &moref, &folder, &pool);
-                    Ok(moref)
+                    Ok(register_vm(inv, vm_name, v, &folder, &pool))
                 })?;
                 if power_on {
                     sim.power_on_now(&vm).await?;
@@ -1327,17 +1327,15 @@ impl Sim {
                     v.boot_time = Some(props::now());
                     v.instant_clone_parent = Some(src.clone());
                     v.change_version = 1;
-                    write_vmx(inv, &name, &v);
-                    let moref = MoRef::new("VirtualMachine", inv.new_id("vm"));
-                    let e = Entity {
-                        moref: moref.clone(),
-                        name: name.clone(),
-                        parent: Some(folder.clone()),
-                        kind: Kind::Vm(Box::new(v.clone())),
+                    let moref = register_vm(inv, name.clone(), v, &folder, &pool);
+                    let e = inv
+                        .get(&moref)
+                        .cloned()
+                        .ok_or_else(|| Fault::not_found(&moref))?;
+                    let Kind::Vm(child) = &e.kind else {
+                        return Err(Fault::not_found(&moref));
                     };
-                    let child_spec = runtime_spec(inv, &e, &v);
-                    inv.insert(e);
-                    link_vm(inv, &moref, &folder, &pool);
+                    let child_spec = runtime_spec(inv, &e, child);
                     Ok((moref, child_spec))
                 })?;
                 if let Err(f) = sim.runtime.instant_clone(src.clone(), child_spec).await {
