@@ -27,6 +27,9 @@ pub enum Kind {
     /// VCH → tether: deliver a signal (payload: its number) to `session` (0 = the
     /// container's main process).
     Signal = 6,
+    /// VCH → tether: a parked instant clone may run its process now (`docker start`).
+    /// (Numbered apart from the stdio frames so the two sets can grow independently.)
+    Start = 20,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
             4 => Kind::Out,
             5 => Kind::Exit,
             6 => Kind::Signal,
+            20 => Kind::Start,
             _ => return None,
         })
     }

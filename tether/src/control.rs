@@ -146,8 +146,14 @@ fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
 }
 
 /// Reads the channel until it closes. `env` is the container's environment, which exec
-/// sessions inherit.
-pub fn serve(port: File, id: String, env: Vec<String>) {
+/// sessions inherit. `started` is told when the VCH sends `Start` (a parked clone waits
+/// on it); later `Start`s are no-ops.
+pub fn serve(
+    port: File,
+    id: String,
+    env: Vec<String>,
+    started: Option<std::sync::mpsc::Sender<()>>,
+) {
     std::thread::spawn(move || {
         let Ok(mut reader) = port.try_clone() else {
             return;
@@ -165,6 +171,11 @@ pub fn serve(port: File, id: String, env: Vec<String>) {
             for f in decode(&mut buf) {
                 match f.kind {
                     Kind::Who => send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes())),
+                    Kind::Start => {
+                        if let Some(tx) = &started {
+                            let _ = tx.send(());
+                        }
+                    }
                     Kind::Exec => match serde_json::from_slice::<ExecRequest>(&f.payload) {
                         Ok(req) => exec(port.clone(), f.session, req, env.clone()),
                         Err(e) => send(

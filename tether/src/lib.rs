@@ -10,6 +10,7 @@ pub mod platform;
 pub mod rootfs;
 pub mod run;
 pub mod spec;
+pub mod vmfork;
 
 use logport::LogWriter;
 use platform::{Platform, SimPlatform};
@@ -23,8 +24,9 @@ fn set_state(p: &mut dyn Platform, pairs: &[(&str, String)]) {
     }
 }
 
-/// The agent proper; returns the exit code to power off with.
-fn agent(p: &mut dyn Platform) -> i32 {
+/// The agent proper; returns the exit code to power off with. `forked`: this VM is an
+/// instant clone (see `vmfork`), not a cold boot.
+fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
     let spec = match spec::read(p) {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -64,6 +66,24 @@ fn agent(p: &mut dyn Platform) -> i32 {
         );
         code
     };
+    // The control channel first: a parked clone gets its go-ahead through it.
+    let (start_tx, start_rx) = std::sync::mpsc::channel();
+    if let Some(port) = p.take_control_port() {
+        control::serve(port, spec.id.clone(), spec.env.clone(), Some(start_tx));
+    } else {
+        drop(start_tx);
+    }
+    if forked && spec.parked {
+        set_state(p, &[(spec::STATE_KEY, spec::STATE_CREATED.into())]);
+        if start_rx.recv().is_err() {
+            return fail(
+                p,
+                &log,
+                125,
+                "a parked container VM needs its control channel (serial port 1)".into(),
+            );
+        }
+    }
     let root = match rootfs::assemble(&spec, p.disks()) {
         Ok(r) => r,
         Err(e) => {
@@ -90,9 +110,6 @@ fn agent(p: &mut dyn Platform) -> i32 {
     };
     let _ = nix::unistd::sethostname(&hostname);
     run::protect_from_oom();
-    if let Some(port) = p.take_control_port() {
-        control::serve(port, spec.id.clone(), spec.env.clone());
-    }
     let exit = run::run(&spec, log.clone(), |pid| {
         set_state(
             &mut *p,
@@ -144,21 +161,20 @@ pub fn init_main() -> ! {
     };
     // The simulator starts us in fresh namespaces; the pid namespace only takes effect
     // for children, so fork once: the child is pid 1, this process stands in for the VM
-    // monitor and exits with it.
+    // monitor, serves instant clones (see `vmfork`) and exits with pid 1.
     if nix::unistd::getpid().as_raw() != 1 {
+        let fork_port = platform.take_fork_port();
         // SAFETY: single-threaded at this point.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
                 // If the monitor dies (power off), so does the whole VM.
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                drop(fork_port);
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => {
-                let code = match nix::sys::wait::waitpid(child, None) {
-                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
-                    Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
-                    _ => 255,
-                };
-                std::process::exit(code);
+                // The monitor keeps no device of the VM: clones must not inherit them.
+                drop(platform);
+                std::process::exit(vmfork::monitor(child, fork_port));
             }
             Err(e) => {
                 eprintln!("tether: fork: {e}");
@@ -166,6 +182,6 @@ pub fn init_main() -> ! {
             }
         }
     }
-    let code = agent(&mut platform);
+    let code = agent(&mut platform, false);
     std::process::exit(code);
 }

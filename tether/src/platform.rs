@@ -42,12 +42,17 @@ struct SimHardware {
     control_fd: Option<i32>,
     #[serde(default)]
     disks: Vec<Disk>,
+    /// The VM's fork port (see `vmfork`): present on VMs the simulator booted, absent
+    /// on instant clones, which are themselves forks.
+    #[serde(default)]
+    fork_fd: Option<i32>,
 }
 
 pub struct SimPlatform {
     rpc: UnixStream,
     log: Option<File>,
     control: Option<File>,
+    fork: Option<std::os::fd::OwnedFd>,
     disks: Vec<Disk>,
 }
 
@@ -60,7 +65,14 @@ impl SimPlatform {
         let Ok(raw) = std::env::var(SIM_HW_ENV) else {
             return Ok(None);
         };
-        let hw: SimHardware = serde_json::from_str(&raw).map_err(|e| {
+        Self::from_json(&raw).map(Some)
+    }
+
+    /// Builds the platform from a hardware description (the boot environment, or the
+    /// message an instant clone is forked with). Takes ownership of the descriptors it
+    /// names.
+    pub fn from_json(raw: &str) -> io::Result<SimPlatform> {
+        let hw: SimHardware = serde_json::from_str(raw).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidData, format!("{SIM_HW_ENV}: {e}"))
         })?;
         // SAFETY: the simulator passes these descriptors to this process and nothing
@@ -68,12 +80,21 @@ impl SimPlatform {
         let rpc = unsafe { UnixStream::from_raw_fd(hw.guestinfo_fd) };
         let log = hw.log_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
         let control = hw.control_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
-        Ok(Some(SimPlatform {
+        let fork = hw
+            .fork_fd
+            .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        Ok(SimPlatform {
             rpc,
             log,
             control,
+            fork,
             disks: hw.disks,
-        }))
+        })
+    }
+
+    /// The fork port, taken once by the VM monitor (see `vmfork`).
+    pub fn take_fork_port(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.fork.take()
     }
 
     fn rpc(&mut self, request: &str) -> io::Result<String> {

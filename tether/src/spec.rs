@@ -13,6 +13,8 @@ pub const STARTED_KEY: &str = "guestinfo.vch.started_at";
 pub const FINISHED_KEY: &str = "guestinfo.vch.finished_at";
 pub const EXIT_CODE_KEY: &str = "guestinfo.vch.exit_code";
 pub const ERROR_KEY: &str = "guestinfo.vch.error";
+/// Value of `STATE_KEY` while a parked clone waits for `Start`.
+pub const STATE_CREATED: &str = "created";
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(default)]
@@ -33,6 +35,10 @@ pub struct ContainerSpec {
     pub dns: Vec<String>,
     /// Extra /etc/hosts lines.
     pub hosts: Vec<String>,
+    /// Set by the VCH on `docker create`: an instant clone with this flag parks (state
+    /// `created`) until the VCH sends `Start` on the control channel. A cold power-on
+    /// (a second `docker start`) always runs at once.
+    pub parked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

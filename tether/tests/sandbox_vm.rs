@@ -174,3 +174,39 @@ async fn power_off_tears_down_a_running_vm() {
     );
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_clone_forks_the_template_and_outlives_it() {
+    if skip() {
+        return;
+    }
+    let env = Env::start().await;
+    let template = env.template(64).await;
+    // A clone is its own VM: own pid namespace (the tether is pid 1), hostname,
+    // network namespace, and it starts without a boot: the template's monitor forks.
+    let script = "echo pid=$$; hostname; ls /sys/class/net; cat /proc/1/comm";
+    let vm = env
+        .instant_clone(&template, "ic1", &["sh", "-c", script])
+        .await;
+    env.wait_off(&vm).await;
+    let (out, exit) = env.log("ic1").await;
+    assert_eq!(exit["exit_code"], 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let pid: u32 = lines[0].trim_start_matches("pid=").parse().unwrap();
+    assert!((2..=5).contains(&pid), "{out}");
+    assert_eq!(lines[1], "ic1");
+    assert_eq!(lines[2], "lo");
+    // Powering the template off does not take a running clone with it: the clone is in
+    // its own cgroup (the template's is killed) and its pid namespace is not nested in
+    // the template's.
+    let vm = env
+        .instant_clone(&template, "ic2", &["sh", "-c", "sleep 1; echo survived"])
+        .await;
+    env.client.power_off(&template).await.unwrap();
+    env.wait_off(&vm).await;
+    let (out, exit) = env.log("ic2").await;
+    assert_eq!(out, "survived\n", "{exit}");
+    assert_eq!(exit["exit_code"], 0);
+    assert!(!env.runtime.holds_resources(&vm));
+    env.done().await;
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vcenter_sim::{SandboxRuntime, SimConfig, SimServer};
 use vsphere_client::spec::*;
-use vsphere_client::{Client, MoRef, TlsTrust};
+use vsphere_client::{Client, MoRef, TlsTrust, Value};
 
 pub struct Env {
     pub runtime: Arc<SandboxRuntime>,
@@ -233,6 +233,69 @@ impl Env {
         self.wait_off(&vm).await;
         let (out, exit) = self.log(name).await;
         (out, exit["exit_code"].as_i64().unwrap_or(-1))
+    }
+
+    /// A running template: a container VM whose tether idles without a spec.
+    pub async fn template(&self, memory_mb: i64) -> MoRef {
+        let template = self.container("template", &["true"], memory_mb).await;
+        self.client
+            .reconfigure_vm(
+                &template,
+                &VmConfigSpec {
+                    extra_config: vec![("guestinfo.vch.spec".into(), String::new())],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        self.client.power_on(&template).await.unwrap();
+        template
+    }
+
+    /// Instant clone of `template` running `cmd`, logging to `[datastore1] <name>/container.log`.
+    pub async fn instant_clone(&self, template: &MoRef, name: &str, cmd: &[&str]) -> MoRef {
+        let serial_key = match self
+            .client
+            .property(template, "config.hardware.device")
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Value::Array { items, .. } => items
+                .iter()
+                .filter_map(Value::as_obj)
+                .find(|d| d.ty == "VirtualSerialPort")
+                .and_then(|d| d.i64("key"))
+                .unwrap(),
+            _ => panic!("devices"),
+        };
+        let spec = serde_json::json!({"id": format!("{name}-0123456789"), "hostname": name, "cmd": cmd, "layers": ["scsi0:1"], "scratch": "scsi0:2"});
+        self.client
+            .instant_clone(
+                template,
+                &InstantCloneSpec {
+                    name: name.to_string(),
+                    location: Placement {
+                        folder: Some(self.folder.clone()),
+                        pool: Some(self.pool.clone()),
+                        devices: vec![DeviceChange {
+                            op: DeviceOp::Edit,
+                            file_op: None,
+                            device: Device::Serial {
+                                key: serial_key,
+                                backing: SerialBacking::File {
+                                    path: format!("[datastore1] {name}/container.log"),
+                                },
+                            },
+                        }],
+                        ..Default::default()
+                    },
+                    config: vec![("guestinfo.vch.spec".into(), spec.to_string())],
+                    bios_uuid: None,
+                },
+            )
+            .await
+            .unwrap()
     }
 
     pub async fn done(self) {

@@ -8,12 +8,14 @@
 //! boot disk holds no filesystem has "no operating system": it powers on and idles
 //! without a process, like a blank VM on ESXi.
 //!
-//! Not yet: network-backed serial ports, NICs (veth on per-port-group bridges), and
-//! instant clone as a fork of the parent's tether (it cold-boots the child for now).
+//! Instant clone forks the running parent's tether into the child's new namespaces
+//! (see tether's `vmfork` and `fork_request` here); a parent without an OS falls back to
+//! a cold boot of the child.
 
 mod cgroup;
 mod guestinfo;
 mod loopdev;
+mod reap;
 
 use crate::runtime::{HostRuntime, VmRuntimeSpec};
 use crate::sim::Sim;
@@ -35,6 +37,7 @@ use vsphere_client::value::{DataObject, MoRef, Value};
 const GUESTINFO_FD: i32 = 3;
 const LOG_FD: i32 = 4;
 const CONTROL_FD: i32 = 5;
+const FORK_FD: i32 = 6;
 
 #[derive(Serialize)]
 struct HwDisk {
@@ -49,6 +52,7 @@ struct Hardware {
     log_fd: Option<i32>,
     control_fd: Option<i32>,
     disks: Vec<HwDisk>,
+    fork_fd: Option<i32>,
 }
 
 /// One disk of a VM, resolved to the file backing it.
@@ -65,6 +69,8 @@ struct RunningVm {
     _loops: Vec<LoopDevice>,
     /// Resolves when the VM's processes are gone and its resources released.
     stopped: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The monitor's fork port (booted VMs): instant clones are forked through it.
+    fork: Option<Arc<Mutex<OwnedFd>>>,
 }
 
 pub struct SandboxRuntime {
@@ -376,16 +382,69 @@ fn cstr(p: &Path) -> Result<CString, Fault> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| Fault::invalid_argument("path"))
 }
 
+/// Disk plans, their loop devices, and the guest's view of them.
+type AttachedDisks = (Vec<DiskPlan>, Vec<LoopDevice>, Vec<HwDisk>);
+
+/// A VM's devices, ready to hand to its guest: the host ends stay with the runtime, the
+/// guest ends are passed as descriptors described by `hw`.
+struct Devices {
+    loops: Vec<LoopDevice>,
+    cgroup: VmCgroup,
+    hw: Hardware,
+    /// In the order of the descriptor numbers in `hw`: guestinfo, log, control.
+    guest_fds: Vec<OwnedFd>,
+    guestinfo_host: std::os::unix::net::UnixStream,
+}
+
 impl Inner {
-    fn boot(self: &Arc<Self>, spec: VmRuntimeSpec) -> Result<(), Fault> {
-        let sim = self
-            .sim()
-            .ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
-        let vm_id = spec.vm.value.clone();
-        if self.vms.lock().contains_key(&vm_id) {
-            return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
-        }
-        let plans = plan_disks(&spec)?;
+    /// Attaches disks, creates the cgroup and the serial/guestinfo channels of a VM.
+    fn devices(
+        &self,
+        spec: &VmRuntimeSpec,
+        loops: Vec<LoopDevice>,
+        disks: Vec<HwDisk>,
+    ) -> Result<Devices, Fault> {
+        let log = log_port(spec)?;
+        let cgroup = VmCgroup::create(
+            &format!("{}-{}", self.tag, spec.vm.value),
+            spec.memory_mb,
+            spec.num_cpu,
+        )
+        .map_err(|e| fault_io("cgroup", e))?;
+        let (host_end, guest_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
+        let control = match network_port(spec) {
+            Some(addr) => {
+                let (h, g) = std::os::unix::net::UnixStream::pair()
+                    .map_err(|e| fault_io("serial port", e))?;
+                relay_serial(h, addr);
+                Some(OwnedFd::from(g))
+            }
+            None => None,
+        };
+        let mut guest_fds = vec![OwnedFd::from(guest_end)];
+        let hw = Hardware {
+            guestinfo_fd: GUESTINFO_FD,
+            log_fd: log.as_ref().map(|_| LOG_FD),
+            control_fd: control.as_ref().map(|_| CONTROL_FD),
+            disks,
+            fork_fd: None,
+        };
+        guest_fds.extend(log.map(OwnedFd::from));
+        guest_fds.extend(control);
+        Ok(Devices {
+            loops,
+            cgroup,
+            hw,
+            guest_fds,
+            guestinfo_host: host_end,
+        })
+    }
+
+    fn attach_disks(
+        spec: &VmRuntimeSpec,
+    ) -> Result<AttachedDisks, Fault> {
+        let plans = plan_disks(spec)?;
         let mut loops = Vec::new();
         let mut hw_disks = Vec::new();
         for p in &plans {
@@ -398,6 +457,18 @@ impl Inner {
             });
             loops.push(dev);
         }
+        Ok((plans, loops, hw_disks))
+    }
+
+    fn boot(self: &Arc<Self>, spec: VmRuntimeSpec) -> Result<(), Fault> {
+        let sim = self
+            .sim()
+            .ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
+        let vm_id = spec.vm.value.clone();
+        if self.vms.lock().contains_key(&vm_id) {
+            return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
+        }
+        let (plans, loops, hw_disks) = Self::attach_disks(&spec)?;
         let bootable = plans
             .first()
             .map(|p| has_filesystem(&p.extent))
@@ -411,51 +482,39 @@ impl Inner {
                     cgroup: None,
                     _loops: loops,
                     stopped: None,
+                    fork: None,
                 },
             );
             return Ok(());
         }
-        let log = log_port(&spec)?;
-        let cg = VmCgroup::create(
-            &format!("{}-{vm_id}", self.tag),
-            spec.memory_mb,
-            spec.num_cpu,
-        )
-        .map_err(|e| fault_io("cgroup", e))?;
+        let mut dev = self.devices(&spec, loops, hw_disks)?;
+        // The fork port: instant clones of this VM are forked by its monitor.
+        let (fork_host, fork_guest) = seqpacket_pair().map_err(|e| fault_io("fork port", e))?;
+        dev.hw.fork_fd = Some(FORK_FD);
         let vm_dir = self.run_dir.join(&vm_id);
         let mount_point = vm_dir.join("boot");
         std::fs::create_dir_all(&mount_point).map_err(|e| fault_io("run dir", e))?;
         let console = std::fs::File::create(vm_dir.join("console.log"))
             .map_err(|e| fault_io("console log", e))?;
-        let (host_end, guest_end) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| fault_io("guestinfo channel", e))?;
-        let control = match network_port(&spec) {
-            Some(addr) => {
-                let (h, g) = std::os::unix::net::UnixStream::pair()
-                    .map_err(|e| fault_io("serial port", e))?;
-                relay_serial(h, addr);
-                Some(OwnedFd::from(g))
-            }
-            None => None,
-        };
-        let control_raw = control.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
-        let hw = Hardware {
-            guestinfo_fd: GUESTINFO_FD,
-            log_fd: log.as_ref().map(|_| LOG_FD),
-            control_fd: control.as_ref().map(|_| CONTROL_FD),
-            disks: hw_disks,
-        };
-        let hw_json =
-            serde_json::to_string(&hw).map_err(|e| fault_io("hardware description", e.into()))?;
+        let hw_json = serde_json::to_string(&dev.hw)
+            .map_err(|e| fault_io("hardware description", e.into()))?;
         // Everything the pre-exec hook touches is prepared here: it must not allocate.
-        let procs = cg.procs_files();
-        let boot_dev = cstr(&loops[0].path)?;
+        let procs = dev.cgroup.procs_files();
+        let boot_dev = cstr(&dev.loops[0].path)?;
         let boot_fs = CString::new(fs_type(&plans[0].extent)).expect("static names");
         let mp = cstr(&mount_point)?;
         let init = mount_point.join("sbin/init");
-        let guest_fd: OwnedFd = guest_end.into();
-        let guest_raw = guest_fd.as_raw_fd();
-        let log_raw = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        let targets: Vec<i32> = [Some(GUESTINFO_FD), dev.hw.log_fd, dev.hw.control_fd]
+            .into_iter()
+            .flatten()
+            .chain([FORK_FD])
+            .collect();
+        let sources: Vec<i32> = dev
+            .guest_fds
+            .iter()
+            .map(|f| f.as_raw_fd())
+            .chain([fork_guest.as_raw_fd()])
+            .collect();
         let mut cmd = std::process::Command::new(&init);
         cmd.env_clear()
             .env("VCSIM_HW", hw_json)
@@ -511,38 +570,121 @@ impl Inner {
                 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::dup2(guest_raw, GUESTINFO_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                // Sources are never below 3 and are all distinct from the targets'
+                // final meaning once moved: move each one up first, then into place.
+                let mut high = [0i32; 8];
+                for (i, s) in sources.iter().enumerate() {
+                    high[i] = libc::fcntl(*s, libc::F_DUPFD, 100);
+                    if high[i] < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
-                if log_raw >= 0 && libc::dup2(log_raw, LOG_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if control_raw >= 0 && libc::dup2(control_raw, CONTROL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                for (i, t) in targets.iter().enumerate() {
+                    if libc::dup2(high[i], *t) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| fault_io("boot", e))?;
-        drop(guest_fd);
-        drop(log);
-        drop(control);
+        let child = cmd.spawn().map_err(|e| fault_io("boot", e))?;
         let pid = child.id();
+        // Reaped by pid below (std's Child does not reap on drop).
+        drop(child);
+        drop(fork_guest);
+        let Devices {
+            loops,
+            cgroup,
+            guest_fds,
+            guestinfo_host,
+            ..
+        } = dev;
+        drop(guest_fds);
+        guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
+        self.track(
+            &spec.vm,
+            pid,
+            cgroup,
+            loops,
+            Some(fork_host),
+            Some(mount_point),
+        );
+        Ok(())
+    }
+
+    /// Instant clone: forks the running parent's tether into the child's namespaces.
+    /// A parent without a forkable monitor (no OS) falls back to a cold boot.
+    fn fork_clone(self: &Arc<Self>, parent: &MoRef, spec: VmRuntimeSpec) -> Result<(), Fault> {
+        let port = self
+            .vms
+            .lock()
+            .get(&parent.value)
+            .and_then(|e| e.fork.clone());
+        let Some(port) = port else {
+            return self.boot(spec);
+        };
+        let sim = self
+            .sim()
+            .ok_or_else(|| Fault::invalid_state("runtime is not bound to a simulator"))?;
+        if self.vms.lock().contains_key(&spec.vm.value) {
+            return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
+        }
+        let (_, loops, hw_disks) = Self::attach_disks(&spec)?;
+        let dev = self.devices(&spec, loops, hw_disks)?;
+        let request = serde_json::json!({
+            "hardware": &dev.hw,
+            "cgroup_procs": dev
+                .cgroup
+                .procs_files()
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
+        });
+        let pid = {
+            let port = port.lock();
+            fork_request(&port, request.to_string().as_bytes(), &dev.guest_fds)
+                .map_err(|e| fault_io("instant clone (fork of the parent's tether)", e))?
+        };
+        let Devices {
+            loops,
+            cgroup,
+            guest_fds,
+            guestinfo_host,
+            ..
+        } = dev;
+        drop(guest_fds);
+        guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
+        self.track(&spec.vm, pid, cgroup, loops, None, None);
+        Ok(())
+    }
+
+    /// Records a running VM and releases it when its process is gone.
+    fn track(
+        self: &Arc<Self>,
+        vm: &MoRef,
+        pid: u32,
+        cgroup: VmCgroup,
+        loops: Vec<LoopDevice>,
+        fork: Option<OwnedFd>,
+        mount_point: Option<PathBuf>,
+    ) {
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.vms.lock().insert(
-            vm_id.clone(),
+            vm.value.clone(),
             RunningVm {
                 pid: Some(pid),
-                cgroup: Some(cg),
+                cgroup: Some(cgroup),
                 _loops: loops,
                 stopped: Some(rx),
+                fork: fork.map(|f| Arc::new(Mutex::new(f))),
             },
         );
-        guestinfo::serve(host_end, spec.vm.clone(), Arc::downgrade(&sim));
         let inner = self.clone();
-        let vm = spec.vm.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = child.wait();
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            if let Err(e) = reap::exited(pid as i32).await {
+                tracing::warn!(vm = %vm.value, "cannot wait for the VM's process: {e}");
+            }
             // Init is gone: so is the pid namespace. Release everything, then report.
             let entry = inner.vms.lock().remove(&vm.value);
             if let Some(mut e) = entry {
@@ -551,13 +693,14 @@ impl Inner {
                     drop(cg);
                 }
             }
-            let _ = std::fs::remove_dir(&mount_point);
+            if let Some(mp) = mount_point {
+                let _ = std::fs::remove_dir(&mp);
+            }
             if let Some(sim) = inner.sim() {
                 sim.guest_powered_off(&vm);
             }
             let _ = tx.send(true);
         });
-        Ok(())
     }
 
     async fn stop(&self, vm: &MoRef) {
@@ -664,11 +807,10 @@ impl HostRuntime for SandboxRuntime {
 
     fn instant_clone(
         &self,
-        _parent: MoRef,
+        parent: MoRef,
         child: VmRuntimeSpec,
     ) -> BoxFuture<'static, Result<(), Fault>> {
-        // Cold boot of the child until the tether can fork into new namespaces.
-        let r = self.inner.boot(child);
+        let r = self.inner.fork_clone(&parent, child);
         Box::pin(async move { r })
     }
 
@@ -742,5 +884,69 @@ mod tests {
             "FileNotFound"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// A connected pair of SOCK_SEQPACKET sockets (message boundaries, descriptor passing).
+fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair fills `fds` with two new descriptors on success.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one fork request (JSON + the clone's device descriptors) to a VM monitor and
+/// returns the clone's pid (see tether's `vmfork` for the other end).
+fn fork_request(port: &OwnedFd, request: &[u8], fds: &[OwnedFd]) -> std::io::Result<u32> {
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(raw.as_slice()) as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: request.as_ptr() as *mut libc::c_void,
+        iov_len: request.len(),
+    };
+    // SAFETY: msghdr points at live buffers (iov, cbuf) for the duration of sendmsg; the
+    // control header is filled within `cbuf` through the CMSG macros.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(raw.as_slice()) as u32) as usize;
+        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(c).cast::<i32>(), raw.len());
+        if libc::sendmsg(port.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let mut reply = [0u8; 512];
+    // SAFETY: recv into a local buffer.
+    let n = unsafe { libc::recv(port.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if n <= 0 {
+        return Err(std::io::Error::other("the parent VM's monitor is gone"));
+    }
+    let reply = String::from_utf8_lossy(&reply[..n as usize]);
+    match reply.split_once(' ') {
+        Some(("ok", pid)) => pid
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("bad fork reply {reply:?}"))),
+        Some((_, msg)) => Err(std::io::Error::other(msg.to_string())),
+        None => Err(std::io::Error::other(format!("bad fork reply {reply:?}"))),
     }
 }
