@@ -13,6 +13,7 @@
 //! a cold boot of the child.
 
 mod cgroup;
+mod fork;
 mod guestinfo;
 mod loopdev;
 mod reap;
@@ -441,9 +442,7 @@ impl Inner {
         })
     }
 
-    fn attach_disks(
-        spec: &VmRuntimeSpec,
-    ) -> Result<AttachedDisks, Fault> {
+    fn attach_disks(spec: &VmRuntimeSpec) -> Result<AttachedDisks, Fault> {
         let plans = plan_disks(spec)?;
         let mut loops = Vec::new();
         let mut hw_disks = Vec::new();
@@ -489,7 +488,8 @@ impl Inner {
         }
         let mut dev = self.devices(&spec, loops, hw_disks)?;
         // The fork port: instant clones of this VM are forked by its monitor.
-        let (fork_host, fork_guest) = seqpacket_pair().map_err(|e| fault_io("fork port", e))?;
+        let (fork_host, fork_guest) =
+            fork::seqpacket_pair().map_err(|e| fault_io("fork port", e))?;
         dev.hw.fork_fd = Some(FORK_FD);
         let vm_dir = self.run_dir.join(&vm_id);
         let mount_point = vm_dir.join("boot");
@@ -642,7 +642,7 @@ impl Inner {
         });
         let pid = {
             let port = port.lock();
-            fork_request(&port, request.to_string().as_bytes(), &dev.guest_fds)
+            fork::request(&port, request.to_string().as_bytes(), &dev.guest_fds)
                 .map_err(|e| fault_io("instant clone (fork of the parent's tether)", e))?
         };
         let Devices {
@@ -884,69 +884,5 @@ mod tests {
             "FileNotFound"
         );
         std::fs::remove_dir_all(dir).unwrap();
-    }
-}
-
-/// A connected pair of SOCK_SEQPACKET sockets (message boundaries, descriptor passing).
-fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0i32; 2];
-    // SAFETY: socketpair fills `fds` with two new descriptors on success.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are fresh and owned by us.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Sends one fork request (JSON + the clone's device descriptors) to a VM monitor and
-/// returns the clone's pid (see tether's `vmfork` for the other end).
-fn fork_request(port: &OwnedFd, request: &[u8], fds: &[OwnedFd]) -> std::io::Result<u32> {
-    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(raw.as_slice()) as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec {
-        iov_base: request.as_ptr() as *mut libc::c_void,
-        iov_len: request.len(),
-    };
-    // SAFETY: msghdr points at live buffers (iov, cbuf) for the duration of sendmsg; the
-    // control header is filled within `cbuf` through the CMSG macros.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(raw.as_slice()) as u32) as usize;
-        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(c).cast::<i32>(), raw.len());
-        if libc::sendmsg(port.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    let mut reply = [0u8; 512];
-    // SAFETY: recv into a local buffer.
-    let n = unsafe { libc::recv(port.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
-    if n <= 0 {
-        return Err(std::io::Error::other("the parent VM's monitor is gone"));
-    }
-    let reply = String::from_utf8_lossy(&reply[..n as usize]);
-    match reply.split_once(' ') {
-        Some(("ok", pid)) => pid
-            .trim()
-            .parse()
-            .map_err(|_| std::io::Error::other(format!("bad fork reply {reply:?}"))),
-        Some((_, msg)) => Err(std::io::Error::other(msg.to_string())),
-        None => Err(std::io::Error::other(format!("bad fork reply {reply:?}"))),
     }
 }
