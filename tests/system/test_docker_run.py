@@ -56,8 +56,33 @@ def test_container_is_a_vm_in_the_vch_pool_with_expected_devices(vch):
     spec = json.loads(extra["guestinfo.vch.spec"])
     assert spec["cmd"] == ["true"]
     assert spec["layers"] == ["scsi0:1"]
+    # Created = an instant clone of the running template, parked until `docker start`.
+    [template] = vms_named(si, "vch-template")
+    assert template.runtime.powerState == "poweredOn"
+    assert vm.runtime.powerState == "poweredOn"
+    assert extra.get("guestinfo.vch.state") == "created"
+    assert spec["parked"] is True
+    state = json.loads(vch.docker("inspect", "devs").stdout)[0]["State"]
+    assert state["Status"] == "created" and not state["Running"]
+    # rm of a created container powers the parked clone off and destroys it.
     vch.docker("rm", "devs")
     assert vms_named(si, "devs-") == []
+
+
+def test_create_then_start_runs_the_parked_clone(vch):
+    vch.docker("create", "--name", "parked", "busybox", "sh", "-c", "echo started; exit 4")
+    time.sleep(0.5)
+    # Nothing ran while parked.
+    assert vch.docker("logs", "parked").stdout == ""
+    r = vch.docker("start", "-a", "parked", check=False)
+    assert r.stdout == "started\n"
+    assert r.returncode == 4
+    # A second start is a cold power-on of the same VM.
+    r = vch.docker("start", "-a", "parked", check=False)
+    assert r.stdout == "started\n"
+    assert r.returncode == 4
+    assert vch.docker("logs", "parked").stdout == "started\nstarted\n"
+    vch.docker("rm", "parked")
 
 
 def test_ps_logs_inspect_and_rm(vch):

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use vsphere_client::{FilterSpec, MoRef, Value};
 
 /// An exec session's record (for `exec inspect`).
@@ -30,6 +31,8 @@ struct ExecRecord {
 struct Inner {
     t: Target,
     channels: crate::channel::Channels,
+    /// The running VM every container is instant-cloned from.
+    template: crate::template::Template,
     execs: parking_lot::Mutex<HashMap<String, ExecRecord>>,
     images: ImageStore,
     containers: RwLock<HashMap<String, Container>>,
@@ -98,12 +101,16 @@ impl VchBackend {
         images: ImageStore,
         channels: crate::channel::Channels,
     ) -> Result<VchBackend> {
+        let template = crate::template::ensure(&t, &channels.uri)
+            .await
+            .map_err(|e| internal(format!("template VM: {e}")))?;
         let loaded = containers::load(&t).await.map_err(internal)?;
         let (tx, _) = tokio::sync::watch::channel(0);
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
                 channels,
+                template,
                 execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
                 containers: RwLock::new(HashMap::new()),
@@ -291,14 +298,27 @@ impl VchBackend {
 
     async fn start_now(&self, id: &str) -> Result<()> {
         let c = self.get(id)?;
-        self.inner
-            .t
-            .client
-            .power_on(&c.vm)
-            .await
-            .map_err(internal)?;
+        if c.parked {
+            // A created container is a running clone whose tether waits for the word.
+            let ch = &self.inner.channels;
+            if !ch.wait_connected(id, Duration::from_secs(10)).await || !ch.start(id) {
+                return Err(internal(format!(
+                    "container VM {} did not connect its control channel",
+                    c.vm_name
+                )));
+            }
+        } else {
+            // A second start is a cold power-on of the container's own VM.
+            self.inner
+                .t
+                .client
+                .power_on(&c.vm)
+                .await
+                .map_err(internal)?;
+        }
         if let Some(cc) = self.inner.containers.write().get_mut(id) {
             cc.status = Status::Running;
+            cc.parked = false;
             cc.started_at = Some(now());
         }
         self.bump();
@@ -367,6 +387,10 @@ impl VchBackend {
                     c.meta.name
                 )));
             }
+        }
+        if c.status != Status::Exited || c.parked {
+            // Running (forced), paused, or a parked clone: the VM is on. An already-off VM
+            // answers InvalidPowerState, which is fine.
             let _ = self.inner.t.client.power_off(&c.vm).await;
         }
         if let Some(cc) = self.inner.containers.write().get_mut(id) {
@@ -832,6 +856,7 @@ impl Backend for VchBackend {
             scratch: None,
             dns: vec![],
             hosts: vec![],
+            parked: false,
         };
         let meta = Meta {
             id: id.clone(),
@@ -845,27 +870,33 @@ impl Backend for VchBackend {
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
-        let shape = containers::Shape {
-            memory_mb,
-            cpus,
-            control_uri: &self.inner.channels.uri,
-        };
-        let config = containers::vm_config(
+        let clone = containers::clone_spec(
             &self.inner.t,
+            &self.inner.template,
             &vm_name,
             &layer_paths,
             &mut spec,
             &meta,
-            &shape,
         )
         .map_err(Error::invalid)?;
-        let vm = self
-            .inner
-            .t
-            .client
-            .create_vm(&self.inner.t.folder, &self.inner.t.pool, None, &config)
+        let client = &self.inner.t.client;
+        let vm = client
+            .instant_clone(&self.inner.template.vm, &clone)
             .await
             .map_err(internal)?;
+        if (memory_mb, cpus) != (crate::template::MEMORY_MB, crate::template::CPUS) {
+            // Clones start with the template's hardware; the rest is a hot reconfigure.
+            let shape = vsphere_client::spec::VmConfigSpec {
+                memory_mb: Some(memory_mb),
+                num_cpus: Some(cpus),
+                ..Default::default()
+            };
+            if let Err(e) = client.reconfigure_vm(&vm, &shape).await {
+                let _ = client.power_off(&vm).await;
+                let _ = client.destroy(&vm).await;
+                return Err(internal(format!("container VM {vm_name}: {e}")));
+            }
+        }
         self.inner.containers.write().insert(
             id.clone(),
             Container {
@@ -876,6 +907,7 @@ impl Backend for VchBackend {
                 status: Status::Created,
                 started_at: None,
                 finished: None,
+                parked: true,
             },
         );
         self.bump();

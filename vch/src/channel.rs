@@ -24,6 +24,8 @@ struct Conn {
 
 #[derive(Default)]
 struct Inner {
+    /// Woken on every Hello, for `wait_connected`.
+    hello: Arc<tokio::sync::Notify>,
     conns: HashMap<String, Conn>,
     sessions: HashMap<u32, mpsc::UnboundedSender<SessionEvent>>,
     next_session: u32,
@@ -83,10 +85,12 @@ impl Channels {
                     match f.kind {
                         Kind::Hello => {
                             let id = String::from_utf8_lossy(&f.payload).to_string();
-                            self.inner
-                                .lock()
-                                .conns
-                                .insert(id.clone(), Conn { tx: tx.clone() });
+                            let hello = {
+                                let mut g = self.inner.lock();
+                                g.conns.insert(id.clone(), Conn { tx: tx.clone() });
+                                g.hello.clone()
+                            };
+                            hello.notify_waiters();
                             me_id = Some(id);
                         }
                         Kind::Out => {
@@ -132,14 +136,27 @@ impl Channels {
 
     /// Waits up to `timeout` for the container's tether to say Hello.
     pub async fn wait_connected(&self, id: &str, timeout: std::time::Duration) -> bool {
+        let hello = self.inner.lock().hello.clone();
         let end = tokio::time::Instant::now() + timeout;
-        while tokio::time::Instant::now() < end {
+        loop {
+            // Registered before the check, so a Hello in between is not missed.
+            let next = hello.notified();
             if self.connected(id) {
                 return true;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if tokio::time::timeout_at(end, next).await.is_err() {
+                return self.connected(id);
+            }
         }
-        self.connected(id)
+    }
+
+    /// Lets a parked container's tether run its process; false when not connected.
+    pub fn start(&self, id: &str) -> bool {
+        let g = self.inner.lock();
+        match g.conns.get(id) {
+            Some(c) => c.tx.send(Frame::new(Kind::Start, 0, Vec::new())).is_ok(),
+            None => false,
+        }
     }
 
     /// Starts an exec session; its output and exit arrive on the returned receiver.

@@ -3,6 +3,7 @@
 //! vSphere at start, since the truth lives there.
 
 use crate::target::Target;
+use crate::template::Template;
 use serde::{Deserialize, Serialize};
 use vsphere_client::spec::*;
 use vsphere_client::{FilterSpec, MoRef, Value};
@@ -13,6 +14,8 @@ pub const SPEC_KEY: &str = "guestinfo.vch.spec";
 /// Not a guestinfo key: it changes while the VM runs (rename), and guestinfo written to a
 /// running VM is volatile on vSphere.
 pub const META_KEY: &str = "vch.meta";
+/// The tether's state key (guest-written): `created` while a parked clone waits.
+pub const GUEST_STATE_KEY: &str = tether::spec::STATE_KEY;
 /// Final state, persisted by the VCH once the VM is off (also not guestinfo).
 pub const EXIT_KEY: &str = "vch.final";
 
@@ -65,6 +68,8 @@ pub struct Container {
     pub status: Status,
     pub started_at: Option<String>,
     pub finished: Option<FinalState>,
+    /// The VM is on and its tether waits for `Start` (a created instant clone).
+    pub parked: bool,
 }
 
 /// SCSI unit numbers for container disks (unit 7 is the controller's own).
@@ -72,46 +77,33 @@ fn units() -> impl Iterator<Item = i64> {
     (0..64).filter(|u| *u != 7)
 }
 
-/// The VM spec of a new container: boot disk, layer disks (shared, read-only), a fresh
-/// scratch disk, the log serial port, and the spec and record in guestinfo.
-/// The hardware of a container VM.
-pub struct Shape<'a> {
-    pub memory_mb: i64,
-    pub cpus: i64,
-    /// `tcp://host:port` of the VCH's control channel listener.
-    pub control_uri: &'a str,
-}
-
-pub fn vm_config(
+/// The instant clone that makes a container's VM from the template: its name and place,
+/// the layer disks (shared, read-only), a fresh scratch disk, the log serial port pointed
+/// at the container's own file, and the spec (parked: it waits for `docker start`) and
+/// record in its configuration.
+pub fn clone_spec(
     t: &Target,
+    tpl: &Template,
     vm_name: &str,
     layers: &[String],
     spec: &mut TetherSpec,
     meta: &Meta,
-    shape: &Shape,
-) -> Result<VmConfigSpec, String> {
-    let mut unit = units();
+) -> Result<InstantCloneSpec, String> {
+    let mut unit = units().skip(1); // scsi0:0 is the template's boot disk
     let mut next = || {
         unit.next()
             .ok_or("an image with more than 62 layers must be flattened")
     };
     let disk = |key: i64, unit: i64, file: &str, mode: &str, kb: i64| Device::Disk {
         key,
-        controller_key: -100,
+        controller_key: tpl.controller_key,
         unit: Some(unit),
         capacity_kb: kb,
         file: file.to_string(),
         mode: mode.to_string(),
         thin: true,
     };
-    let mut devices = vec![DeviceChange::add(Device::PvScsi { key: -100, bus: 0 })];
-    devices.push(DeviceChange::add(disk(
-        -1,
-        next()?,
-        &t.boot_disk,
-        "independent_nonpersistent",
-        0,
-    )));
+    let mut devices = Vec::new();
     spec.layers.clear();
     for (i, l) in layers.iter().enumerate() {
         let u = next()?;
@@ -134,32 +126,29 @@ pub fn vm_config(
         8 << 20,
     )));
     spec.scratch = Some(format!("scsi0:{su}"));
-    // Serial port 1: the control channel (the VM connects to the VCH).
-    devices.push(DeviceChange::add(Device::Serial {
-        key: -92,
-        backing: SerialBacking::Uri {
-            uri: shape.control_uri.to_string(),
+    devices.push(DeviceChange {
+        op: DeviceOp::Edit,
+        file_op: None,
+        device: Device::Serial {
+            key: tpl.log_port_key,
+            backing: SerialBacking::File {
+                path: format!("[{}] {vm_name}/container.log", t.datastore_name),
+            },
         },
-    }));
-    // Serial port 2: the container log on the datastore.
-    devices.push(DeviceChange::add(Device::Serial {
-        key: -91,
-        backing: SerialBacking::File {
-            path: format!("[{}] {vm_name}/container.log", t.datastore_name),
-        },
-    }));
+    });
+    spec.parked = true;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-    Ok(VmConfigSpec {
-        name: Some(vm_name.to_string()),
-        guest_id: Some("otherLinux64Guest".into()),
-        vm_path_name: Some(format!("[{}]", t.datastore_name)),
-        num_cpus: Some(shape.cpus),
-        memory_mb: Some(shape.memory_mb),
-        annotation: Some(format!("VCH container {} ({})", meta.name, &meta.id[..12])),
-        extra_config: vec![(SPEC_KEY.into(), spec_json), (META_KEY.into(), meta_json)],
-        devices,
-        ..Default::default()
+    Ok(InstantCloneSpec {
+        name: vm_name.to_string(),
+        location: Placement {
+            folder: Some(t.folder.clone()),
+            pool: Some(t.pool.clone()),
+            devices,
+            ..Default::default()
+        },
+        config: vec![(SPEC_KEY.into(), spec_json), (META_KEY.into(), meta_json)],
+        bios_uuid: None,
     })
 }
 
@@ -180,6 +169,7 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let mut spec = None;
         let mut meta = None;
         let mut fin = None;
+        let mut guest_state = None;
         if let Some(Value::Array { items, .. }) = oc.get("config.extraConfig") {
             for o in items.iter().filter_map(Value::as_obj) {
                 let (Some(k), Some(v)) = (o.text("key"), o.get("value").and_then(Value::as_text))
@@ -190,6 +180,7 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
                     SPEC_KEY => spec = serde_json::from_str::<TetherSpec>(v).ok(),
                     META_KEY => meta = serde_json::from_str::<Meta>(v).ok(),
                     EXIT_KEY => fin = serde_json::from_str::<FinalState>(v).ok(),
+                    GUEST_STATE_KEY => guest_state = Some(v.to_string()),
                     _ => {}
                 }
             }
@@ -198,8 +189,11 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
             continue;
         };
         let power = oc.text("runtime.powerState").unwrap_or("poweredOff");
-        let running = power != "poweredOff";
+        let parked =
+            power == "poweredOn" && guest_state.as_deref() == Some(tether::spec::STATE_CREATED);
+        let running = power != "poweredOff" && !parked;
         out.push(Container {
+            parked,
             vm_name: oc.text("name").unwrap_or_default().to_string(),
             vm: oc.obj.clone(),
             status: if power == "suspended" {

@@ -3,6 +3,7 @@
 //! - [`target`]: connecting to vCenter (or the embedded simulator) and the VCH's pool,
 //!   folder, datastore directory and boot disk.
 //! - [`images`]: registry pulls into read-only layer disks on the datastore.
+//! - [`template`]: the running template VM containers are instant-cloned from.
 //! - [`containers`]: containers as VMs (devices, guestinfo) and their recovery.
 //! - [`logfile`]: the container log on the datastore.
 //! - [`backend`]: the Docker API backend.
@@ -13,3 +14,4 @@ pub mod containers;
 pub mod images;
 pub mod logfile;
 pub mod target;
+pub mod template;
