@@ -380,13 +380,11 @@ impl VchBackend {
 
     async fn remove_now(&self, id: &str, force: bool) -> Result<()> {
         let c = self.get(id)?;
-        if c.status == Status::Running {
-            if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    c.meta.name
-                )));
-            }
+        if c.status == Status::Running && !force {
+            return Err(Error::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                c.meta.name
+            )));
         }
         if c.status != Status::Exited || c.parked {
             // Running (forced), paused, or a parked clone: the VM is on. An already-off VM
