@@ -55,7 +55,12 @@ def test_container_is_a_vm_in_the_vch_pool_with_expected_devices(vch):
     extra = {o.key: o.value for o in vm.config.extraConfig}
     spec = json.loads(extra["guestinfo.vch.spec"])
     assert spec["cmd"] == ["true"]
-    assert spec["layers"] == ["scsi0:1"]
+    # scsi0:0 boot and scsi0:1 scratch come from the template (the scratch as the clone's
+    # own delta disk); the layers follow.
+    assert spec["layers"] == ["scsi0:2"]
+    assert spec["scratch"] == "scsi0:1"
+    scratch = [d for d in disks if d.backing.diskMode == "persistent"][0]
+    assert scratch.backing.parent is not None, "the scratch disk is a delta of the template's"
     # Created = an instant clone of the running template, parked until `docker start`.
     [template] = vms_named(si, "vch-template")
     assert template.runtime.powerState == "poweredOn"

@@ -24,6 +24,25 @@ fn set_state(p: &mut dyn Platform, pairs: &[(&str, String)]) {
     }
 }
 
+/// A template formats the scratch disk its clones inherit (so none of them has to), then
+/// says it is ready.
+fn prepare_template(p: &mut dyn Platform) {
+    let scratch = p.guestinfo_get(spec::TEMPLATE_SCRATCH_KEY).ok().flatten();
+    let r = match scratch {
+        Some(id) => rootfs::find(p.disks(), id.trim())
+            .and_then(rootfs::prepare_scratch)
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    match r {
+        Ok(()) => set_state(p, &[(spec::STATE_KEY, spec::STATE_TEMPLATE_READY.into())]),
+        Err(e) => set_state(
+            p,
+            &[(spec::ERROR_KEY, format!("template scratch disk: {e}"))],
+        ),
+    }
+}
+
 /// The agent proper; returns the exit code to power off with. `forked`: this VM is an
 /// instant clone (see `vmfork`), not a cold boot.
 fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
@@ -31,6 +50,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
         Ok(Some(s)) => s,
         Ok(None) => {
             // A template VM: nothing to run until it is cloned. Idle like a booted guest.
+            prepare_template(p);
             loop {
                 nix::unistd::pause();
             }

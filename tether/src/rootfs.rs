@@ -77,7 +77,7 @@ pub fn detect_fs(dev: &Path) -> io::Result<Option<&'static str>> {
     Ok(None)
 }
 
-fn find<'a>(disks: &'a [Disk], id: &str) -> Result<&'a Disk, RootfsError> {
+pub fn find<'a>(disks: &'a [Disk], id: &str) -> Result<&'a Disk, RootfsError> {
     disks
         .iter()
         .find(|d| d.id == id)
@@ -98,6 +98,15 @@ fn mount_disk(d: &Disk, at: &Path, readonly: bool) -> Result<(), RootfsError> {
         flags |= MsFlags::MS_RDONLY;
     }
     mount(Some(&d.dev), at, Some(fstype), flags, None::<&str>).map_err(sys("mount", at))
+}
+
+/// Formats a scratch disk as ext4 unless it already holds a filesystem (a clone's scratch
+/// is a delta of the template's, formatted once when the template booted).
+pub fn prepare_scratch(d: &Disk) -> Result<(), RootfsError> {
+    if detect_fs(&d.dev).map_err(io_err("read", &d.dev))?.is_none() {
+        format_scratch(d)?;
+    }
+    Ok(())
 }
 
 /// Formats a blank scratch disk (first use) as ext4.
@@ -143,9 +152,7 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
     let upper_base = match &spec.scratch {
         Some(id) => {
             let d = find(disks, id)?;
-            if detect_fs(&d.dev).map_err(io_err("read", &d.dev))?.is_none() {
-                format_scratch(d)?;
-            }
+            prepare_scratch(d)?;
             let at = stage.join("scratch");
             mount_disk(d, &at, false)?;
             at

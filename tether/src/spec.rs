@@ -13,6 +13,11 @@ pub const STARTED_KEY: &str = "guestinfo.vch.started_at";
 pub const FINISHED_KEY: &str = "guestinfo.vch.finished_at";
 pub const EXIT_CODE_KEY: &str = "guestinfo.vch.exit_code";
 pub const ERROR_KEY: &str = "guestinfo.vch.error";
+/// On a template VM (no spec): the disk id of the scratch disk its clones inherit; the
+/// template formats it once so that no clone has to.
+pub const TEMPLATE_SCRATCH_KEY: &str = "guestinfo.vch.template.scratch";
+/// Value of `STATE_KEY` once a template is ready to be cloned.
+pub const STATE_TEMPLATE_READY: &str = "template-ready";
 /// Value of `STATE_KEY` while a parked clone waits for `Start`.
 pub const STATE_CREATED: &str = "created";
 

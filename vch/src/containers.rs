@@ -89,7 +89,8 @@ pub fn clone_spec(
     spec: &mut TetherSpec,
     meta: &Meta,
 ) -> Result<InstantCloneSpec, String> {
-    let mut unit = units().skip(1); // scsi0:0 is the template's boot disk
+    // scsi0:0 and scsi0:1 are the template's boot and scratch disks.
+    let mut unit = units().filter(|u| *u > crate::template::SCRATCH_UNIT);
     let mut next = || {
         unit.next()
             .ok_or("an image with more than 62 layers must be flattened")
@@ -116,16 +117,8 @@ pub fn clone_spec(
         )));
         spec.layers.push(format!("scsi0:{u}"));
     }
-    let su = next()?;
-    // Scratch: thin, so its size only bounds what the container may write.
-    devices.push(DeviceChange::create(disk(
-        -90,
-        su,
-        "",
-        "persistent",
-        8 << 20,
-    )));
-    spec.scratch = Some(format!("scsi0:{su}"));
+    // Scratch: the clone's own delta of the template's formatted scratch disk.
+    spec.scratch = Some(format!("scsi0:{}", crate::template::SCRATCH_UNIT));
     devices.push(DeviceChange {
         op: DeviceOp::Edit,
         file_op: None,

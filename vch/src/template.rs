@@ -1,11 +1,17 @@
 //! The template VM every container is instant-cloned from (`<vch>-template`): the boot
-//! disk with the tether, the SCSI controller, the control serial port (network-backed,
+//! disk with the tether, a scratch disk (formatted by the template's tether; each clone
+//! gets a delta of it), the SCSI controller, the control serial port (network-backed,
 //! to the VCH) and a log serial port. It is powered on and idles without a spec, so a
 //! clone of it is a fork of an already running tether, not a boot.
 
 use crate::target::Target;
 use vsphere_client::spec::*;
 use vsphere_client::{FilterSpec, MoRef, Value};
+
+/// The template's scratch disk: clones inherit a delta of it, already formatted.
+pub const SCRATCH_UNIT: i64 = 1;
+/// Its size bounds what a container may write (thin: costs nothing until written).
+const SCRATCH_KB: i64 = 8 << 20;
 
 /// Hardware every clone starts with; a container asking for more is reconfigured right
 /// after its clone (hot add, enabled on the template).
@@ -29,7 +35,16 @@ pub fn vm_name(t: &Target) -> String {
 /// listener changes with each VCH start) and powers it on.
 pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_client::Error> {
     let name = vm_name(t);
-    let vm = match find(t, &name).await? {
+    let existing = match find(t, &name).await? {
+        // A template from before the scratch disk was part of it is replaced.
+        Some(vm) if !has_key(t, &vm, tether::spec::TEMPLATE_SCRATCH_KEY).await? => {
+            let _ = t.client.power_off(&vm).await;
+            t.client.destroy(&vm).await?;
+            None
+        }
+        other => other,
+    };
+    let vm = match existing {
         Some(vm) => vm,
         None => {
             t.client
@@ -72,6 +87,7 @@ pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_c
     if power != "poweredOn" {
         t.client.power_on(&vm).await?;
     }
+    wait_ready(t, &vm).await?;
     let key_of = |pred: &dyn Fn(&vsphere_client::value::DataObject) -> bool| {
         devices
             .iter()
@@ -86,6 +102,55 @@ pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_c
         }),
         vm,
     })
+}
+
+async fn has_key(t: &Target, vm: &MoRef, key: &str) -> Result<bool, vsphere_client::Error> {
+    Ok(extra_config(t, vm).await?.iter().any(|(k, _)| k == key))
+}
+
+async fn extra_config(
+    t: &Target,
+    vm: &MoRef,
+) -> Result<Vec<(String, String)>, vsphere_client::Error> {
+    Ok(match t.client.property(vm, "config.extraConfig").await? {
+        Some(Value::Array { items, .. }) => items
+            .iter()
+            .filter_map(Value::as_obj)
+            .filter_map(|o| {
+                Some((
+                    o.text("key")?.to_string(),
+                    o.get("value")?.as_text()?.to_string(),
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Waits for the template's tether to have formatted the scratch disk clones inherit.
+async fn wait_ready(t: &Target, vm: &MoRef) -> Result<(), vsphere_client::Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let extra = extra_config(t, vm).await?;
+        let get = |k: &str| {
+            extra
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        if get(tether::spec::STATE_KEY).as_deref() == Some(tether::spec::STATE_TEMPLATE_READY) {
+            return Ok(());
+        }
+        if let Some(e) = get(tether::spec::ERROR_KEY) {
+            return Err(vsphere_client::Error::Decode(format!("template VM: {e}")));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(vsphere_client::Error::Timeout(
+                std::time::Duration::from_secs(60),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn backing_text<'a>(d: &'a vsphere_client::value::DataObject, field: &str) -> Option<&'a str> {
@@ -139,6 +204,10 @@ fn config(t: &Target, name: &str, control_uri: &str) -> VmConfigSpec {
             "Template of VCH {}: every container VM is an instant clone of it",
             t.name
         )),
+        extra_config: vec![(
+            tether::spec::TEMPLATE_SCRATCH_KEY.into(),
+            format!("scsi0:{SCRATCH_UNIT}"),
+        )],
         devices: vec![
             DeviceChange::add(Device::PvScsi { key: -100, bus: 0 }),
             DeviceChange::add(Device::Disk {
@@ -148,6 +217,15 @@ fn config(t: &Target, name: &str, control_uri: &str) -> VmConfigSpec {
                 capacity_kb: 0,
                 file: t.boot_disk.clone(),
                 mode: "independent_nonpersistent".into(),
+                thin: true,
+            }),
+            DeviceChange::create(Device::Disk {
+                key: -2,
+                controller_key: -100,
+                unit: Some(SCRATCH_UNIT),
+                capacity_kb: SCRATCH_KB,
+                file: String::new(),
+                mode: "persistent".into(),
                 thin: true,
             }),
             // Serial port 1: the control channel (the VM connects to the VCH).
