@@ -121,6 +121,7 @@ impl VchBackend {
                 event_log: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             }),
         };
+        b.watch_pool();
         // Recovery is the normal start path: containers that were running are watched
         // again; ones that exited while the VCH was away get their final state.
         for c in loaded {
@@ -128,7 +129,7 @@ impl VchBackend {
             let status = c.status;
             b.inner.containers.write().insert(id.clone(), c);
             if status == Status::Running {
-                b.monitor(id);
+                // The pool watch (below) sees its VM power off.
             } else if status == Status::Exited {
                 // Policies are enforced by the VCH, also across its own restarts.
                 let c = b.get(&id)?;
@@ -239,6 +240,7 @@ impl VchBackend {
                 started_at: c.started_at.clone().unwrap_or_default(),
             };
             c.status = Status::Exited;
+            c.watched = false;
             c.finished = Some(fin.clone());
             (
                 c.vm.clone(),
@@ -300,31 +302,101 @@ impl VchBackend {
         let c = self.get(id)?;
         if c.parked {
             // A created container is a running clone whose tether waits for the word.
+            // Running before the word: the pool watch may see the exit right after it.
             let ch = &self.inner.channels;
-            if !ch.wait_connected(id, Duration::from_secs(10)).await || !ch.start(id) {
+            let connected = ch.wait_connected(id, Duration::from_secs(10)).await;
+            self.set_running(id, false);
+            if !connected || !ch.start(id) {
+                if let Some(cc) = self.inner.containers.write().get_mut(id) {
+                    cc.status = Status::Created;
+                    cc.parked = true;
+                }
                 return Err(internal(format!(
                     "container VM {} did not connect its control channel",
                     c.vm_name
                 )));
             }
         } else {
-            // A second start is a cold power-on of the container's own VM.
-            self.inner
-                .t
-                .client
-                .power_on(&c.vm)
-                .await
-                .map_err(internal)?;
-        }
-        if let Some(cc) = self.inner.containers.write().get_mut(id) {
-            cc.status = Status::Running;
-            cc.parked = false;
-            cc.started_at = Some(now());
+            // A second start is a cold power-on of the container's own VM, with its own
+            // watch: the pool watch could miss an on-off cycle between two of its polls.
+            if let Some(cc) = self.inner.containers.write().get_mut(id) {
+                cc.watched = true;
+            }
+            if let Err(e) = self.inner.t.client.power_on(&c.vm).await {
+                if let Some(cc) = self.inner.containers.write().get_mut(id) {
+                    cc.watched = false;
+                }
+                return Err(internal(e));
+            }
+            self.set_running(id, true);
+            self.monitor(id.to_string());
         }
         self.bump();
         self.event(id, "start", &[]);
-        self.monitor(id.to_string());
         Ok(())
+    }
+
+    fn set_running(&self, id: &str, watched: bool) {
+        if let Some(cc) = self.inner.containers.write().get_mut(id) {
+            cc.status = Status::Running;
+            cc.parked = false;
+            cc.watched = watched;
+            cc.started_at = Some(now());
+        }
+    }
+
+    /// One PropertyCollector watch over the VCH pool's VMs records the exit of every
+    /// container whose VM powers off (a watch per container would hold a long poll per
+    /// running container). A parked clone goes from on to off exactly once, so the
+    /// pool view cannot miss it.
+    fn watch_pool(&self) {
+        let b = self.clone();
+        tokio::spawn(async move {
+            let spec = FilterSpec::pool_vms(&b.inner.t.pool, &["runtime.powerState"]);
+            let mut watch = Box::pin(b.inner.t.client.watch(spec));
+            while let Some(update) = watch.next().await {
+                let Ok(updates) = update else { continue };
+                for u in updates {
+                    let off = u.kind == vsphere_client::types::UpdateKind::Leave
+                        || u.changes.iter().any(|ch| {
+                            ch.val.as_ref().and_then(Value::as_text) == Some("poweredOff")
+                        });
+                    if off {
+                        b.vm_powered_off(&u.obj);
+                    }
+                }
+            }
+        });
+    }
+
+    fn vm_powered_off(&self, vm: &MoRef) {
+        let claimed = {
+            let mut cs = self.inner.containers.write();
+            let Some(c) = cs.values_mut().find(|c| &c.vm == vm) else {
+                return;
+            };
+            // A parked clone that went away: its next start is a cold power-on.
+            c.parked = false;
+            let claim = matches!(c.status, Status::Running | Status::Paused) && !c.watched;
+            if claim {
+                c.watched = true;
+            }
+            claim.then(|| c.meta.id.clone())
+        };
+        if let Some(id) = claimed {
+            let b = self.clone();
+            tokio::spawn(async move { b.record_exit(&id).await });
+        }
+    }
+
+    /// The durable exit record is the log's last line; none means the VM was killed.
+    async fn record_exit(&self, id: &str) {
+        let exit = match self.log_file(id) {
+            Some(lf) => lf.exit().await,
+            None => None,
+        };
+        let (code, error) = exit.unwrap_or((137, None));
+        self.finish(id, code, error).await;
     }
 
     /// Resolves once the container is no longer running.
@@ -368,13 +440,7 @@ impl VchBackend {
                     break;
                 }
             }
-            // The durable exit record is the log's last line; none means it was killed.
-            let exit = match b.log_file(&id) {
-                Some(lf) => lf.exit().await,
-                None => None,
-            };
-            let (code, error) = exit.unwrap_or((137, None));
-            b.finish(&id, code, error).await;
+            b.record_exit(&id).await;
         });
     }
 
@@ -906,6 +972,7 @@ impl Backend for VchBackend {
                 started_at: None,
                 finished: None,
                 parked: true,
+                watched: false,
             },
         );
         self.bump();

@@ -70,6 +70,9 @@ pub struct Container {
     pub finished: Option<FinalState>,
     /// The VM is on and its tether waits for `Start` (a created instant clone).
     pub parked: bool,
+    /// Someone is already waiting for this VM to power off (the pool watch claimed it,
+    /// or a cold power-on has its own watch): the exit is recorded once.
+    pub watched: bool,
 }
 
 /// SCSI unit numbers for container disks (unit 7 is the controller's own).
@@ -187,6 +190,7 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let running = power != "poweredOff" && !parked;
         out.push(Container {
             parked,
+            watched: false,
             vm_name: oc.text("name").unwrap_or_default().to_string(),
             vm: oc.obj.clone(),
             status: if power == "suspended" {
