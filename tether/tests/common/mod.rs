@@ -235,21 +235,42 @@ impl Env {
         (out, exit["exit_code"].as_i64().unwrap_or(-1))
     }
 
-    /// A running template: a container VM whose tether idles without a spec.
+    /// A running template: a container VM whose tether idles without a spec, after
+    /// formatting the scratch disk (scsi0:2) its clones inherit as delta disks.
     pub async fn template(&self, memory_mb: i64) -> MoRef {
         let template = self.container("template", &["true"], memory_mb).await;
         self.client
             .reconfigure_vm(
                 &template,
                 &VmConfigSpec {
-                    extra_config: vec![("guestinfo.vch.spec".into(), String::new())],
+                    extra_config: vec![
+                        ("guestinfo.vch.spec".into(), String::new()),
+                        ("guestinfo.vch.template.scratch".into(), "scsi0:2".into()),
+                    ],
                     ..Default::default()
                 },
             )
             .await
             .unwrap();
         self.client.power_on(&template).await.unwrap();
-        template
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let extra = self
+                .client
+                .property(&template, "config.extraConfig")
+                .await
+                .unwrap();
+            let ready = matches!(&extra, Some(Value::Array { items, .. }) if items
+                .iter()
+                .filter_map(Value::as_obj)
+                .any(|o| o.text("key") == Some("guestinfo.vch.state")
+                    && o.get("value").and_then(Value::as_text) == Some("template-ready")));
+            if ready {
+                return template;
+            }
+            assert!(Instant::now() < deadline, "template did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Instant clone of `template` running `cmd`, logging to `[datastore1] <name>/container.log`.
