@@ -284,15 +284,43 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
         Err(e) => return e,
     };
     let program = spec.cmd.first().cloned().unwrap_or_default();
-    let mut child = match cmd.spawn() {
+    let wants = crate::stdio::Wants {
+        tty: spec.tty,
+        stdin: spec.open_stdin,
+        size: spec.console_size,
+    };
+    let tty_output = match crate::stdio::plumb(0, wants) {
+        Ok(p) => p.install(&mut cmd),
+        Err(e) => {
+            return Exit {
+                code: 125,
+                error: Some(format!("cannot set up the container's stdio: {e}")),
+            }
+        }
+    };
+    let spawned = cmd.spawn();
+    // The command holds the parent's copies of the terminal: they must go, or the
+    // terminal's output never ends.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return spawn_error(&program, &e),
+        Err(e) => {
+            crate::stdio::unregister(0);
+            return spawn_error(&program, &e);
+        }
     };
     let pid = child.id() as i32;
     MAIN_PID.store(pid, Ordering::SeqCst);
     install_forwarding();
     on_start(pid as u32);
-    let out = child.stdout.take().map(|s| pump(s, "stdout", log.clone()));
+    if let Ok(mut l) = log.lock() {
+        l.set_tty(tty_output.is_some());
+    }
+    let out = match tty_output {
+        // A TTY has one output stream, which Docker reports as stdout.
+        Some(t) => Some(pump(t, "stdout", log.clone())),
+        None => child.stdout.take().map(|s| pump(s, "stdout", log.clone())),
+    };
     let err = child.stderr.take().map(|s| pump(s, "stderr", log.clone()));
     let code = loop {
         match waitpid(Pid::from_raw(-1), None) {
@@ -313,6 +341,7 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
             break;
         }
     }
+    crate::stdio::unregister(0);
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
