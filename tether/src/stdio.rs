@@ -63,6 +63,8 @@ impl Plumbing {
     }
 }
 
+/// What the control channel asks of a session's stdio (kept as is for the main process
+/// until it exists).
 enum Early {
     Data(Vec<u8>),
     Close,
@@ -179,26 +181,20 @@ pub fn plumb(session: u32, wants: Wants) -> std::io::Result<Plumbing> {
             tty_output: None,
         }
     } else {
-        return Ok(Plumbing {
+        // Registered all the same, so frames parked for the main process are dropped.
+        Plumbing {
             stdin: Stdio::null(),
             stdout: Stdio::piped(),
             stderr: Stdio::piped(),
             tty_output: None,
-        });
+        }
     };
     let mut t = table();
-    let early = if session == 0 {
-        std::mem::take(&mut t.early)
-    } else {
-        Vec::new()
-    };
     t.live.insert(session, entry);
-    drop(t);
-    for e in early {
-        match e {
-            Early::Data(d) => input(session, d),
-            Early::Close => close(session),
-            Early::Resize(r, c) => resize(session, r, c),
+    if session == 0 {
+        // Replayed under the lock: a frame arriving meanwhile must not overtake them.
+        for e in std::mem::take(&mut t.early) {
+            apply(&mut t, session, e);
         }
     }
     Ok(plumbing)
@@ -209,54 +205,48 @@ pub fn unregister(session: u32) {
     table().live.remove(&session);
 }
 
-/// Keeps a frame for the main process until it exists (only the main process can be
-/// addressed before it does); true when parked.
-fn park(t: &mut Table, session: u32, e: impl FnOnce() -> Early) -> bool {
+fn apply(t: &mut Table, session: u32, what: Early) {
+    // Only the main process can be addressed before it exists: keep its frames.
     if session == 0 && !t.live.contains_key(&0) {
-        t.early.push(e());
-        return true;
-    }
-    false
-}
-
-/// A `Stdin` frame.
-pub fn input(session: u32, data: Vec<u8>) {
-    if data.is_empty() {
+        t.early.push(what);
         return;
     }
-    let mut t = table();
-    if session == 0 && !t.live.contains_key(&0) {
-        t.early.push(Early::Data(data));
+    let Some(e) = t.live.get_mut(&session) else {
         return;
-    }
-    if let Some(tx) = t.live.get(&session).and_then(|e| e.input.as_ref()) {
-        let _ = tx.send(data);
-    }
-}
-
-/// A `StdinClose` frame: EOF for a pipe. A TTY is left open (closing its input side would
-/// not give the process an EOF anyway; that is a ^D the user types).
-pub fn close(session: u32) {
-    let mut t = table();
-    if park(&mut t, session, || Early::Close) {
-        return;
-    }
-    if let Some(e) = t.live.get_mut(&session) {
-        if e.pty.is_none() {
-            e.input = None;
+    };
+    match what {
+        Early::Data(d) => {
+            if let Some(tx) = &e.input {
+                let _ = tx.send(d);
+            }
+        }
+        // EOF for a pipe. A TTY is left open (closing its input side would not give the
+        // process an EOF anyway; that is a ^D the user types).
+        Early::Close if e.pty.is_none() => e.input = None,
+        Early::Close => {}
+        Early::Resize(rows, cols) => {
+            if let Some(pty) = &e.pty {
+                set_size(pty, rows, cols);
+            }
         }
     }
 }
 
+/// A `Stdin` frame.
+pub fn input(session: u32, data: Vec<u8>) {
+    if !data.is_empty() {
+        apply(&mut table(), session, Early::Data(data));
+    }
+}
+
+/// A `StdinClose` frame.
+pub fn close(session: u32) {
+    apply(&mut table(), session, Early::Close);
+}
+
 /// A `Resize` frame.
 pub fn resize(session: u32, rows: u16, cols: u16) {
-    let mut t = table();
-    if park(&mut t, session, || Early::Resize(rows, cols)) {
-        return;
-    }
-    if let Some(pty) = t.live.get(&session).and_then(|e| e.pty.as_ref()) {
-        set_size(pty, rows, cols);
-    }
+    apply(&mut table(), session, Early::Resize(rows, cols));
 }
 
 #[cfg(test)]
@@ -305,6 +295,26 @@ mod tests {
         assert_eq!(out.trim(), "300000");
         assert!(child.wait().unwrap().success());
         unregister(101);
+    }
+
+    #[test]
+    fn main_process_input_before_it_exists_is_kept_in_order() {
+        // `docker run -i` sends input as soon as the VM's channel is up, which can be
+        // before the main process runs.
+        input(0, b"early ".to_vec());
+        input(0, b"bird".to_vec());
+        close(0);
+        let (mut child, _) = run(
+            0,
+            Wants {
+                stdin: true,
+                ..Default::default()
+            },
+            &["cat"],
+        );
+        assert_eq!(read_all(child.stdout.take().unwrap()), "early bird");
+        assert!(child.wait().unwrap().success());
+        unregister(0);
     }
 
     #[test]

@@ -142,12 +142,13 @@ impl Channels {
         self.connected(id)
     }
 
-    /// Starts an exec session; its output and exit arrive on the returned receiver.
+    /// Starts an exec session; its output and exit arrive on the returned receiver, and
+    /// its number addresses stdin and resize frames.
     pub fn exec(
         &self,
         id: &str,
         req: &tether::channel::ExecRequest,
-    ) -> Option<mpsc::UnboundedReceiver<SessionEvent>> {
+    ) -> Option<(u32, mpsc::UnboundedReceiver<SessionEvent>)> {
         let mut g = self.inner.lock();
         let tx = g.conns.get(id)?.tx.clone();
         let session = g.next_session;
@@ -157,7 +158,16 @@ impl Channels {
         drop(g);
         let payload = serde_json::to_vec(req).ok()?;
         tx.send(Frame::new(Kind::Exec, session, payload)).ok()?;
-        Some(srx)
+        Some((session, srx))
+    }
+
+    /// Sends `frame` to the container's tether; false when it is not connected.
+    pub fn send(&self, id: &str, frame: Frame) -> bool {
+        let g = self.inner.lock();
+        match g.conns.get(id) {
+            Some(c) => c.tx.send(frame).is_ok(),
+            None => false,
+        }
     }
 
     /// Sends a signal to the container's main process; false when not connected.

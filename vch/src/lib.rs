@@ -5,6 +5,7 @@
 //! - [`images`]: registry pulls into read-only layer disks on the datastore.
 //! - [`containers`]: containers as VMs (devices, guestinfo) and their recovery.
 //! - [`logfile`]: the container log on the datastore.
+//! - [`stdin`]: attached clients' stdin on its way to the container VM.
 //! - [`backend`]: the Docker API backend.
 
 pub mod backend;
@@ -12,4 +13,5 @@ pub mod channel;
 pub mod containers;
 pub mod images;
 pub mod logfile;
+pub mod stdin;
 pub mod target;
