@@ -68,6 +68,13 @@ def test_run_it_shell_on_a_terminal(vch):
     t.expect(b"# ")
     t.type("echo $((6*7))\r")
     t.expect(b"42")
+    # ^C reaches the foreground job through the terminal (the shell has it as its
+    # controlling terminal): sleep dies, the shell goes on.
+    t.type("sleep 60\r")
+    time.sleep(1)
+    t.type("\x03")
+    t.type("echo $((3*11))\r")
+    t.expect(b"33", timeout=20)
     t.type("exit 3\r")
     assert t.wait() == 3, t.seen
 
@@ -152,5 +159,47 @@ def test_exec_it_and_exec_i(vch):
         r = subprocess.run([DOCKER, "-H", f"unix://{vch.sock}", "exec", "-i", name, "wc", "-c"],
                            input=data, capture_output=True, timeout=120)
         assert (r.returncode, r.stdout.strip()) == (0, b"300000"), r.stderr
+    finally:
+        vch.docker("rm", "-f", name)
+
+
+def test_detach_keys_leave_it_running_and_attach_resumes(vch):
+    name = "detach-" + uuid.uuid4().hex[:8]
+    t = Terminal(vch, ["run", "-it", "--name", name, "busybox", "sh"])
+    t.expect(b"# ")
+    t.type("echo $((4*4))\r")
+    t.expect(b"16")
+    t.type("\x10\x11")  # ctrl-p ctrl-q
+    assert t.wait() == 0, t.seen
+    assert vch.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+    # Re-attaching continues the same shell, without replaying what was already shown.
+    t = Terminal(vch, ["attach", name])
+    t.type("echo $((5*5))\r")
+    t.expect(b"25")
+    assert b"16" not in t.seen, t.seen
+    t.type("exit 9\r")
+    assert t.wait() == 9, t.seen
+    vch.docker("rm", name)
+
+
+def test_attach_stdin_eof_keeps_stdin_open_without_stdin_once(vch):
+    # `run -d -i`: OpenStdin without StdinOnce. A client's EOF ends its attach session
+    # but leaves the process's stdin open for the next one, as dockerd does.
+    name = "keepin-" + uuid.uuid4().hex[:8]
+    vch.docker("run", "-d", "-i", "--name", name, "busybox", "cat")
+    try:
+        p = subprocess.Popen([DOCKER, "-H", f"unix://{vch.sock}", "attach", name],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.stdin.write(b"first\n")
+        p.stdin.close()
+        deadline = time.monotonic() + 30
+        while "first" not in vch.docker("logs", name).stdout:
+            assert time.monotonic() < deadline, "stdin did not reach the process"
+            time.sleep(0.1)
+        time.sleep(1)
+        assert vch.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+        vch.docker("kill", name)
+        # The CLI's attach waits for the container's exit, then ends.
+        assert p.wait(timeout=30) is not None
     finally:
         vch.docker("rm", "-f", name)

@@ -919,9 +919,13 @@ impl Backend for VchBackend {
         let lf = self
             .log_file(&id)
             .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
-        // A container that ran before has earlier runs in its log: attach streams what
-        // comes next (with `logs`, everything from the start).
-        let from = if self.get(&id)?.finished.is_some() && !opts.logs {
+        // Attach streams what comes next, as dockerd does (with `logs`, everything from
+        // the start): a running container or one that ran before has output in its log
+        // already (re-attaching to a TTY must not replay the whole session). `docker run`
+        // attaches before the start, and gets everything.
+        let c = self.get(&id)?;
+        let ran = c.finished.is_some() || matches!(c.status, Status::Running | Status::Paused);
+        let from = if ran && !opts.logs {
             lf.size().await
         } else {
             0
