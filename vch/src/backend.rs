@@ -12,7 +12,7 @@ use docker_api::backend::*;
 use docker_api::models::*;
 use docker_api::options::*;
 use docker_api::{async_trait, Error, Filters, JsonMessage, Result};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -901,24 +901,19 @@ impl Backend for VchBackend {
 
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStreams> {
         let id = self.resolve(id)?;
+        let lf = self
+            .log_file(&id)
+            .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
         let spec = self.get(&id)?.spec;
         // Output (TTY output too) comes from the log the tether writes; input goes over
         // the control channel. Without OpenStdin there is nothing to attach stdin to.
         let (stdin, client_eof) = if opts.stdin && spec.open_stdin {
-            let (on_eof, client_eof) = if spec.stdin_once {
-                (crate::stdin::OnEof::Close, None)
-            } else {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                (crate::stdin::OnEof::EndSession(tx), Some(rx))
-            };
-            let w = crate::stdin::forward(self.inner.channels.clone(), id.clone(), 0, on_eof);
-            (Some(Box::pin(w) as StdinWriter), client_eof)
+            let (w, end) =
+                crate::stdin::attach_main(self.inner.channels.clone(), id.clone(), spec.stdin_once);
+            (Some(Box::pin(w) as StdinWriter), end)
         } else {
-            (None, None)
+            (None, std::future::pending().boxed())
         };
-        let lf = self
-            .log_file(&id)
-            .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
         // Attach streams what comes next, as dockerd does (with `logs`, everything from
         // the start): a running container or one that ran before has output in its log
         // already (re-attaching to a TTY must not replay the whole session). `docker run`
@@ -959,15 +954,7 @@ impl Backend for VchBackend {
                 }
             })
             // The client's EOF ends a session whose stdin stays open (no StdinOnce).
-            .take_until(async move {
-                let eof = match client_eof {
-                    Some(rx) => rx.await.is_ok(),
-                    None => false,
-                };
-                if !eof {
-                    std::future::pending::<()>().await
-                }
-            })
+            .take_until(client_eof)
             .boxed();
         Ok(AttachStreams {
             tty: spec.tty,

@@ -10,6 +10,8 @@
 
 use crate::channel::Channels;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -139,6 +141,30 @@ pub fn forward(
     }
 }
 
+/// Stdin of an attach session to the main process, and what ends the session because the
+/// client's stdin ended: with `StdinOnce` nothing (the process's stdin closes and the output
+/// ends with the process), else the client's EOF itself (the process's stdin stays open for
+/// the next client).
+pub fn attach_main(
+    channels: Channels,
+    container: String,
+    stdin_once: bool,
+) -> (StdinForwarder, BoxFuture<'static, ()>) {
+    if stdin_once {
+        let w = forward(channels, container, 0, OnEof::Close);
+        return (w, std::future::pending().boxed());
+    }
+    let (tx, rx) = oneshot::channel();
+    let w = forward(channels, container, 0, OnEof::EndSession(tx));
+    let end = async move {
+        // A forwarder dropped without EOF (detach, client gone) ends nothing by itself.
+        if rx.await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    (w, end.boxed())
+}
+
 /// Docker's `ConsoleSize` (`[height, width]`) as the tether's `[rows, cols]`; `None` when
 /// absent or zero.
 pub fn console_size(v: Option<&Vec<usize>>) -> Option<[u16; 2]> {
@@ -154,6 +180,77 @@ pub fn console_size(v: Option<&Vec<usize>>) -> Option<[u16; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether::channel::decode;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Plays a tether: connects to the channel listener, says Hello as `id`, and returns
+    /// the frames it receives until the VCH has been quiet for a while.
+    async fn tether_reads(uri: &str, id: &str) -> Vec<Frame> {
+        let mut s = tokio::net::TcpStream::connect(uri.trim_start_matches("tcp://"))
+            .await
+            .unwrap();
+        s.write_all(&Frame::new(Kind::Hello, 0, id.as_bytes().to_vec()).encode())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), s.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            frames.extend(decode(&mut buf).into_iter().filter(|f| f.kind != Kind::Who));
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn input_before_the_vm_connects_is_delivered_then_eof() {
+        let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut w = forward(ch.clone(), "c1".into(), 0, OnEof::Close);
+        // The client types and closes before the VM is up (`docker run -i`).
+        w.write_all(b"early ").await.unwrap();
+        w.write_all(b"input").await.unwrap();
+        w.shutdown().await.unwrap();
+        drop(w);
+        let frames = tether_reads(&ch.uri, "c1").await;
+        let kinds: Vec<Kind> = frames.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, vec![Kind::Stdin, Kind::Stdin, Kind::StdinClose]);
+        assert_eq!(&frames[0].payload[..], b"early ");
+        assert_eq!(&frames[1].payload[..], b"input");
+        assert!(frames.iter().all(|f| f.session == 0));
+    }
+
+    #[tokio::test]
+    async fn detach_sends_no_eof_and_eof_without_stdin_once_ends_the_session() {
+        let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        // Dropped without shutdown: the client detached; the process's stdin stays open.
+        let mut w = forward(ch.clone(), "c2".into(), 4, OnEof::Close);
+        w.write_all(b"x").await.unwrap();
+        drop(w);
+        // Without StdinOnce the client's EOF ends the session, not the process's stdin.
+        let (mut w, end) = attach_main(ch.clone(), "c2".into(), false);
+        w.write_all(b"y").await.unwrap();
+        w.shutdown().await.unwrap();
+        let frames = tether_reads(&ch.uri, "c2").await;
+        let got: Vec<(Kind, u32, Vec<u8>)> = frames
+            .into_iter()
+            .map(|f| (f.kind, f.session, f.payload))
+            .collect();
+        assert!(got.contains(&(Kind::Stdin, 4, b"x".to_vec())), "{got:?}");
+        assert!(got.contains(&(Kind::Stdin, 0, b"y".to_vec())), "{got:?}");
+        assert!(got.iter().all(|g| g.0 != Kind::StdinClose), "{got:?}");
+        tokio::time::timeout(Duration::from_secs(5), end)
+            .await
+            .expect("the client's EOF ends the attach session");
+    }
 
     #[test]
     fn console_sizes() {
