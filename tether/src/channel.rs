@@ -35,7 +35,15 @@ pub enum Kind {
     /// VCH → tether: new window size of `session`'s TTY; payload is rows and columns,
     /// u16 BE each. Ignored for a session without a TTY.
     Resize = 9,
+    /// tether → VCH: this many bytes (u32 BE) of `Stdin` frames for `session` are done with
+    /// (written into the process's stdin, or discarded). The VCH keeps at most
+    /// [`STDIN_WINDOW`] bytes unacknowledged per session, so a process that does not read
+    /// holds the client back instead of filling the VM's memory.
+    StdinAck = 10,
 }
+
+/// Unacknowledged stdin bytes the VCH may have in flight per session.
+pub const STDIN_WINDOW: usize = 256 * 1024;
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
@@ -49,6 +57,7 @@ impl Kind {
             7 => Kind::Stdin,
             8 => Kind::StdinClose,
             9 => Kind::Resize,
+            10 => Kind::StdinAck,
             _ => return None,
         })
     }

@@ -180,6 +180,14 @@ pub fn serve(port: File, id: String, env: Vec<String>) {
             return;
         };
         let port: Port = Arc::new(Mutex::new(port));
+        let acks = port.clone();
+        stdio::set_ack_sink(move |session, n| {
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            send(
+                &acks,
+                Frame::new(Kind::StdinAck, session, n.to_be_bytes().to_vec()),
+            );
+        });
         send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes()));
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];

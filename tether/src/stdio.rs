@@ -5,7 +5,9 @@
 //!
 //! Writes into a process's stdin may block (a full pipe, a process that does not read), so
 //! every session with stdin has its own writer thread fed through a queue: the control
-//! channel's reader never blocks on one process.
+//! channel's reader never blocks on one process. Every `Stdin` frame is acknowledged once
+//! written (or discarded) through the sink set with [`set_ack_sink`]; the VCH bounds what is
+//! unacknowledged, which bounds the queue.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -109,15 +111,30 @@ fn set_size(fd: &OwnedFd, rows: u16, cols: u16) {
     }
 }
 
+type AckSink = Box<dyn Fn(u32, usize) + Send + Sync>;
+static ACK: std::sync::OnceLock<AckSink> = std::sync::OnceLock::new();
+
+/// Where acknowledgements of stdin bytes go (`session`, bytes): the control channel.
+pub fn set_ack_sink(f: impl Fn(u32, usize) + Send + Sync + 'static) {
+    let _ = ACK.set(Box::new(f));
+}
+
+fn ack(session: u32, n: usize) {
+    if let Some(f) = ACK.get() {
+        f(session, n);
+    }
+}
+
 /// A writer thread for `sink`; returns its queue.
-fn writer(mut sink: File) -> mpsc::Sender<Vec<u8>> {
+fn writer(session: u32, mut sink: File) -> mpsc::Sender<Vec<u8>> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
+        let mut broken = false;
         for data in rx {
-            if sink.write_all(&data).is_err() {
-                // The process closed its stdin or ended: what follows is discarded.
-                break;
-            }
+            // Once the process closed its stdin (or ended) the rest is discarded, and
+            // still acknowledged so the client is not held back forever.
+            broken = broken || sink.write_all(&data).is_err();
+            ack(session, data.len());
         }
     });
     tx
@@ -162,7 +179,7 @@ pub fn plumb(session: u32, wants: Wants) -> std::io::Result<Plumbing> {
         let (master, slave) = open_pty(wants.size)?;
         let master = Arc::new(master);
         if wants.stdin {
-            entry.input = Some(writer(File::from(master.try_clone()?)));
+            entry.input = Some(writer(session, File::from(master.try_clone()?)));
         }
         entry.pty = Some(master.clone());
         Plumbing {
@@ -173,7 +190,7 @@ pub fn plumb(session: u32, wants: Wants) -> std::io::Result<Plumbing> {
         }
     } else if wants.stdin {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io_err)?;
-        entry.input = Some(writer(File::from(write)));
+        entry.input = Some(writer(session, File::from(write)));
         Plumbing {
             stdin: Stdio::from(read),
             stdout: Stdio::piped(),
@@ -212,12 +229,17 @@ fn apply(t: &mut Table, session: u32, what: Early) {
         return;
     }
     let Some(e) = t.live.get_mut(&session) else {
+        if let Early::Data(d) = what {
+            ack(session, d.len());
+        }
         return;
     };
     match what {
         Early::Data(d) => {
-            if let Some(tx) = &e.input {
-                let _ = tx.send(d);
+            let n = d.len();
+            let queued = e.input.as_ref().is_some_and(|tx| tx.send(d).is_ok());
+            if !queued {
+                ack(session, n);
             }
         }
         // EOF for a pipe. A TTY is left open (closing its input side would not give the

@@ -174,6 +174,16 @@ async fn piped_stdin_sent_before_the_process_starts_arrives_then_eof() {
         port.send(Frame::new(Kind::Stdin, 0, chunk.to_vec())).await;
     }
     port.send(Frame::new(Kind::StdinClose, 0, Vec::new())).await;
+    // Every byte is acknowledged once written into the process's stdin (the VCH's window).
+    let mut acked = 0;
+    while acked < data.len() {
+        let f = port.next().await;
+        if f.kind == Kind::StdinAck {
+            assert_eq!(f.session, 0);
+            acked += u32::from_be_bytes(f.payload[..4].try_into().unwrap()) as usize;
+        }
+    }
+    assert_eq!(acked, data.len());
     env.wait_off(&vm).await;
     let (out, exit) = env.log(name).await;
     assert_eq!(out.trim(), "700000");

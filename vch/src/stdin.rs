@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tether::channel::{Frame, Kind};
+use tether::channel::{Frame, Kind, STDIN_WINDOW};
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
@@ -59,8 +59,8 @@ impl AsyncWrite for StdinForwarder {
             return Poll::Ready(Err(gone()));
         }
         ready!(self.tx.poll_reserve(cx)).map_err(|_| gone())?;
-        // Frames stay well under the channel's payload limit.
-        let n = buf.len().min(64 * 1024);
+        // Frames stay well under the channel's payload limit and within one window.
+        let n = buf.len().min(64 * 1024).min(STDIN_WINDOW);
         self.tx
             .send_item(Input::Data(Bytes::copy_from_slice(&buf[..n])))
             .map_err(|_| gone())?;
@@ -83,8 +83,10 @@ impl AsyncWrite for StdinForwarder {
     }
 }
 
-/// Sends `frame` once the container's channel is up; false when it did not come up while
-/// the client was still there (or within the grace period after it left).
+/// Sends `frame` once the container's channel is up and, for input, the session has
+/// credit for it (the tether acknowledges what it has written, so a process that does not
+/// read holds the client back). False when the channel did not come up while the client
+/// was still there (or within the grace period after it left), or went away meanwhile.
 async fn deliver(
     channels: &Channels,
     container: &str,
@@ -92,10 +94,7 @@ async fn deliver(
     client_gone: impl Fn() -> bool,
 ) -> bool {
     let mut gone_since: Option<tokio::time::Instant> = None;
-    loop {
-        if channels.send(container, frame.clone()) {
-            return true;
-        }
+    while !channels.connected(container) {
         if client_gone() {
             let since = *gone_since.get_or_insert_with(tokio::time::Instant::now);
             if since.elapsed() > DELIVERY_GRACE {
@@ -104,6 +103,15 @@ async fn deliver(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    if frame.kind == Kind::Stdin {
+        let credits = channels.credits(container, frame.session);
+        // Closed when the connection or the session ends: nothing will acknowledge.
+        let Ok(permit) = credits.acquire_many(frame.payload.len() as u32).await else {
+            return false;
+        };
+        permit.forget();
+    }
+    channels.send(container, frame)
 }
 
 /// A forwarder of stdin to `session` of `container`.
@@ -205,6 +213,53 @@ mod tests {
             frames.extend(decode(&mut buf).into_iter().filter(|f| f.kind != Kind::Who));
         }
         frames
+    }
+
+    /// Stdin bytes that arrive on `s` until it has been quiet for a while.
+    async fn stdin_bytes(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> usize {
+        let mut total = 0;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), s.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            for f in decode(buf) {
+                if f.kind == Kind::Stdin {
+                    total += f.payload.len();
+                }
+            }
+        }
+        total
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_input_stops_at_the_window() {
+        let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut w = forward(ch.clone(), "c3".into(), 0, OnEof::Close);
+        let writer = tokio::spawn(async move {
+            w.write_all(&vec![b'a'; 4 << 20]).await.unwrap();
+        });
+        let mut s = tokio::net::TcpStream::connect(ch.uri.trim_start_matches("tcp://"))
+            .await
+            .unwrap();
+        s.write_all(&Frame::new(Kind::Hello, 0, b"c3".to_vec()).encode())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        // A process that does not read: the VCH stops at the window, the client waits.
+        assert_eq!(stdin_bytes(&mut s, &mut buf).await, STDIN_WINDOW);
+        assert!(!writer.is_finished());
+        // The tether wrote two frames' worth into the process: that much more may come.
+        let ack = Frame::new(Kind::StdinAck, 0, (128u32 << 10).to_be_bytes().to_vec());
+        s.write_all(&ack.encode()).await.unwrap();
+        assert_eq!(stdin_bytes(&mut s, &mut buf).await, 128 << 10);
+        assert!(!writer.is_finished());
+        writer.abort();
     }
 
     #[tokio::test]
