@@ -302,10 +302,12 @@ impl Session {
                 // Nothing to feed; keep the read side open until the output ends.
                 return std::future::pending::<StdinEnd>().await;
             };
-            let mut det = DetachDetector {
+            // Like dockerd, only a TTY session watches for the detach keys: piped input is
+            // data, and 1 MB of it holds ctrl-p ctrl-q by chance.
+            let mut det = tty.then_some(DetachDetector {
                 keys: detach_keys,
                 matched: 0,
-            };
+            });
             let mut fwd = BytesMut::new();
             let mut buf = vec![0u8; 32 * 1024];
             // Bytes hyper read past the request head come first.
@@ -314,7 +316,13 @@ impl Session {
             loop {
                 if n > 0 {
                     fwd.clear();
-                    let detached = det.feed(&buf[..n], &mut fwd);
+                    let detached = match det.as_mut() {
+                        Some(d) => d.feed(&buf[..n], &mut fwd),
+                        None => {
+                            fwd.extend_from_slice(&buf[..n]);
+                            false
+                        }
+                    };
                     if !fwd.is_empty() && stdin.write_all(&fwd).await.is_err() {
                         return StdinEnd::Eof;
                     }

@@ -470,13 +470,14 @@ async fn attach_stdin_then_half_close() {
     )
     .await;
     assert_eq!(head.status, 101);
-    raw.send(b"late\n").await;
+    // Without a TTY stdin is data: the detach keys (ctrl-p ctrl-q) pass through, as in dockerd.
+    raw.send(b"\x10\x11late\n").await;
     // Half-close: no more stdin. The container's stdin closes, `cat` exits, the server
     // closes the stream.
     raw.io.shutdown().await.unwrap();
     start_container(&srv, &id).await;
     let (stdout, _) = stdcopy::demux(&raw.read_to_end().await).unwrap();
-    assert_eq!(text(&stdout), "early late\n");
+    assert_eq!(text(&stdout), "early \x10\x11late\n");
     let r = srv.get(&format!("/v1.50/containers/{id}/json")).await;
     assert_eq!(r.json()["State"]["Status"], "exited");
 }

@@ -27,10 +27,26 @@ pub enum Kind {
     /// VCH → tether: deliver a signal (payload: its number) to `session` (0 = the
     /// container's main process).
     Signal = 6,
+    /// VCH → tether: bytes for the stdin of `session` (0 = the main process).
+    Stdin = 7,
+    /// VCH → tether: the client's stdin ended; close the stdin of `session` (EOF). A TTY's
+    /// stdin stays open (the terminal is not closed by one client going away).
+    StdinClose = 8,
+    /// VCH → tether: new window size of `session`'s TTY; payload is rows and columns,
+    /// u16 BE each. Ignored for a session without a TTY.
+    Resize = 9,
+    /// tether → VCH: this many bytes (u32 BE) of `Stdin` frames for `session` are done with
+    /// (written into the process's stdin, or discarded). The VCH keeps at most
+    /// [`STDIN_WINDOW`] bytes unacknowledged per session, so a process that does not read
+    /// holds the client back instead of filling the VM's memory.
+    StdinAck = 10,
     /// VCH → tether: a parked instant clone may run its process now (`docker start`).
     /// (Numbered apart from the stdio frames so the two sets can grow independently.)
     Start = 20,
 }
+
+/// Unacknowledged stdin bytes the VCH may have in flight per session.
+pub const STDIN_WINDOW: usize = 256 * 1024;
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
@@ -41,6 +57,10 @@ impl Kind {
             4 => Kind::Out,
             5 => Kind::Exit,
             6 => Kind::Signal,
+            7 => Kind::Stdin,
+            8 => Kind::StdinClose,
+            9 => Kind::Resize,
+            10 => Kind::StdinAck,
             20 => Kind::Start,
             _ => return None,
         })
@@ -62,6 +82,30 @@ pub struct ExecRequest {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
+    /// Run on a pseudo-terminal: output is one stream (stdout), `Resize` applies.
+    pub tty: bool,
+    /// The session's stdin receives `Stdin` frames (else it is /dev/null).
+    pub attach_stdin: bool,
+    /// Initial window size `[rows, cols]` of the TTY.
+    pub console_size: Option<[u16; 2]>,
+}
+
+/// The payload of a `Resize` frame.
+pub fn resize_payload(rows: u16, cols: u16) -> Vec<u8> {
+    let mut p = rows.to_be_bytes().to_vec();
+    p.extend_from_slice(&cols.to_be_bytes());
+    p
+}
+
+/// Rows and columns from a `Resize` payload; `None` when it is not 4 bytes.
+pub fn parse_resize(p: &[u8]) -> Option<(u16, u16)> {
+    match p {
+        [r0, r1, c0, c1] => Some((
+            u16::from_be_bytes([*r0, *r1]),
+            u16::from_be_bytes([*c0, *c1]),
+        )),
+        _ => None,
+    }
 }
 
 impl Frame {
@@ -145,5 +189,25 @@ mod tests {
         }
         assert_eq!(got, vec![a, b]);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn stdin_and_resize_frames_round_trip() {
+        let frames = vec![
+            Frame::new(Kind::Stdin, 0, b"echo hi\n".to_vec()),
+            Frame::new(Kind::StdinClose, 0, Vec::new()),
+            Frame::new(Kind::Resize, 3, resize_payload(40, 132)),
+        ];
+        let mut buf: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
+        let got = decode(&mut buf);
+        assert_eq!(got, frames);
+        assert_eq!(parse_resize(&got[2].payload), Some((40, 132)));
+        assert_eq!(parse_resize(b"40x132"), None);
+    }
+
+    #[test]
+    fn old_exec_requests_still_parse() {
+        let r: ExecRequest = serde_json::from_str(r#"{"cmd":["ls"]}"#).unwrap();
+        assert!(!r.tty && !r.attach_stdin && r.console_size.is_none());
     }
 }

@@ -1,8 +1,9 @@
 //! Serves the control channel (serial port 1): says who it is, runs exec sessions with
 //! their own output and exit code, and delivers signals to the main process.
 
-use crate::channel::{decode, ExecRequest, Frame, Kind};
-use crate::run::{self, EXITS, MAIN_PID};
+use crate::channel::{decode, parse_resize, ExecRequest, Frame, Kind};
+use crate::run::{self, EXITS};
+use crate::stdio;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -42,107 +43,133 @@ fn find_program(program: &str, env: &[String]) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
-/// Runs one exec session: output as `Out` frames, then `Exit`.
+fn exit_frame(session: u32, code: i32, error: Option<String>) -> Frame {
+    let msg = format!("{code}\n{}", error.unwrap_or_default());
+    Frame::new(Kind::Exit, session, msg.into_bytes())
+}
+
+/// Runs one exec session: output as `Out` frames, then `Exit`. The session's stdio is
+/// built before this returns, so `Stdin` and `Resize` frames right behind the `Exec` find it.
 fn exec(port: Port, session: u32, req: ExecRequest, base_env: Vec<String>) {
+    let wants = stdio::Wants {
+        tty: req.tty,
+        stdin: req.attach_stdin,
+        size: req.console_size,
+    };
+    let plumbing = match stdio::plumb(session, wants) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("cannot set up the exec's stdio: {e}");
+            send(&port, exit_frame(session, 126, Some(msg)));
+            return;
+        }
+    };
     std::thread::spawn(move || {
-        let mut env = base_env;
-        for kv in req.env {
-            let key = kv.split('=').next().unwrap_or_default().to_string();
-            env.retain(|e| e.split('=').next() != Some(key.as_str()));
-            env.push(kv);
-        }
-        let mut cmd = match run::prepare(&req.cmd, &env, &req.user, &req.workdir) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = format!("{}\n{}", e.code, e.error.unwrap_or_default());
-                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
-                return;
-            }
-        };
-        // std's spawn reaps a child whose exec failed, and pid 1's waitpid(-1) may reap it
-        // first, which makes std panic: look the program up before forking instead.
-        if let Some(program) = req.cmd.first() {
-            if let Err(e) = find_program(program, &env) {
-                let x = run::spawn_error(program, &e);
-                let msg = format!("{}\n{}", x.code, x.error.unwrap_or_default());
-                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
-                return;
-            }
-        }
-        // Hold the table while spawning so pid 1 cannot report the exit before we wait.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = {
-            let mut table = match EXITS.lock() {
-                Ok(t) => t,
-                Err(p) => p.into_inner(),
-            };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd.spawn()))
-                .unwrap_or_else(|_| Err(std::io::Error::other("the process could not be started")));
-            if let Ok(c) = &r {
-                let pid = c.id() as i32;
-                match table.early.remove(&pid) {
-                    Some(code) => {
-                        let _ = tx.send(code);
-                    }
-                    None => {
-                        table.waiting.insert(pid, tx);
-                    }
-                }
-            }
-            r
-        };
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                let x = run::spawn_error(req.cmd.first().map(String::as_str).unwrap_or(""), &e);
-                let msg = format!("{}\n{}", x.code, x.error.unwrap_or_default());
-                send(&port, Frame::new(Kind::Exit, session, msg.into_bytes()));
-                return;
-            }
-        };
-        let pumps: Vec<_> = [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                1u8,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                2u8,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(s, n)| s.map(|s| (s, n)))
-        .map(|(mut s, n)| {
-            let port = port.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(k) = s.read(&mut buf) {
-                    if k == 0 {
-                        break;
-                    }
-                    let mut payload = Vec::with_capacity(k + 1);
-                    payload.push(n);
-                    payload.extend_from_slice(&buf[..k]);
-                    send(&port, Frame::new(Kind::Out, session, payload));
-                }
-            })
-        })
-        .collect();
-        let code = rx.recv().unwrap_or(255);
-        for p in pumps {
-            let _ = p.join();
-        }
-        send(
-            &port,
-            Frame::new(Kind::Exit, session, format!("{code}\n").into_bytes()),
-        );
+        let (code, error) = exec_session(&port, session, req, base_env, plumbing);
+        stdio::unregister(session);
+        send(&port, exit_frame(session, code, error));
     });
+}
+
+/// The body of an exec session; returns its exit code and error text.
+fn exec_session(
+    port: &Port,
+    session: u32,
+    req: ExecRequest,
+    base_env: Vec<String>,
+    plumbing: stdio::Plumbing,
+) -> (i32, Option<String>) {
+    let mut env = base_env;
+    for kv in req.env {
+        let key = kv.split('=').next().unwrap_or_default().to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    let mut cmd = match run::prepare(&req.cmd, &env, &req.user, &req.workdir) {
+        Ok(c) => c,
+        Err(e) => return (e.code, e.error),
+    };
+    let tty_output = plumbing.install(&mut cmd);
+    // std's spawn reaps a child whose exec failed, and pid 1's waitpid(-1) may reap it
+    // first, which makes std panic: look the program up before forking instead.
+    if let Some(program) = req.cmd.first() {
+        if let Err(e) = find_program(program, &env) {
+            let x = run::spawn_error(program, &e);
+            return (x.code, x.error);
+        }
+    }
+    // Hold the table while spawning so pid 1 cannot report the exit before we wait.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = {
+        let mut table = match EXITS.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd.spawn()))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the process could not be started")));
+        if let Ok(c) = &r {
+            let pid = c.id() as i32;
+            match table.early.remove(&pid) {
+                Some(code) => {
+                    let _ = tx.send(code);
+                }
+                None => {
+                    table.waiting.insert(pid, tx);
+                }
+            }
+        }
+        r
+    };
+    // The parent's copies of a terminal must go, or its output never ends.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let x = run::spawn_error(req.cmd.first().map(String::as_str).unwrap_or(""), &e);
+            return (x.code, x.error);
+        }
+    };
+    let pumps: Vec<_> = [
+        // A TTY has one output stream, which Docker reports as stdout.
+        (tty_output.map(|s| Box::new(s) as Box<dyn Read + Send>), 1u8),
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            1u8,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            2u8,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(s, n)| s.map(|s| (s, n)))
+    .map(|(mut s, n)| {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(k) = s.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                let mut payload = Vec::with_capacity(k + 1);
+                payload.push(n);
+                payload.extend_from_slice(&buf[..k]);
+                send(&port, Frame::new(Kind::Out, session, payload));
+            }
+        })
+    })
+    .collect();
+    let code = rx.recv().unwrap_or(255);
+    for p in pumps {
+        let _ = p.join();
+    }
+    (code, None)
 }
 
 /// Reads the channel until it closes. `env` is the container's environment, which exec
@@ -159,6 +186,14 @@ pub fn serve(
             return;
         };
         let port: Port = Arc::new(Mutex::new(port));
+        let acks = port.clone();
+        stdio::set_ack_sink(move |session, n| {
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            send(
+                &acks,
+                Frame::new(Kind::StdinAck, session, n.to_be_bytes().to_vec()),
+            );
+        });
         send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes()));
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];
@@ -187,17 +222,20 @@ pub fn serve(
                             ),
                         ),
                     },
+                    Kind::Stdin => stdio::input(f.session, f.payload),
+                    Kind::StdinClose => stdio::close(f.session),
+                    Kind::Resize => {
+                        if let Some((rows, cols)) = parse_resize(&f.payload) {
+                            stdio::resize(f.session, rows, cols);
+                        }
+                    }
                     Kind::Signal => {
                         let sig: i32 = String::from_utf8_lossy(&f.payload)
                             .trim()
                             .parse()
                             .unwrap_or(15);
-                        let pid = MAIN_PID.load(std::sync::atomic::Ordering::SeqCst);
-                        if f.session == 0 && pid > 0 {
-                            // SAFETY: plain kill(2).
-                            unsafe {
-                                nix::libc::kill(pid, sig);
-                            }
+                        if f.session == 0 {
+                            run::signal_main(sig);
                         }
                     }
                     _ => {}

@@ -10,6 +10,7 @@ pub mod platform;
 pub mod rootfs;
 pub mod run;
 pub mod spec;
+pub mod stdio;
 pub mod vmfork;
 
 use logport::LogWriter;

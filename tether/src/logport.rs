@@ -34,6 +34,9 @@ pub fn now() -> String {
 pub struct LogWriter {
     port: Option<File>,
     pending: [(String, Vec<u8>); 2],
+    /// TTY output: written as it comes (a prompt has no newline, and attached clients
+    /// read the log), holding back only an incomplete UTF-8 character.
+    tty: bool,
 }
 
 impl LogWriter {
@@ -41,7 +44,13 @@ impl LogWriter {
         LogWriter {
             port,
             pending: [("stdout".into(), Vec::new()), ("stderr".into(), Vec::new())],
+            tty: false,
         }
+    }
+
+    /// The process runs on a TTY (see `tty`).
+    pub fn set_tty(&mut self, tty: bool) {
+        self.tty = tty;
     }
 
     fn slot(&mut self, stream: &str) -> usize {
@@ -77,6 +86,19 @@ impl LogWriter {
             };
             let chunk: Vec<u8> = self.pending[i].1.drain(..cut).collect();
             self.emit(stream, &chunk);
+        }
+        if self.tty && !self.pending[i].1.is_empty() {
+            let buf = &self.pending[i].1;
+            let cut = match std::str::from_utf8(buf) {
+                Ok(_) => buf.len(),
+                // Only an incomplete character at the very end waits for the next read.
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => buf.len(),
+            };
+            if cut > 0 {
+                let chunk: Vec<u8> = self.pending[i].1.drain(..cut).collect();
+                self.emit(stream, &chunk);
+            }
         }
     }
 
@@ -135,6 +157,30 @@ mod tests {
         assert_eq!(lines[2]["log"], "wor");
         assert_eq!(lines[3]["event"], "exit");
         assert_eq!(lines[3]["exit_code"], 3);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn tty_output_is_written_without_waiting_for_a_newline() {
+        let path = std::env::temp_dir().join(format!("tether-tty-log-{}", std::process::id()));
+        let mut w = LogWriter::new(Some(File::create(&path).unwrap()));
+        w.set_tty(true);
+        w.write("stdout", b"/ # ");
+        // "é" split across two reads is kept whole.
+        w.write("stdout", b"caf\xc3");
+        w.write("stdout", b"\xa9\r\n");
+        let mut s = String::new();
+        File::open(&path).unwrap().read_to_string(&mut s).unwrap();
+        let logs: Vec<String> = s
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["log"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(logs, vec!["/ # ", "caf", "é\r\n"]);
         std::fs::remove_file(path).unwrap();
     }
 }

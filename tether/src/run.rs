@@ -17,6 +17,29 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// The main process, for signal forwarding from pid 1's handlers and the control channel.
 pub static MAIN_PID: AtomicI32 = AtomicI32::new(0);
+/// A signal for the main process that arrived before it existed (the control channel of
+/// a parked clone is up before `Start`): delivered right after the spawn.
+pub static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Signals the main process, or keeps the signal until it exists.
+pub fn signal_main(sig: i32) {
+    let pid = MAIN_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: plain kill(2).
+        unsafe { nix::libc::kill(pid, sig) };
+        return;
+    }
+    PENDING_SIGNAL.store(sig, Ordering::SeqCst);
+    // The process may have started in between: whoever swaps the signal out delivers it.
+    let pid = MAIN_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        let s = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
+        if s > 0 {
+            // SAFETY: plain kill(2).
+            unsafe { nix::libc::kill(pid, s) };
+        }
+    }
+}
 
 /// Exit codes of processes pid 1 reaped for someone else (exec sessions): pid 1 reaps
 /// every child with waitpid(-1), so an exec learns its exit code from here.
@@ -284,15 +307,48 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
         Err(e) => return e,
     };
     let program = spec.cmd.first().cloned().unwrap_or_default();
-    let mut child = match cmd.spawn() {
+    let wants = crate::stdio::Wants {
+        tty: spec.tty,
+        stdin: spec.open_stdin,
+        size: spec.console_size,
+    };
+    let tty_output = match crate::stdio::plumb(0, wants) {
+        Ok(p) => p.install(&mut cmd),
+        Err(e) => {
+            return Exit {
+                code: 125,
+                error: Some(format!("cannot set up the container's stdio: {e}")),
+            }
+        }
+    };
+    let spawned = cmd.spawn();
+    // The command holds the parent's copies of the terminal: they must go, or the
+    // terminal's output never ends.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return spawn_error(&program, &e),
+        Err(e) => {
+            crate::stdio::unregister(0);
+            return spawn_error(&program, &e);
+        }
     };
     let pid = child.id() as i32;
     MAIN_PID.store(pid, Ordering::SeqCst);
+    let pending = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
+    if pending > 0 {
+        // SAFETY: plain kill(2) of our child.
+        unsafe { nix::libc::kill(pid, pending) };
+    }
     install_forwarding();
     on_start(pid as u32);
-    let out = child.stdout.take().map(|s| pump(s, "stdout", log.clone()));
+    if let Ok(mut l) = log.lock() {
+        l.set_tty(tty_output.is_some());
+    }
+    let out = match tty_output {
+        // A TTY has one output stream, which Docker reports as stdout.
+        Some(t) => Some(pump(t, "stdout", log.clone())),
+        None => child.stdout.take().map(|s| pump(s, "stdout", log.clone())),
+    };
     let err = child.stderr.take().map(|s| pump(s, "stderr", log.clone()));
     let code = loop {
         match waitpid(Pid::from_raw(-1), None) {
@@ -313,6 +369,7 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
             break;
         }
     }
+    crate::stdio::unregister(0);
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }

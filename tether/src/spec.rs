@@ -40,6 +40,14 @@ pub struct ContainerSpec {
     pub dns: Vec<String>,
     /// Extra /etc/hosts lines.
     pub hosts: Vec<String>,
+    /// Run the process on a pseudo-terminal (`docker run -t`).
+    pub tty: bool,
+    /// The process's stdin receives the attached clients' input (`-i`); else /dev/null.
+    pub open_stdin: bool,
+    /// Close the process's stdin when the first attached client's stdin ends.
+    pub stdin_once: bool,
+    /// Initial TTY window size `[rows, cols]`.
+    pub console_size: Option<[u16; 2]>,
     /// Set by the VCH on `docker create`: an instant clone with this flag parks (state
     /// `created`) until the VCH sends `Start` on the control channel. A cold power-on
     /// (a second `docker start`) always runs at once.

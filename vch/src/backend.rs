@@ -12,11 +12,12 @@ use docker_api::backend::*;
 use docker_api::models::*;
 use docker_api::options::*;
 use docker_api::{async_trait, Error, Filters, JsonMessage, Result};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tether::channel::{resize_payload, Frame, Kind};
 use vsphere_client::{FilterSpec, MoRef, Value};
 
 /// An exec session's record (for `exec inspect`).
@@ -26,6 +27,8 @@ struct ExecRecord {
     req: tether::channel::ExecRequest,
     running: bool,
     exit: Option<i64>,
+    /// The control channel session, once started (for resize).
+    session: Option<u32>,
 }
 
 struct Inner {
@@ -493,12 +496,6 @@ impl VchBackend {
 
     /// Flags this VCH cannot honour are refused by name rather than ignored.
     fn check_supported(body: &ContainerCreateBody) -> Result<()> {
-        if body.tty == Some(true) {
-            return Err(Error::not_implemented("TTY (-t) for containers"));
-        }
-        if body.open_stdin == Some(true) || body.attach_stdin == Some(true) {
-            return Err(Error::not_implemented("stdin (-i) for containers"));
-        }
         if let Some(h) = &body.host_config {
             if h.binds.as_ref().is_some_and(|b| !b.is_empty()) {
                 return Err(Error::invalid("bind mounts (-v /host:/container) are not supported by this VCH: containers are VMs and cannot see the VCH's filesystem"));
@@ -920,6 +917,10 @@ impl Backend for VchBackend {
             scratch: None,
             dns: vec![],
             hosts: vec![],
+            tty: body.tty == Some(true),
+            open_stdin: body.open_stdin == Some(true),
+            stdin_once: body.stdin_once == Some(true),
+            console_size: crate::stdin::console_size(host.console_size.as_ref()),
             parked: false,
         };
         let meta = Meta {
@@ -997,15 +998,26 @@ impl Backend for VchBackend {
 
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStreams> {
         let id = self.resolve(id)?;
-        if opts.stdin {
-            return Err(Error::not_implemented("attaching stdin"));
-        }
         let lf = self
             .log_file(&id)
             .ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
-        // A container that ran before has earlier runs in its log: attach streams what
-        // comes next (with `logs`, everything from the start).
-        let from = if self.get(&id)?.finished.is_some() && !opts.logs {
+        let spec = self.get(&id)?.spec;
+        // Output (TTY output too) comes from the log the tether writes; input goes over
+        // the control channel. Without OpenStdin there is nothing to attach stdin to.
+        let (stdin, client_eof) = if opts.stdin && spec.open_stdin {
+            let (w, end) =
+                crate::stdin::attach_main(self.inner.channels.clone(), id.clone(), spec.stdin_once);
+            (Some(Box::pin(w) as StdinWriter), end)
+        } else {
+            (None, std::future::pending().boxed())
+        };
+        // Attach streams what comes next, as dockerd does (with `logs`, everything from
+        // the start): a running container or one that ran before has output in its log
+        // already (re-attaching to a TTY must not replay the whole session). `docker run`
+        // attaches before the start, and gets everything.
+        let c = self.get(&id)?;
+        let ran = c.finished.is_some() || matches!(c.status, Status::Running | Status::Paused);
+        let from = if ran && !opts.logs {
             lf.size().await
         } else {
             0
@@ -1038,10 +1050,12 @@ impl Backend for VchBackend {
                     _ => None,
                 }
             })
+            // The client's EOF ends a session whose stdin stays open (no StdinOnce).
+            .take_until(client_eof)
             .boxed();
         Ok(AttachStreams {
-            tty: false,
-            stdin: None,
+            tty: spec.tty,
+            stdin,
             output,
             detach_keys: None,
         })
@@ -1148,7 +1162,7 @@ impl Backend for VchBackend {
             past.boxed()
         };
         Ok(LogStream {
-            tty: false,
+            tty: self.get(&id)?.spec.tty,
             chunks: stream,
         })
     }
@@ -1320,12 +1334,6 @@ impl Backend for VchBackend {
         if c.status != Status::Running {
             return Err(Error::Conflict(format!("container {cid} is not running")));
         }
-        if config.tty == Some(true) {
-            return Err(Error::not_implemented("exec with a TTY (-t)"));
-        }
-        if config.attach_stdin == Some(true) {
-            return Err(Error::not_implemented("exec with stdin (-i)"));
-        }
         if config.privileged == Some(true) {
             return Err(Error::invalid("--privileged is not supported by this VCH"));
         }
@@ -1344,16 +1352,20 @@ impl Backend for VchBackend {
                     env: config.env.clone().unwrap_or_default(),
                     user: config.user.clone().unwrap_or_default(),
                     workdir: config.working_dir.clone().unwrap_or_default(),
+                    tty: config.tty == Some(true),
+                    attach_stdin: config.attach_stdin == Some(true),
+                    console_size: crate::stdin::console_size(config.console_size.as_ref()),
                 },
                 running: false,
                 exit: None,
+                session: None,
             },
         );
         serde_json::from_value(serde_json::json!({"Id": id})).map_err(internal)
     }
 
-    async fn exec_start(&self, id: &str, _config: ExecStartConfig) -> Result<AttachStreams> {
-        let rec = self
+    async fn exec_start(&self, id: &str, config: ExecStartConfig) -> Result<AttachStreams> {
+        let mut rec = self
             .inner
             .execs
             .lock()
@@ -1371,7 +1383,10 @@ impl Backend for VchBackend {
                 rec.container
             )));
         }
-        let mut rx = self
+        if let Some(size) = crate::stdin::console_size(config.console_size.as_ref()) {
+            rec.req.console_size = Some(size);
+        }
+        let (session, mut rx) = self
             .inner
             .channels
             .exec(&rec.container, &rec.req)
@@ -1380,7 +1395,17 @@ impl Backend for VchBackend {
             })?;
         if let Some(r) = self.inner.execs.lock().get_mut(id) {
             r.running = true;
+            r.session = Some(session);
         }
+        let stdin = rec.req.attach_stdin.then(|| {
+            let w = crate::stdin::forward(
+                self.inner.channels.clone(),
+                rec.container.clone(),
+                session,
+                crate::stdin::OnEof::Close,
+            );
+            Box::pin(w) as StdinWriter
+        });
         let b = self.clone();
         let exec_id = id.to_string();
         let output = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -1409,11 +1434,56 @@ impl Backend for VchBackend {
             })
             .boxed();
         Ok(AttachStreams {
-            tty: false,
-            stdin: None,
+            // dockerd frames the stream by the start request's Tty.
+            tty: config.tty.unwrap_or(rec.req.tty),
+            stdin,
             output,
             detach_keys: None,
         })
+    }
+
+    async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let rec = self
+            .inner
+            .execs
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
+        let session = match rec.session {
+            Some(s) if rec.running => s,
+            _ => return Err(Error::Conflict(format!("exec {id} is not running"))),
+        };
+        let frame = Frame::new(Kind::Resize, session, resize_payload(height, width));
+        if !self.inner.channels.send(&rec.container, frame) {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                rec.container
+            )));
+        }
+        Ok(())
+    }
+
+    async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let id = self.resolve(id)?;
+        if self.get(&id)?.status != Status::Running {
+            return Err(Error::Conflict(format!("Container {id} is not running")));
+        }
+        let frame = Frame::new(Kind::Resize, 0, resize_payload(height, width));
+        if !self.inner.channels.send(&id, frame.clone()) {
+            // Just started (the CLI resizes right after the start): the VM's channel is
+            // not up yet. The tether keeps the frame until the process runs.
+            let channels = self.inner.channels.clone();
+            tokio::spawn(async move {
+                if channels
+                    .wait_connected(&id, std::time::Duration::from_secs(10))
+                    .await
+                {
+                    channels.send(&id, frame);
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
@@ -1426,8 +1496,8 @@ impl Backend for VchBackend {
             .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
         serde_json::from_value(serde_json::json!({
             "ID": id, "Running": r.running, "ExitCode": r.exit, "ContainerID": r.container,
-            "OpenStdin": false, "OpenStdout": true, "OpenStderr": true, "CanRemove": false, "Pid": 0,
-            "ProcessConfig": {"tty": false, "entrypoint": r.req.cmd.first().cloned().unwrap_or_default(),
+            "OpenStdin": r.req.attach_stdin, "OpenStdout": true, "OpenStderr": true, "CanRemove": false, "Pid": 0,
+            "ProcessConfig": {"tty": r.req.tty, "entrypoint": r.req.cmd.first().cloned().unwrap_or_default(),
                               "arguments": r.req.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false, "user": r.req.user},
         }))
         .map_err(internal)

@@ -7,7 +7,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tether::channel::{decode, Frame, Kind};
+use tether::channel::{decode, Frame, Kind, STDIN_WINDOW};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -29,6 +29,10 @@ struct Inner {
     conns: HashMap<String, Conn>,
     sessions: HashMap<u32, mpsc::UnboundedSender<SessionEvent>>,
     next_session: u32,
+    /// Stdin credit per (container, session): bytes that may be sent before the tether
+    /// acknowledges them (`StdinAck`). Closed when the container's connection ends, since
+    /// acknowledgements of what was in flight will never come.
+    credits: HashMap<(String, u32), Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Clone)]
@@ -102,6 +106,22 @@ impl Channels {
                                 let _ = s.send(SessionEvent::Out { stderr, data });
                             }
                         }
+                        Kind::StdinAck => {
+                            let n: [u8; 4] = f
+                                .payload
+                                .get(..4)
+                                .and_then(|b| b.try_into().ok())
+                                .unwrap_or_default();
+                            let n = u32::from_be_bytes(n) as usize;
+                            if let Some(id) = &me_id {
+                                let g = self.inner.lock();
+                                if let Some(s) = g.credits.get(&(id.clone(), f.session)) {
+                                    // Never more than the window (a stale ack must not widen it).
+                                    let room = STDIN_WINDOW.saturating_sub(s.available_permits());
+                                    s.add_permits(n.min(room));
+                                }
+                            }
+                        }
                         Kind::Exit => {
                             let text = String::from_utf8_lossy(&f.payload).to_string();
                             let (code, error) = text.split_once('\n').unwrap_or((&text, ""));
@@ -109,7 +129,14 @@ impl Channels {
                                 code: code.trim().parse().unwrap_or(-1),
                                 error: Some(error.trim().to_string()).filter(|e| !e.is_empty()),
                             };
-                            if let Some(s) = self.inner.lock().sessions.remove(&f.session) {
+                            let mut g = self.inner.lock();
+                            if let Some(id) = &me_id {
+                                // The session's stdin is gone: stop whoever still feeds it.
+                                if let Some(c) = g.credits.remove(&(id.clone(), f.session)) {
+                                    c.close();
+                                }
+                            }
+                            if let Some(s) = g.sessions.remove(&f.session) {
                                 let _ = s.send(ev);
                             }
                         }
@@ -125,6 +152,12 @@ impl Channels {
                     .unwrap_or(false)
                 {
                     g.conns.remove(&id);
+                    g.credits.retain(|(cid, _), s| {
+                        if *cid == id {
+                            s.close();
+                        }
+                        *cid != id
+                    });
                 }
             }
         });
@@ -159,12 +192,13 @@ impl Channels {
         }
     }
 
-    /// Starts an exec session; its output and exit arrive on the returned receiver.
+    /// Starts an exec session; its output and exit arrive on the returned receiver, and
+    /// its number addresses stdin and resize frames.
     pub fn exec(
         &self,
         id: &str,
         req: &tether::channel::ExecRequest,
-    ) -> Option<mpsc::UnboundedReceiver<SessionEvent>> {
+    ) -> Option<(u32, mpsc::UnboundedReceiver<SessionEvent>)> {
         let mut g = self.inner.lock();
         let tx = g.conns.get(id)?.tx.clone();
         let session = g.next_session;
@@ -174,7 +208,26 @@ impl Channels {
         drop(g);
         let payload = serde_json::to_vec(req).ok()?;
         tx.send(Frame::new(Kind::Exec, session, payload)).ok()?;
-        Some(srx)
+        Some((session, srx))
+    }
+
+    /// The stdin credit of `session` of container `id` (see `Inner::credits`).
+    pub fn credits(&self, id: &str, session: u32) -> Arc<tokio::sync::Semaphore> {
+        self.inner
+            .lock()
+            .credits
+            .entry((id.to_string(), session))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(STDIN_WINDOW)))
+            .clone()
+    }
+
+    /// Sends `frame` to the container's tether; false when it is not connected.
+    pub fn send(&self, id: &str, frame: Frame) -> bool {
+        let g = self.inner.lock();
+        match g.conns.get(id) {
+            Some(c) => c.tx.send(frame).is_ok(),
+            None => false,
+        }
     }
 
     /// Sends a signal to the container's main process; false when not connected.

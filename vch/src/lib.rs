@@ -6,6 +6,7 @@
 //! - [`template`]: the running template VM containers are instant-cloned from.
 //! - [`containers`]: containers as VMs (devices, guestinfo) and their recovery.
 //! - [`logfile`]: the container log on the datastore.
+//! - [`stdin`]: attached clients' stdin on its way to the container VM.
 //! - [`backend`]: the Docker API backend.
 
 pub mod backend;
@@ -13,5 +14,6 @@ pub mod channel;
 pub mod containers;
 pub mod images;
 pub mod logfile;
+pub mod stdin;
 pub mod target;
 pub mod template;

@@ -135,13 +135,30 @@ impl Env {
 
     /// A container VM: boot disk, busybox layer, fresh scratch disk, log serial port.
     pub async fn container(&self, name: &str, cmd: &[&str], memory_mb: i64) -> MoRef {
-        let spec = serde_json::json!({
+        self.container_with(name, cmd, memory_mb, serde_json::json!({}), None)
+            .await
+    }
+
+    /// `container`, with more spec fields (`extra`) and, with `control`, serial port 1
+    /// backed by that `tcp://` URI (the control channel).
+    pub async fn container_with(
+        &self,
+        name: &str,
+        cmd: &[&str],
+        memory_mb: i64,
+        extra: serde_json::Value,
+        control: Option<String>,
+    ) -> MoRef {
+        let mut spec = serde_json::json!({
             "id": format!("{name}0123456789abcdef"),
             "hostname": name,
             "cmd": cmd,
             "layers": ["scsi0:1"],
             "scratch": "scsi0:2",
         });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
         let disk = |key, unit, file: &str, mode: &str, kb| Device::Disk {
             key,
             controller_key: -100,
@@ -184,6 +201,13 @@ impl Env {
             ],
             ..Default::default()
         };
+        let mut config = config;
+        if let Some(uri) = control {
+            config.devices.push(DeviceChange::add(Device::Serial {
+                key: -5,
+                backing: SerialBacking::Uri { uri },
+            }));
+        }
         self.client
             .create_vm(&self.folder, &self.pool, None, &config)
             .await
