@@ -134,6 +134,57 @@ def test_containers_survive_a_vch_kill_9(vch):
     vch.docker("rm", "survivor")
 
 
+def test_kill_9_while_containers_run_and_are_created(vch):
+    """kill -9 of the VCH (and with it the embedded vCenter and its VMs) while containers
+    run and others are being created: after the restart every container that exists in
+    vSphere is listed exactly once, and logs, start, attach and wait work for all."""
+    import subprocess
+    import threading
+
+    vch.docker("run", "-d", "--name", "crash-runner", "busybox", "sh", "-c", "echo up; sleep 600")
+    assert wait_for(lambda: vch.docker("logs", "crash-runner").stdout == "up\n")
+    done = []
+
+    def create(i):
+        r = subprocess.run([sysdocker(), "-H", f"unix://{vch.sock}", "create", "--name", f"crash{i}",
+                            "busybox", "echo", f"n{i}"], capture_output=True, text=True, timeout=60)
+        if r.returncode == 0:
+            done.append(i)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    # Kill once some creates are through and others are in flight.
+    wait_for(lambda: len(done) >= 3, timeout=20)
+    vch.stop(kill=True)
+    for t in threads:
+        t.join()
+    vch.start()
+    names = vch.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert len(names) == len(set(names)), f"duplicates after restart: {names}"
+    crash = sorted(n for n in names if n.startswith("crash") and n != "crash-runner")
+    print(f"creates acknowledged before the kill: {len(done)}, present after restart: {len(crash)}")
+    # Every create the client saw succeed is there; others may or may not have landed.
+    assert {f"crash{i}" for i in done} <= set(crash), (done, crash)
+    si = vch.vsphere()
+    vm_names = sorted(vm.name.rsplit("-", 1)[0] for vm in vms_named(si, "crash"))
+    assert vm_names == sorted(crash + ["crash-runner"]), "vSphere and docker ps -a disagree"
+    # The running container died with the VMs; its log and exit are still there.
+    assert inspect_state(vch, "crash-runner")["State"]["Running"] is False
+    assert vch.docker("logs", "crash-runner").stdout == "up\n"
+    for n in crash:
+        r = vch.docker("start", "-a", n)
+        assert r.stdout == f"n{n[5:]}\n"
+        assert vch.docker("wait", n).stdout.strip() == "0"
+    vch.docker("rm", "-f", "crash-runner", *crash)
+    assert vms_named(si, "crash") == []
+
+
+def sysdocker():
+    from conftest import DOCKER
+    return DOCKER
+
+
 def test_images_history_save_rmi_load(vch, tmp_path):
     imgs = vch.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     assert "busybox:latest" in imgs
