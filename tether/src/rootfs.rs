@@ -32,6 +32,8 @@ pub enum RootfsError {
     },
     #[error("formatting the scratch disk failed: {0}")]
     Format(String),
+    #[error("volume: {0}")]
+    Volume(String),
 }
 
 fn sys<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
@@ -198,7 +200,55 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
     .map_err(sys("mount overlay", &root))?;
     kernel_filesystems(&root)?;
     etc_files(&root, spec)?;
+    for m in &spec.mounts {
+        mount_volume(&root, m, disks)?;
+    }
     Ok(root)
+}
+
+/// Mounts a volume disk at its path inside the (not yet entered) root. The path is
+/// created inside the root; a symlink anywhere on it is refused, since it would be
+/// resolved against the VM's root, not the container's.
+fn mount_volume(
+    root: &Path,
+    m: &crate::spec::VolumeMount,
+    disks: &[Disk],
+) -> Result<(), RootfsError> {
+    let rel = Path::new(&m.path);
+    if !rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(RootfsError::Volume(format!(
+            "mount path {:?} must be absolute, without ..",
+            m.path
+        )));
+    }
+    let mut at = root.to_path_buf();
+    for c in rel.components().skip(1) {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(md) if md.file_type().is_symlink() => {
+                return Err(RootfsError::Volume(format!(
+                    "mount path {:?} goes through a symlink ({})",
+                    m.path,
+                    at.strip_prefix(root).unwrap_or(&at).display()
+                )))
+            }
+            Ok(md) if !md.is_dir() => {
+                return Err(RootfsError::Volume(format!(
+                    "mount path {:?} is not a directory",
+                    m.path
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => mkdir(&at)?,
+        }
+    }
+    let d = find(disks, &m.disk)?;
+    prepare_scratch(d)?;
+    mount_disk(d, &at, m.readonly)
 }
 
 fn kernel_filesystems(root: &Path) -> Result<(), RootfsError> {

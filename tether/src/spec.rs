@@ -52,6 +52,19 @@ pub struct ContainerSpec {
     /// `created`) until the VCH sends `Start` on the control channel. A cold power-on
     /// (a second `docker start`) always runs at once.
     pub parked: bool,
+    /// Volume disks mounted into the container, in order.
+    pub mounts: Vec<VolumeMount>,
+}
+
+/// A volume disk (ext4, formatted on first use if blank) mounted at `path`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct VolumeMount {
+    /// Disk id (`scsi0:<unit>`).
+    pub disk: String,
+    /// Absolute path inside the container.
+    pub path: String,
+    pub readonly: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

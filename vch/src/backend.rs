@@ -36,6 +36,7 @@ struct Inner {
     channels: crate::channel::Channels,
     /// The running VM every container is instant-cloned from.
     template: crate::template::Template,
+    volumes: crate::volumes::VolumeStore,
     execs: parking_lot::Mutex<HashMap<String, ExecRecord>>,
     images: ImageStore,
     containers: RwLock<HashMap<String, Container>>,
@@ -78,6 +79,22 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(e)
 }
 
+fn volume_busy(name: &str, user: &str) -> Error {
+    Error::Conflict(format!(
+        "volume {name} is in use by container {}: on vSphere a volume disk is attached to one running container VM at a time",
+        &user[..user.len().min(12)]
+    ))
+}
+
+fn volume_error(e: crate::volumes::VolumeError) -> Error {
+    use crate::volumes::VolumeError as V;
+    match e {
+        V::Invalid(m) => Error::invalid(m),
+        V::NotFound(n) => Error::NoSuchVolume(n),
+        other => internal(other),
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -107,6 +124,9 @@ impl VchBackend {
         let template = crate::template::ensure(&t, &channels.uri)
             .await
             .map_err(|e| internal(format!("template VM: {e}")))?;
+        let volumes = crate::volumes::VolumeStore::open(&t)
+            .await
+            .map_err(|e| internal(format!("volume store: {e}")))?;
         let loaded = containers::load(&t).await.map_err(internal)?;
         let (tx, _) = tokio::sync::watch::channel(0);
         let b = VchBackend {
@@ -114,6 +134,7 @@ impl VchBackend {
                 t,
                 channels,
                 template,
+                volumes,
                 execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
                 containers: RwLock::new(HashMap::new()),
@@ -262,7 +283,7 @@ impl VchBackend {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
-            let _ = self.remove_now(id, false).await;
+            let _ = self.remove_now(id, false, true).await;
             return;
         }
         self.persist_final(&vm, &fin).await;
@@ -322,6 +343,11 @@ impl VchBackend {
         } else {
             // A second start is a cold power-on of the container's own VM, with its own
             // watch: the pool watch could miss an on-off cycle between two of its polls.
+            for v in &c.meta.volumes {
+                if let Some(other) = self.active_volume_users(&v.name, Some(id)).first() {
+                    return Err(volume_busy(&v.name, other));
+                }
+            }
             if let Some(cc) = self.inner.containers.write().get_mut(id) {
                 cc.watched = true;
             }
@@ -447,7 +473,143 @@ impl VchBackend {
         });
     }
 
-    async fn remove_now(&self, id: &str, force: bool) -> Result<()> {
+    fn volume_json(&self, rec: &crate::volumes::VolumeRecord) -> Result<Volume> {
+        let mut labels = rec.labels.clone();
+        if rec.anonymous {
+            labels.insert("com.docker.volume.anonymous".into(), String::new());
+        }
+        serde_json::from_value(serde_json::json!({
+            "Name": rec.name, "Driver": "local",
+            "Mountpoint": self.inner.volumes.disk_path(&rec.name),
+            "CreatedAt": rec.created_at, "Labels": labels, "Scope": "local",
+            "Options": rec.options,
+        }))
+        .map_err(internal)
+    }
+
+    /// Inspect's `Mounts` of a container.
+    fn mounts_json(&self, c: &Container) -> serde_json::Value {
+        c.meta
+            .volumes
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "Type": "volume", "Name": v.name,
+                    "Source": self.inner.volumes.disk_path(&v.name),
+                    "Destination": v.destination, "Driver": "local",
+                    "Mode": if v.rw { "" } else { "ro" }, "RW": v.rw, "Propagation": "",
+                })
+            })
+            .collect()
+    }
+
+    /// Containers (other than `except`) that mount the volume.
+    fn volume_users(&self, name: &str, except: Option<&str>) -> Vec<String> {
+        self.inner
+            .containers
+            .read()
+            .values()
+            .filter(|c| Some(c.meta.id.as_str()) != except)
+            .filter(|c| c.meta.volumes.iter().any(|v| v.name == name))
+            .map(|c| c.meta.id.clone())
+            .collect()
+    }
+
+    /// Users whose VM is on (running, paused or a parked clone): the volume's disk is
+    /// attached read-write to that VM, and a VMDK is writable by one running VM at a time.
+    fn active_volume_users(&self, name: &str, except: Option<&str>) -> Vec<String> {
+        let cs = self.inner.containers.read();
+        self.volume_users(name, except)
+            .into_iter()
+            .filter(|id| cs.get(id).is_some_and(|c| c.status != Status::Exited))
+            .collect()
+    }
+
+    /// Finds or creates the volumes a create asks for.
+    async fn volumes_for(
+        &self,
+        id: &str,
+        body: &ContainerCreateBody,
+    ) -> Result<Vec<crate::mounts::VolumeMountRecord>> {
+        let mut out = Vec::new();
+        for r in crate::mounts::requested(body).map_err(Error::invalid)? {
+            let (name, anonymous) = match r.name {
+                Some(n) => (n, false),
+                None => (random_id(), true),
+            };
+            if let Some(other) = self.active_volume_users(&name, Some(id)).first() {
+                return Err(volume_busy(&name, other));
+            }
+            self.inner
+                .volumes
+                .create(&name, HashMap::new(), HashMap::new(), anonymous)
+                .await
+                .map_err(volume_error)?;
+            out.push(crate::mounts::VolumeMountRecord {
+                name,
+                destination: r.destination,
+                rw: r.rw,
+                anonymous,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the volume disks from a powered-off VM without deleting them.
+    async fn detach_volumes(&self, vm: &MoRef) -> Result<()> {
+        use vsphere_client::spec::{Device, DeviceChange, DeviceOp, VmConfigSpec};
+        let devices = match self
+            .inner
+            .t
+            .client
+            .property(vm, "config.hardware.device")
+            .await
+            .map_err(internal)?
+        {
+            Some(Value::Array { items, .. }) => items,
+            _ => return Ok(()),
+        };
+        let mut changes = Vec::new();
+        for d in devices.iter().filter_map(Value::as_obj) {
+            let backing = d.get("backing").and_then(Value::as_obj);
+            let file = backing.and_then(|b| b.text("fileName")).unwrap_or_default();
+            if d.ty != "VirtualDisk" || !file.contains(&format!("] {}/volumes/", self.inner.t.name))
+            {
+                continue;
+            }
+            changes.push(DeviceChange {
+                op: DeviceOp::Remove,
+                file_op: None,
+                device: Device::Disk {
+                    key: d.i64("key").unwrap_or_default(),
+                    controller_key: d.i64("controllerKey").unwrap_or_default(),
+                    unit: d.i64("unitNumber"),
+                    capacity_kb: 0,
+                    file: file.to_string(),
+                    mode: backing
+                        .and_then(|b| b.text("diskMode"))
+                        .unwrap_or("independent_persistent")
+                        .to_string(),
+                    thin: true,
+                },
+            });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let spec = VmConfigSpec {
+            devices: changes,
+            ..Default::default()
+        };
+        self.inner
+            .t
+            .client
+            .reconfigure_vm(vm, &spec)
+            .await
+            .map_err(|e| internal(format!("detaching volumes: {e}")))
+    }
+
+    async fn remove_now(&self, id: &str, force: bool, anonymous_volumes: bool) -> Result<()> {
         let c = self.get(id)?;
         if c.status == Status::Running && !force {
             return Err(Error::Conflict(format!(
@@ -463,9 +625,22 @@ impl VchBackend {
         if let Some(cc) = self.inner.containers.write().get_mut(id) {
             cc.status = Status::Removing;
         }
+        if !c.meta.volumes.is_empty() {
+            // Destroy deletes every persistent disk of a VM: volumes are detached first.
+            self.detach_volumes(&c.vm).await?;
+        }
         if let Err(e) = self.inner.t.client.destroy(&c.vm).await {
             if e.fault_type() != Some("ManagedObjectNotFound") {
                 return Err(internal(e));
+            }
+        }
+        if anonymous_volumes {
+            for v in c.meta.volumes.iter().filter(|v| v.anonymous) {
+                if self.volume_users(&v.name, Some(id)).is_empty() {
+                    if let Err(e) = self.inner.volumes.remove(&v.name).await {
+                        tracing::warn!(volume = %v.name, "removing anonymous volume: {e}");
+                    }
+                }
             }
         }
         let code = c.finished.map(|f| f.exit_code).unwrap_or(0);
@@ -497,9 +672,6 @@ impl VchBackend {
     /// Flags this VCH cannot honour are refused by name rather than ignored.
     fn check_supported(body: &ContainerCreateBody) -> Result<()> {
         if let Some(h) = &body.host_config {
-            if h.binds.as_ref().is_some_and(|b| !b.is_empty()) {
-                return Err(Error::invalid("bind mounts (-v /host:/container) are not supported by this VCH: containers are VMs and cannot see the VCH's filesystem"));
-            }
             if h.privileged == Some(true) {
                 return Err(Error::invalid("--privileged is not supported by this VCH"));
             }
@@ -922,7 +1094,13 @@ impl Backend for VchBackend {
             stdin_once: body.stdin_once == Some(true),
             console_size: crate::stdin::console_size(host.console_size.as_ref()),
             parked: false,
+            mounts: vec![],
         };
+        let volumes = self.volumes_for(&id, &body).await?;
+        let volume_disks: Vec<String> = volumes
+            .iter()
+            .map(|v| self.inner.volumes.disk_path(&v.name))
+            .collect();
         let meta = Meta {
             id: id.clone(),
             name: name.clone(),
@@ -932,6 +1110,7 @@ impl Backend for VchBackend {
             auto_remove: host.auto_remove == Some(true),
             config: serde_json::to_value(&body).map_err(internal)?,
             host_config: serde_json::to_value(&host).map_err(internal)?,
+            volumes,
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
@@ -942,6 +1121,7 @@ impl Backend for VchBackend {
             &layer_paths,
             &mut spec,
             &meta,
+            &volume_disks,
         )
         .map_err(Error::invalid)?;
         let client = &self.inner.t.client;
@@ -1505,7 +1685,112 @@ impl Backend for VchBackend {
 
     async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> Result<()> {
         let id = self.resolve(id)?;
-        self.remove_now(&id, opts.force).await
+        self.remove_now(&id, opts.force, opts.volumes).await
+    }
+
+    async fn volume_create(&self, opts: VolumeCreateOptions) -> Result<Volume> {
+        match opts.driver.as_deref() {
+            None | Some("") | Some("local") | Some("vsphere") => {}
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "volume driver {other:?} is not supported by this VCH (local: a VMDK on the datastore)"
+                )))
+            }
+        }
+        let name = opts
+            .name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(random_id);
+        let rec = self
+            .inner
+            .volumes
+            .create(
+                &name,
+                opts.labels.unwrap_or_default(),
+                opts.driver_opts.unwrap_or_default(),
+                false,
+            )
+            .await
+            .map_err(volume_error)?;
+        self.volume_json(&rec)
+    }
+
+    async fn volume_list(&self, filters: Filters) -> Result<VolumeListResponse> {
+        let mut vols = Vec::new();
+        for rec in self.inner.volumes.list() {
+            let names = filters.get("name");
+            if !names.is_empty() && !names.iter().any(|n| rec.name.contains(n)) {
+                continue;
+            }
+            let dangling = self.volume_users(&rec.name, None).is_empty();
+            if filters
+                .get("dangling")
+                .iter()
+                .any(|v| (*v == "true" || *v == "1") != dangling)
+            {
+                continue;
+            }
+            let labels_ok = filters
+                .get("label")
+                .iter()
+                .all(|l| match l.split_once('=') {
+                    Some((k, v)) => rec.labels.get(k).map(String::as_str) == Some(v),
+                    None => rec.labels.contains_key(*l),
+                });
+            if !labels_ok {
+                continue;
+            }
+            vols.push(self.volume_json(&rec)?);
+        }
+        Ok(VolumeListResponse {
+            volumes: Some(vols),
+            warnings: Some(vec![]),
+        })
+    }
+
+    async fn volume_inspect(&self, name: &str) -> Result<Volume> {
+        let rec = self
+            .inner
+            .volumes
+            .get(name)
+            .ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        self.volume_json(&rec)
+    }
+
+    async fn volume_remove(&self, name: &str, _force: bool) -> Result<()> {
+        if self.inner.volumes.get(name).is_none() {
+            return Err(Error::NoSuchVolume(name.to_string()));
+        }
+        let users = self.volume_users(name, None);
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.inner.volumes.remove(name).await.map_err(volume_error)
+    }
+
+    async fn volume_prune(&self, filters: Filters) -> Result<VolumePruneResponse> {
+        // As dockerd 23+: only anonymous volumes unless `all=true`.
+        let all = filters.get("all").iter().any(|x| *x == "true" || *x == "1");
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
+        for rec in self.inner.volumes.list() {
+            if (all || rec.anonymous) && self.volume_users(&rec.name, None).is_empty() {
+                self.inner
+                    .volumes
+                    .remove(&rec.name)
+                    .await
+                    .map_err(volume_error)?;
+                reclaimed += rec.capacity_kb * 1024;
+                deleted.push(rec.name);
+            }
+        }
+        Ok(VolumePruneResponse {
+            volumes_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed),
+        })
     }
 
     async fn container_inspect(&self, id: &str, _size: bool) -> Result<ContainerInspectResponse> {
@@ -1536,7 +1821,7 @@ impl Backend for VchBackend {
             "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
             "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
             "HostConfig": host_config, "Config": config,
-            "Mounts": [], "NetworkSettings": {"Networks": {}},
+            "Mounts": self.mounts_json(&c), "NetworkSettings": {"Networks": {}},
         }))
         .map_err(internal)
     }
@@ -1569,7 +1854,7 @@ impl Backend for VchBackend {
                     "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
                     "ImageID": c.meta.image_id, "Command": c.spec.cmd.join(" "), "Created": created,
                     "State": state["Status"], "Status": status, "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                    "Ports": [], "Mounts": [], "HostConfig": {"NetworkMode": "bridge"},
+                    "Ports": [], "Mounts": self.mounts_json(&c), "HostConfig": {"NetworkMode": "bridge"},
                 }))
                 .map_err(internal)?,
             );

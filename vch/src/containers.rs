@@ -35,6 +35,9 @@ pub struct Meta {
     /// The create request body, for inspect.
     pub config: serde_json::Value,
     pub host_config: serde_json::Value,
+    /// Volume mounts, in the order of the spec's `mounts`.
+    #[serde(default)]
+    pub volumes: Vec<crate::mounts::VolumeMountRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -91,6 +94,7 @@ pub fn clone_spec(
     layers: &[String],
     spec: &mut TetherSpec,
     meta: &Meta,
+    volume_disks: &[String],
 ) -> Result<InstantCloneSpec, String> {
     // scsi0:0 and scsi0:1 are the template's boot and scratch disks.
     let mut unit = units().filter(|u| *u > crate::template::SCRATCH_UNIT);
@@ -119,6 +123,23 @@ pub fn clone_spec(
             0,
         )));
         spec.layers.push(format!("scsi0:{u}"));
+    }
+    // Volumes: independent-persistent, so snapshots and clones leave them alone.
+    spec.mounts.clear();
+    for (i, (file, m)) in volume_disks.iter().zip(&meta.volumes).enumerate() {
+        let u = next()?;
+        devices.push(DeviceChange::add(disk(
+            -60 - i as i64,
+            u,
+            file,
+            "independent_persistent",
+            0,
+        )));
+        spec.mounts.push(tether::spec::VolumeMount {
+            disk: format!("scsi0:{u}"),
+            path: m.destination.clone(),
+            readonly: !m.rw,
+        });
     }
     // Scratch: the clone's own delta of the template's formatted scratch disk.
     spec.scratch = Some(format!("scsi0:{}", crate::template::SCRATCH_UNIT));

@@ -5,6 +5,7 @@
 //! - [`images`]: registry pulls into read-only layer disks on the datastore.
 //! - [`template`]: the running template VM containers are instant-cloned from.
 //! - [`containers`]: containers as VMs (devices, guestinfo) and their recovery.
+//! - [`volumes`]: named volumes as VMDKs on the datastore.
 //! - [`logfile`]: the container log on the datastore.
 //! - [`stdin`]: attached clients' stdin on its way to the container VM.
 //! - [`backend`]: the Docker API backend.
@@ -14,6 +15,8 @@ pub mod channel;
 pub mod containers;
 pub mod images;
 pub mod logfile;
+pub mod mounts;
 pub mod stdin;
 pub mod target;
 pub mod template;
+pub mod volumes;

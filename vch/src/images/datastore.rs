@@ -82,6 +82,11 @@ impl Datastore {
         &self.ds_name
     }
 
+    /// The vSphere client this datastore is reached through.
+    pub fn client_ref(&self) -> &Client {
+        &self.client
+    }
+
     /// `<root>/<rel>` inside the datastore.
     pub fn rel(&self, rel: &str) -> String {
         if rel.is_empty() {
