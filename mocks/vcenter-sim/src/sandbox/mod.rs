@@ -8,12 +8,16 @@
 //! boot disk holds no filesystem has "no operating system": it powers on and idles
 //! without a process, like a blank VM on ESXi.
 //!
-//! Not yet: network-backed serial ports, NICs (veth on per-port-group bridges), and
-//! instant clone as a fork of the parent's tether (it cold-boots the child for now).
+//! NICs are veth pairs on per-port-group bridges in the simulator's own network
+//! namespace (see `net`).
+//!
+//! Not yet: instant clone as a fork of the parent's tether (it cold-boots the child).
 
 mod cgroup;
 mod guestinfo;
 mod loopdev;
+pub mod net;
+mod netlink;
 
 use crate::runtime::{HostRuntime, VmRuntimeSpec};
 use crate::sim::Sim;
@@ -49,6 +53,8 @@ struct Hardware {
     log_fd: Option<i32>,
     control_fd: Option<i32>,
     disks: Vec<HwDisk>,
+    /// NICs in device order; the guest finds each by its MAC.
+    nics: Vec<net::NicPlan>,
 }
 
 /// One disk of a VM, resolved to the file backing it.
@@ -63,6 +69,8 @@ struct RunningVm {
     pid: Option<u32>,
     cgroup: Option<VmCgroup>,
     _loops: Vec<LoopDevice>,
+    /// Host ends of the VM's NICs, removed when the entry goes.
+    _nics: Option<net::NicsHandle>,
     /// Resolves when the VM's processes are gone and its resources released.
     stopped: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -78,6 +86,8 @@ struct Inner {
     vms: Mutex<HashMap<String, RunningVm>>,
     /// Mount points and console logs of running VMs.
     run_dir: PathBuf,
+    /// The network namespace with the port-group bridges, made on the first NIC.
+    net: OnceLock<Arc<net::SimNet>>,
 }
 
 impl SandboxRuntime {
@@ -88,6 +98,7 @@ impl SandboxRuntime {
                 sim: OnceLock::new(),
                 vms: Mutex::new(HashMap::new()),
                 run_dir: run_dir.into(),
+                net: OnceLock::new(),
             }),
         }
     }
@@ -114,7 +125,24 @@ impl SandboxRuntime {
     }
 }
 
+impl SandboxRuntime {
+    /// Links in the simulator's network namespace (bridges, NIC host ends); empty until
+    /// a VM with a NIC has run.
+    pub fn network_links(&self) -> Vec<String> {
+        self.inner.net.get().map(|n| n.links()).unwrap_or_default()
+    }
+}
+
 impl Inner {
+    /// The simulator's network namespace, created on first use.
+    fn net(&self) -> Result<Arc<net::SimNet>, Fault> {
+        if let Some(n) = self.net.get() {
+            return Ok(n.clone());
+        }
+        let n = net::SimNet::new().map_err(|e| fault_io("network namespace", e))?;
+        Ok(self.net.get_or_init(|| n).clone())
+    }
+
     fn sim(&self) -> Option<Arc<Sim>> {
         self.sim.get().and_then(Weak::upgrade)
     }
@@ -410,12 +438,21 @@ impl Inner {
                     pid: None,
                     cgroup: None,
                     _loops: loops,
+                    _nics: None,
                     stopped: None,
                 },
             );
             return Ok(());
         }
         let log = log_port(&spec)?;
+        let nics = net::plan_nics(&spec.devices).map_err(|e| {
+            Fault::new("GenericVmConfigFault", e.clone()).with("reason", Value::string(e))
+        })?;
+        let sim_net = if nics.is_empty() {
+            None
+        } else {
+            Some(self.net()?)
+        };
         let cg = VmCgroup::create(
             &format!("{}-{vm_id}", self.tag),
             spec.memory_mb,
@@ -444,6 +481,7 @@ impl Inner {
             log_fd: log.as_ref().map(|_| LOG_FD),
             control_fd: control.as_ref().map(|_| CONTROL_FD),
             disks: hw_disks,
+            nics: nics.clone(),
         };
         let hw_json =
             serde_json::to_string(&hw).map_err(|e| fault_io("hardware description", e.into()))?;
@@ -528,6 +566,16 @@ impl Inner {
         drop(log);
         drop(control);
         let pid = child.id();
+        let nics = match sim_net.map(|n| n.attach(pid, &nics)).transpose() {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                cg.kill_all();
+                let _ = std::fs::remove_dir(&mount_point);
+                return Err(fault_io("connect NICs", e));
+            }
+        };
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.vms.lock().insert(
             vm_id.clone(),
@@ -535,6 +583,7 @@ impl Inner {
                 pid: Some(pid),
                 cgroup: Some(cg),
                 _loops: loops,
+                _nics: nics,
                 stopped: Some(rx),
             },
         );
