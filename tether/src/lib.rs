@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod control;
 pub mod logport;
+pub mod net;
 pub mod platform;
 pub mod rootfs;
 pub mod run;
@@ -82,6 +83,9 @@ fn agent(p: &mut dyn Platform) -> i32 {
             125,
             format!("cannot enter the root filesystem: {e}"),
         );
+    }
+    if let Err(e) = net::configure(&spec.interfaces) {
+        return fail(p, &log, 125, format!("cannot configure the network: {e}"));
     }
     let hostname = if spec.hostname.is_empty() {
         spec.id.chars().take(12).collect()

@@ -135,13 +135,31 @@ impl Env {
 
     /// A container VM: boot disk, busybox layer, fresh scratch disk, log serial port.
     pub async fn container(&self, name: &str, cmd: &[&str], memory_mb: i64) -> MoRef {
-        let spec = serde_json::json!({
+        self.container_with(name, cmd, memory_mb, serde_json::json!({}), vec![])
+            .await
+    }
+
+    /// `container`, with more spec keys (merged over the defaults) and more devices.
+    pub async fn container_with(
+        &self,
+        name: &str,
+        cmd: &[&str],
+        memory_mb: i64,
+        extra_spec: serde_json::Value,
+        extra_devices: Vec<DeviceChange>,
+    ) -> MoRef {
+        let mut spec = serde_json::json!({
             "id": format!("{name}0123456789abcdef"),
             "hostname": name,
             "cmd": cmd,
             "layers": ["scsi0:1"],
             "scratch": "scsi0:2",
         });
+        if let (Some(o), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+            for (k, v) in extra {
+                o.insert(k.clone(), v.clone());
+            }
+        }
         let disk = |key, unit, file: &str, mode: &str, kb| Device::Disk {
             key,
             controller_key: -100,
@@ -181,7 +199,10 @@ impl Env {
                         path: format!("[datastore1] {name}/container.log"),
                     },
                 }),
-            ],
+            ]
+            .into_iter()
+            .chain(extra_devices)
+            .collect(),
             ..Default::default()
         };
         self.client
