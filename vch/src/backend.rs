@@ -7,6 +7,7 @@ use crate::containers::{self, Container, FinalState, Meta, Status, TetherSpec};
 use crate::images::store::ImageStore;
 use crate::images::types::ListFilters;
 use crate::logfile::{LogFile, Record};
+use crate::network::{Bridge, Mode};
 use crate::target::Target;
 use docker_api::backend::*;
 use docker_api::models::*;
@@ -29,6 +30,8 @@ struct ExecRecord {
 
 struct Inner {
     t: Target,
+    /// The bridge network: port group and address allocation.
+    bridge: Bridge,
     channels: crate::channel::Channels,
     execs: parking_lot::Mutex<HashMap<String, ExecRecord>>,
     images: ImageStore,
@@ -97,12 +100,16 @@ impl VchBackend {
         t: Target,
         images: ImageStore,
         channels: crate::channel::Channels,
+        bridge: Bridge,
     ) -> Result<VchBackend> {
         let loaded = containers::load(&t).await.map_err(internal)?;
+        // Addresses of containers that exist are taken before any new one is handed out.
+        bridge.rebuild(loaded.iter().map(|c| &c.spec));
         let (tx, _) = tokio::sync::watch::channel(0);
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
+                bridge,
                 channels,
                 execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
@@ -377,6 +384,7 @@ impl VchBackend {
                 return Err(internal(e));
             }
         }
+        self.inner.bridge.release(&c.spec.interfaces);
         let code = c.finished.map(|f| f.exit_code).unwrap_or(0);
         self.inner.removed.write().insert(id.to_string(), code);
         self.event(id, "destroy", &[]);
@@ -403,6 +411,16 @@ impl VchBackend {
         })
     }
 
+    /// `docker network inspect` of a built-in network with its containers.
+    fn describe_network(&self, mode: Mode) -> serde_json::Value {
+        let cs = self.inner.containers.read();
+        let members: Vec<(String, String, &TetherSpec)> = cs
+            .values()
+            .map(|c| (c.meta.id.clone(), c.meta.name.clone(), &c.spec))
+            .collect();
+        self.inner.bridge.describe(mode, &members)
+    }
+
     /// Flags this VCH cannot honour are refused by name rather than ignored.
     fn check_supported(body: &ContainerCreateBody) -> Result<()> {
         if body.tty == Some(true) {
@@ -424,10 +442,8 @@ impl VchBackend {
             if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
                 return Err(Error::not_implemented("port publishing (-p)"));
             }
-            match h.network_mode.as_deref() {
-                None | Some("") | Some("default") | Some("bridge") | Some("none") => {}
-                Some(other) => return Err(Error::not_implemented(format!("--network {other}"))),
-            }
+            let mode = Mode::parse(h.network_mode.as_deref())?;
+            crate::network::check_endpoints(mode, body.networking_config.as_ref())?;
         }
         Ok(())
     }
@@ -796,7 +812,10 @@ impl Backend for VchBackend {
             env.retain(|e| e.split('=').next() != Some(key.as_str()));
             env.push(kv);
         }
-        let host = body.host_config.clone().unwrap_or_default();
+        let mut host = body.host_config.clone().unwrap_or_default();
+        let mode = Mode::parse(host.network_mode.as_deref())?;
+        // Reported as dockerd does: the default network by its name.
+        host.network_mode = Some(mode.name().to_string());
         let memory_mb = match host.memory.unwrap_or(0) {
             0 => 512,
             b if b < 6 << 20 => return Err(Error::invalid("Minimum memory limit allowed is 6MB")),
@@ -830,8 +849,9 @@ impl Backend for VchBackend {
                 .unwrap_or_default(),
             layers: vec![],
             scratch: None,
-            dns: vec![],
+            dns: crate::network::dns_servers(host.dns.as_ref()),
             hosts: vec![],
+            interfaces: vec![],
         };
         let meta = Meta {
             id: id.clone(),
@@ -845,27 +865,45 @@ impl Backend for VchBackend {
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        // The address is taken now and given back if the VM is not made.
+        spec.interfaces = self.inner.bridge.attach(mode)?;
+        let release = |spec: &TetherSpec| self.inner.bridge.release(&spec.interfaces);
         let shape = containers::Shape {
             memory_mb,
             cpus,
             control_uri: &self.inner.channels.uri,
+            nic: spec
+                .interfaces
+                .first()
+                .map(|i| self.inner.bridge.nic(-93, i)),
         };
-        let config = containers::vm_config(
+        let config = match containers::vm_config(
             &self.inner.t,
             &vm_name,
             &layer_paths,
             &mut spec,
             &meta,
             &shape,
-        )
-        .map_err(Error::invalid)?;
-        let vm = self
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                release(&spec);
+                return Err(Error::invalid(e));
+            }
+        };
+        let vm = match self
             .inner
             .t
             .client
             .create_vm(&self.inner.t.folder, &self.inner.t.pool, None, &config)
             .await
-            .map_err(internal)?;
+        {
+            Ok(vm) => vm,
+            Err(e) => {
+                release(&spec);
+                return Err(internal(e));
+            }
+        };
         self.inner.containers.write().insert(
             id.clone(),
             Container {
@@ -1369,9 +1407,45 @@ impl Backend for VchBackend {
             "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
             "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
             "HostConfig": host_config, "Config": config,
-            "Mounts": [], "NetworkSettings": {"Networks": {}},
+            "Mounts": [], "NetworkSettings": self.inner.bridge.settings(&c.spec),
         }))
         .map_err(internal)
+    }
+
+    async fn network_list(&self, filters: Filters) -> Result<Vec<Network>> {
+        let f = filter_map(&filters);
+        let mut out = Vec::new();
+        for mode in [Mode::Bridge, Mode::None] {
+            let n = self.describe_network(mode);
+            let keep = f.iter().all(|(k, vals)| match k.as_str() {
+                "name" => vals.iter().any(|v| mode.name().contains(v.as_str())),
+                "id" => vals
+                    .iter()
+                    .any(|v| n["Id"].as_str().is_some_and(|i| i.starts_with(v.as_str()))),
+                "driver" => vals.iter().any(|v| n["Driver"] == v.as_str()),
+                "type" => vals.iter().any(|v| v == "builtin"),
+                "scope" => vals.iter().any(|v| v == "local"),
+                _ => true,
+            });
+            if keep {
+                out.push(serde_json::from_value(n).map_err(internal)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn network_inspect(
+        &self,
+        id: &str,
+        _verbose: bool,
+        _scope: Option<String>,
+    ) -> Result<Network> {
+        let mode = self
+            .inner
+            .bridge
+            .lookup(id)
+            .ok_or_else(|| Error::NoSuchNetwork(id.to_string()))?;
+        serde_json::from_value(self.describe_network(mode)).map_err(internal)
     }
 
     async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
@@ -1402,7 +1476,8 @@ impl Backend for VchBackend {
                     "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
                     "ImageID": c.meta.image_id, "Command": c.spec.cmd.join(" "), "Created": created,
                     "State": state["Status"], "Status": status, "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                    "Ports": [], "Mounts": [], "HostConfig": {"NetworkMode": "bridge"},
+                    "Ports": [], "Mounts": [], "HostConfig": {"NetworkMode": Mode::of(&c.spec).name()},
+                    "NetworkSettings": {"Networks": self.inner.bridge.settings(&c.spec)["Networks"].clone()},
                 }))
                 .map_err(internal)?,
             );

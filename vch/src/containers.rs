@@ -80,6 +80,8 @@ pub struct Shape<'a> {
     pub cpus: i64,
     /// `tcp://host:port` of the VCH's control channel listener.
     pub control_uri: &'a str,
+    /// The NIC on the bridge port group (see `network::Bridge::nic`); none = no network.
+    pub nic: Option<Device>,
 }
 
 pub fn vm_config(
@@ -148,6 +150,8 @@ pub fn vm_config(
             path: format!("[{}] {vm_name}/container.log", t.datastore_name),
         },
     }));
+    // Network: a NIC per attached network (network.rs decides which and how).
+    devices.extend(shape.nic.iter().cloned().map(DeviceChange::add));
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
     Ok(VmConfigSpec {

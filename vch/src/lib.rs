@@ -12,4 +12,5 @@ pub mod channel;
 pub mod containers;
 pub mod images;
 pub mod logfile;
+pub mod network;
 pub mod target;

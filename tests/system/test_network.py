@@ -1,0 +1,145 @@
+"""Container networking through the real docker CLI: the bridge network is a port group
+of the VCH's, each container VM gets a NIC there and an address from 172.17.0.0/16;
+--network none leaves only loopback; other modes are refused by name. Checked from the
+vSphere side too, and against the host's own interfaces (which must never change)."""
+
+import ipaddress
+import json
+import time
+from pathlib import Path
+
+from pyVmomi import vim
+
+
+def host_links():
+    """Names of this machine's own network interfaces (the test's namespace)."""
+    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
+    return sorted(line.split(":")[0].strip() for line in lines)
+
+
+def inspect(vch, name):
+    return json.loads(vch.docker("inspect", name).stdout)[0]
+
+
+def vm_named(si, prefix):
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        [vm] = [vm for vm in view.view if vm.name.startswith(prefix)]
+        return vm
+    finally:
+        view.Destroy()
+
+
+def wait_running(vch, name):
+    for _ in range(100):
+        if inspect(vch, name)["State"]["Running"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not start")
+
+
+def test_inspect_reports_address_gateway_and_mac_the_guest_really_has(vch):
+    script = ("cat /sys/class/net/eth0/address; ip -o -4 addr show eth0 | awk '{print $4}'; "
+              "ip route | grep default; grep $(hostname) /etc/hosts; ls /sys/class/net | tr '\\n' ' '")
+    vch.docker("run", "--name", "netinfo", "--hostname", "web1", "busybox", "sh", "-c", script)
+    out = vch.docker("logs", "netinfo").stdout.splitlines()
+    c = inspect(vch, "netinfo")
+    ns = c["NetworkSettings"]
+    ip = ns["IPAddress"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("172.17.0.0/16")
+    assert ns["IPPrefixLen"] == 16 and ns["Gateway"] == "172.17.0.1"
+    assert c["HostConfig"]["NetworkMode"] == "bridge"
+    br = ns["Networks"]["bridge"]
+    assert (br["IPAddress"], br["Gateway"], br["MacAddress"]) == (ip, "172.17.0.1", ns["MacAddress"])
+    assert br["NetworkID"] == json.loads(vch.docker("network", "inspect", "bridge").stdout)[0]["Id"]
+    # What the guest saw is what inspect says.
+    assert out[0] == ns["MacAddress"]
+    assert out[1] == f"{ip}/16"
+    assert out[2].startswith("default via 172.17.0.1 dev eth0")
+    assert out[3] == f"{ip}\tweb1"
+    assert out[4].split() == ["eth0", "lo"]
+    # vSphere: one vmxnet3 NIC on the VCH's port group, with that MAC.
+    si = vch.vsphere()
+    vm = vm_named(si, "netinfo-")
+    nics = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+    assert len(nics) == 1
+    assert isinstance(nics[0], vim.vm.device.VirtualVmxnet3)
+    assert nics[0].backing.deviceName == "vch"
+    assert nics[0].macAddress == ns["MacAddress"]
+    assert any(n.name == "vch" for n in vm.network)
+    vch.docker("rm", "netinfo")
+
+
+def test_two_containers_reach_each_other_over_the_bridge(vch):
+    before = host_links()
+    vch.docker("run", "-d", "--name", "srv", "busybox", "nc", "-ll", "-p", "8080", "-e", "echo", "hi from srv")
+    wait_running(vch, "srv")
+    ip = inspect(vch, "srv")["NetworkSettings"]["IPAddress"]
+    # Running containers changed nothing on the host: NICs live in the simulator's namespace.
+    assert host_links() == before
+    r = vch.docker("run", "--rm", "busybox", "sh", "-c",
+                   f"for i in $(seq 50); do nc -w 2 {ip} 8080 && exit 0; sleep 0.1; done; exit 1")
+    assert r.stdout == "hi from srv\n"
+    r = vch.docker("run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", ip)
+    assert "1 packets received" in r.stdout
+    net = json.loads(vch.docker("network", "inspect", "bridge").stdout)[0]
+    assert net["IPAM"]["Config"] == [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]
+    srv_id = inspect(vch, "srv")["Id"]
+    assert net["Containers"][srv_id]["IPv4Address"] == f"{ip}/16"
+    vch.docker("rm", "-f", "srv")
+    assert host_links() == before
+
+
+def test_network_none_has_only_loopback(vch):
+    r = vch.docker("run", "--name", "isolated", "--network", "none", "busybox", "sh", "-c",
+                   "ls /sys/class/net; ip -o link show lo | grep -c UP")
+    assert r.stdout.split() == ["lo", "1"]
+    c = inspect(vch, "isolated")
+    assert c["HostConfig"]["NetworkMode"] == "none"
+    assert c["NetworkSettings"]["IPAddress"] == ""
+    assert "none" in c["NetworkSettings"]["Networks"]
+    si = vch.vsphere()
+    vm = vm_named(si, "isolated-")
+    assert not [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+    vch.docker("rm", "isolated")
+
+
+def test_unsupported_network_modes_are_refused_by_name(vch):
+    for args, words in [
+        (["--network", "host"], "--network host"),
+        (["--network", "container:abc"], "container:abc"),
+        (["--network", "mynet"], "mynet"),
+        (["--ip", "172.17.0.99"], "user specified IP address"),
+    ]:
+        r = vch.docker("run", "--rm", *args, "busybox", "true", check=False)
+        assert r.returncode != 0, args
+        assert words in r.stderr, r.stderr
+    r = vch.docker("network", "create", "mynet", check=False)
+    assert r.returncode != 0 and "not supported" in r.stderr
+
+
+def test_network_ls_lists_bridge_and_none(vch):
+    out = vch.docker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout.split("\n")
+    assert "bridge bridge local" in out and "none null local" in out
+    r = vch.docker("network", "inspect", "nosuchnet", check=False)
+    assert r.returncode != 0 and "not found" in r.stderr
+
+
+def test_addresses_are_not_reused_after_a_vch_restart(vch):
+    vch.docker("run", "-d", "--name", "holder", "busybox", "sleep", "300")
+    vch.docker("create", "--name", "parked", "busybox", "true")
+    held = {inspect(vch, n)["NetworkSettings"]["IPAddress"] for n in ("holder", "parked")}
+    vch.stop(kill=True)
+    vch.start()
+    vch.docker("create", "--name", "newcomer", "busybox", "true")
+    new_ip = inspect(vch, "newcomer")["NetworkSettings"]["IPAddress"]
+    assert new_ip and new_ip not in held
+    assert {inspect(vch, n)["NetworkSettings"]["IPAddress"] for n in ("holder", "parked")} == held
+    # Removing a container gives its address back.
+    parked_ip = inspect(vch, "parked")["NetworkSettings"]["IPAddress"]
+    vch.docker("rm", "parked")
+    vch.docker("create", "--name", "reuser", "busybox", "true")
+    # (the lowest free address: nothing else of this module's VCH holds one below it)
+    assert inspect(vch, "reuser")["NetworkSettings"]["IPAddress"] == parked_ip
+    for n in ("holder", "newcomer", "reuser"):
+        vch.docker("rm", "-f", n)
