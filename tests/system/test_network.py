@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pyVmomi import vim
 
+import conftest as sysenv
+
 
 def host_links():
     """Names of this machine's own network interfaces (the test's namespace)."""
@@ -143,3 +145,35 @@ def test_addresses_are_not_reused_after_a_vch_restart(vch):
     assert inspect(vch, "reuser")["NetworkSettings"]["IPAddress"] == parked_ip
     for n in ("holder", "newcomer", "reuser"):
         vch.docker("rm", "-f", n)
+
+
+def test_bridge_port_group_and_subnet_are_configurable(vch, tmp_path):
+    other = sysenv.Vch(tmp_path, vch.registry, ["--name", "vch2", "--bridge-network", "containers-vch2",
+                                         "--bridge-subnet", "10.77.0.0/24"]).start()
+    try:
+        other.docker("pull", "-q", f"{vch.registry}/busybox:latest")
+        r = other.docker("run", "--name", "c1", f"{vch.registry}/busybox:latest",
+                         "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'; ip route | grep default")
+        ip = inspect(other, "c1")["NetworkSettings"]["IPAddress"]
+        assert ip == "10.77.0.2"
+        lines = r.stdout.splitlines()
+        assert lines[0] == "10.77.0.2/24"
+        assert lines[1].startswith("default via 10.77.0.1 dev eth0")
+        # The port group was created on the cluster's hosts, and the VM's NIC is on it.
+        si = other.vsphere()
+        vm = vm_named(si, "c1-")
+        assert [n.name for n in vm.network] == ["containers-vch2"]
+        hosts = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.HostSystem], True).view
+        for h in hosts:
+            pgs = h.configManager.networkSystem.networkInfo.portgroup
+            assert "containers-vch2" in [p.spec.name for p in pgs]
+        other.docker("rm", "c1")
+    finally:
+        other.stop()
+    bad = sysenv.Vch(tmp_path / "bad", vch.registry, ["--bridge-subnet", "172.17.0.1/16"])
+    (tmp_path / "bad").mkdir()
+    try:
+        bad.start()
+        raise AssertionError("a subnet with host bits set was accepted")
+    except RuntimeError as e:
+        assert "host bits are set" in str(e)

@@ -330,6 +330,37 @@ mod tests {
     }
 
     #[test]
+    fn bridge_settings_come_from_flags_or_the_config_file() {
+        let Cmd::Serve(s) = parse(args(&["vch", "serve"])).unwrap();
+        assert_eq!(s.bridge_network, None);
+        assert_eq!(s.bridge_subnet, "172.17.0.0/16");
+        let dir = std::env::temp_dir().join(format!("vch-cfg-net-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("vch.toml");
+        std::fs::write(
+            &f,
+            "bridge-network = \"containers\"\nbridge-subnet = \"10.20.0.0/16\"\nbridge-gateway = \"10.20.0.254\"\n",
+        )
+        .unwrap();
+        let p = f.to_str().unwrap();
+        let Cmd::Serve(s) = parse(args(&["vch", "serve", "--config", p])).unwrap();
+        assert_eq!(s.bridge_network.as_deref(), Some("containers"));
+        assert_eq!(s.bridge_subnet, "10.20.0.0/16");
+        assert_eq!(s.bridge_gateway.as_deref(), Some("10.20.0.254"));
+        let Cmd::Serve(s) = parse(args(&[
+            "vch",
+            "serve",
+            "--config",
+            p,
+            "--bridge-subnet",
+            "10.30.0.0/24",
+        ]))
+        .unwrap();
+        assert_eq!(s.bridge_subnet, "10.30.0.0/24");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn config_file_fills_in_and_flags_win() {
         let dir = std::env::temp_dir().join(format!("vch-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
