@@ -177,3 +177,10 @@ def test_bridge_port_group_and_subnet_are_configurable(vch, tmp_path):
         raise AssertionError("a subnet with host bits set was accepted")
     except RuntimeError as e:
         assert "host bits are set" in str(e)
+
+
+def test_dns_servers_reach_resolv_conf(vch):
+    r = vch.docker("run", "--rm", "--dns", "10.1.2.3", "--dns", "10.1.2.4", "busybox", "cat", "/etc/resolv.conf")
+    assert r.stdout == "nameserver 10.1.2.3\nnameserver 10.1.2.4\n"
+    r = vch.docker("run", "--rm", "busybox", "cat", "/etc/resolv.conf")
+    assert r.stdout.startswith("nameserver ") and "127.0.0." not in r.stdout
