@@ -184,3 +184,23 @@ def test_dns_servers_reach_resolv_conf(vch):
     assert r.stdout == "nameserver 10.1.2.3\nnameserver 10.1.2.4\n"
     r = vch.docker("run", "--rm", "busybox", "cat", "/etc/resolv.conf")
     assert r.stdout.startswith("nameserver ") and "127.0.0." not in r.stdout
+
+
+def test_bridge_on_a_distributed_port_group(vch, tmp_path):
+    other = sysenv.Vch(tmp_path, vch.registry, ["--name", "vch3", "--bridge-network", "DPortGroup0"]).start()
+    try:
+        other.docker("pull", "-q", f"{vch.registry}/busybox:latest")
+        other.docker("run", "-d", "--name", "dv1", f"{vch.registry}/busybox:latest", "sleep", "60")
+        wait_running(other, "dv1")
+        ip = inspect(other, "dv1")["NetworkSettings"]["IPAddress"]
+        r = other.docker("run", "--rm", f"{vch.registry}/busybox:latest", "ping", "-c", "1", "-W", "2", ip)
+        assert "1 packets received" in r.stdout
+        si = other.vsphere()
+        vm = vm_named(si, "dv1-")
+        [nic] = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+        assert isinstance(nic.backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo)
+        [pg] = [n for n in vm.network if n.name == "DPortGroup0"]
+        assert nic.backing.port.portgroupKey == pg.key
+        other.docker("rm", "-f", "dv1")
+    finally:
+        other.stop()

@@ -226,6 +226,9 @@ pub struct Bridge {
     pub cfg: BridgeConfig,
     /// The port group's `Network` object.
     pub network: MoRef,
+    /// How a NIC connects to it: by network (standard port group) or by switch and
+    /// port-group key (distributed port group).
+    backing: NicBacking,
     /// Docker's network IDs (64 hex digits), stable per VCH and port group.
     pub bridge_id: String,
     pub none_id: String,
@@ -290,7 +293,39 @@ impl Bridge {
             }
             Err(e) => return Err(format!("bridge network {}: {e}", cfg.portgroup)),
         };
+        let backing = if network.ty == "DistributedVirtualPortgroup" {
+            let text =
+                |v: Option<vsphere_client::Value>| v.and_then(|v| v.as_text().map(str::to_string));
+            let key = text(
+                c.property(&network, "key")
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+            .ok_or("distributed port group without a key")?;
+            let dvs = c
+                .property(&network, "config")
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|v| {
+                    v.as_obj()
+                        .and_then(|o| o.get("distributedVirtualSwitch"))
+                        .and_then(|d| d.as_moref().cloned())
+                })
+                .ok_or("distributed port group without a switch")?;
+            let switch_uuid = text(c.property(&dvs, "uuid").await.map_err(|e| e.to_string())?)
+                .ok_or("distributed switch without a uuid")?;
+            NicBacking::Distributed {
+                switch_uuid,
+                portgroup_key: key,
+            }
+        } else {
+            NicBacking::Network {
+                name: cfg.portgroup.clone(),
+                network: network.clone(),
+            }
+        };
         Ok(Bridge {
+            backing,
             bridge_id: network_id(&t.name, &cfg.portgroup),
             none_id: network_id(&t.name, "none"),
             ipam: Ipam::new(&cfg),
@@ -344,15 +379,12 @@ impl Bridge {
     }
 
     /// The container VM's NIC for an interface of its spec: vmxnet3 on the bridge port
-    /// group with the interface's MAC (set manually, so the spec can name it up front).
+    /// group (standard or distributed) with the interface's MAC (set manually, so the spec can name it up front).
     pub fn nic(&self, key: i64, i: &Interface) -> Device {
         Device::Nic {
             key,
             vmxnet3: true,
-            backing: NicBacking::Network {
-                name: self.cfg.portgroup.clone(),
-                network: self.network.clone(),
-            },
+            backing: self.backing.clone(),
             mac: Some(i.mac.clone()),
         }
     }

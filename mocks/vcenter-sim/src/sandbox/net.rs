@@ -89,8 +89,9 @@ pub fn bridge_name(portgroup: &str) -> String {
 
 /// The simulator's network namespace and the bridges in it.
 pub struct SimNet {
-    /// Opened inside the namespace, so every request acts there.
-    nl: Netlink,
+    /// Opened inside the namespace, so every request acts there. One request at a time:
+    /// acknowledgements are matched to requests by order.
+    nl: Mutex<Netlink>,
     /// The thread that created the namespace stays parked in it: `/proc/self/task/<tid>/net`
     /// then shows the namespace (for diagnostics and tests). Dropping the sender ends it.
     holder_tid: i32,
@@ -129,7 +130,7 @@ impl SimNet {
             .recv()
             .map_err(|_| io::Error::other("network namespace thread died"))??;
         Ok(Arc::new(SimNet {
-            nl,
+            nl: Mutex::new(nl),
             holder_tid,
             _stop: stop_tx,
             bridges: Mutex::new(HashMap::new()),
@@ -156,12 +157,13 @@ impl SimNet {
             return Ok(b.clone());
         }
         let name = bridge_name(portgroup);
-        match self.nl.add_bridge(&name) {
+        let nl = self.nl.lock();
+        match nl.add_bridge(&name) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(io::Error::new(e.kind(), format!("bridge {name}: {e}"))),
         }
-        let idx = self.nl.index(&name)?;
+        let idx = nl.index(&name)?;
         bridges.insert(portgroup.to_string(), (name.clone(), idx));
         Ok((name, idx))
     }
@@ -181,6 +183,7 @@ impl SimNet {
             })?;
             let host = format!("vh{}", self.next_port.fetch_add(1, Ordering::Relaxed));
             self.nl
+                .lock()
                 .add_veth(&host, master, &nic.name, mac, pid)
                 .map_err(|e| io::Error::new(e.kind(), format!("{} ({host}): {e}", nic.name)))?;
             handle.host_ends.push(host);
@@ -207,7 +210,7 @@ impl Drop for NicsHandle {
     fn drop(&mut self) {
         for h in &self.host_ends {
             // ENODEV: the namespace teardown got there first.
-            let _ = self.net.nl.del_link(h);
+            let _ = self.net.nl.lock().del_link(h);
         }
     }
 }
