@@ -69,8 +69,8 @@ struct RunningVm {
     pid: Option<u32>,
     cgroup: Option<VmCgroup>,
     _loops: Vec<LoopDevice>,
-    /// Host ends of the VM's NICs, removed when the entry goes.
-    _nics: Option<net::NicsHandle>,
+    /// Host ends of the VM's NICs, removed when this goes.
+    nics: Option<net::NicsHandle>,
     /// Resolves when the VM's processes are gone and its resources released.
     stopped: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -438,7 +438,7 @@ impl Inner {
                     pid: None,
                     cgroup: None,
                     _loops: loops,
-                    _nics: None,
+                    nics: None,
                     stopped: None,
                 },
             );
@@ -583,7 +583,7 @@ impl Inner {
                 pid: Some(pid),
                 cgroup: Some(cg),
                 _loops: loops,
-                _nics: nics,
+                nics,
                 stopped: Some(rx),
             },
         );
@@ -594,17 +594,23 @@ impl Inner {
             let _ = child.wait();
             // Init is gone: so is the pid namespace. Release everything, then report.
             let entry = inner.vms.lock().remove(&vm.value);
+            let mut nics = None;
             if let Some(mut e) = entry {
                 if let Some(cg) = e.cgroup.take() {
                     cg.kill_all();
                     drop(cg);
                 }
+                nics = e.nics.take();
             }
             let _ = std::fs::remove_dir(&mount_point);
             if let Some(sim) = inner.sim() {
                 sim.guest_powered_off(&vm);
             }
             let _ = tx.send(true);
+            // Deleting a veth waits for RCU grace periods (~20 ms): done after the power-off
+            // is reported so it does not lengthen every container's exit. The names are never
+            // reused, so a quick power-on again cannot collide with them.
+            drop(nics);
         });
         Ok(())
     }
