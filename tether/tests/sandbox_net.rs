@@ -84,3 +84,60 @@ async fn nic_is_configured_from_the_spec_and_released_at_power_off() {
     );
     env.done().await;
 }
+
+/// Host ends of NICs in the simulator's namespace, once the count has settled on `want`.
+async fn settle_host_ends(env: &Env, want: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let ends: Vec<String> = env
+            .runtime
+            .network_links()
+            .into_iter()
+            .filter(|l| l.starts_with("vh"))
+            .collect();
+        if ends.len() == want || std::time::Instant::now() > deadline {
+            return ends;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_and_power_off_replace_and_remove_the_veth() {
+    if skip() {
+        return;
+    }
+    let env = Env::start().await;
+    let (_, dc) = env.client.datacenter(None).await.unwrap();
+    let network = env.client.network(&dc, "VM Network").await.unwrap();
+    // No MAC given: the simulator assigns one, as vCenter does.
+    let nic = DeviceChange::add(Device::Nic {
+        key: -5,
+        vmxnet3: true,
+        backing: NicBacking::Network {
+            name: "VM Network".into(),
+            network,
+        },
+        mac: None,
+    });
+    let vm = env
+        .container_with(
+            "resetvm",
+            &["sleep", "60"],
+            128,
+            serde_json::json!({}),
+            vec![nic],
+        )
+        .await;
+    env.client.power_on(&vm).await.unwrap();
+    let first = settle_host_ends(&env, 1).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    env.client.reset(&vm).await.unwrap();
+    let second = settle_host_ends(&env, 1).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(first, second, "reset must replace the VM's veth");
+    env.client.power_off(&vm).await.unwrap();
+    let left = settle_host_ends(&env, 0).await;
+    assert!(left.is_empty(), "veth left after power-off: {left:?}");
+    env.done().await;
+}

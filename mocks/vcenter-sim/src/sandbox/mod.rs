@@ -88,6 +88,8 @@ struct Inner {
     run_dir: PathBuf,
     /// The network namespace with the port-group bridges, made on the first NIC.
     net: OnceLock<Arc<net::SimNet>>,
+    /// VMs being reset: their old instance ends without the VM powering off.
+    resetting: Mutex<std::collections::HashSet<String>>,
 }
 
 impl SandboxRuntime {
@@ -99,6 +101,7 @@ impl SandboxRuntime {
                 vms: Mutex::new(HashMap::new()),
                 run_dir: run_dir.into(),
                 net: OnceLock::new(),
+                resetting: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -603,7 +606,8 @@ impl Inner {
                 nics = e.nics.take();
             }
             let _ = std::fs::remove_dir(&mount_point);
-            if let Some(sim) = inner.sim() {
+            let reset = inner.resetting.lock().remove(&vm.value);
+            if let Some(sim) = inner.sim().filter(|_| !reset) {
                 sim.guest_powered_off(&vm);
             }
             let _ = tx.send(true);
@@ -712,7 +716,10 @@ impl HostRuntime for SandboxRuntime {
     fn reset(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
         let inner = self.inner.clone();
         Box::pin(async move {
+            // A reset is a power cycle inside one power-on: vSphere keeps the VM on.
+            inner.resetting.lock().insert(spec.vm.value.clone());
             inner.stop(&spec.vm).await;
+            inner.resetting.lock().remove(&spec.vm.value);
             inner.boot(spec)
         })
     }
