@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
@@ -474,7 +474,7 @@ impl Inner {
                 let (h, g) = std::os::unix::net::UnixStream::pair()
                     .map_err(|e| fault_io("serial port", e))?;
                 relay_serial(h, addr);
-                Some(OwnedFd::from(g))
+                Some(above_guest_fds(OwnedFd::from(g))?)
             }
             None => None,
         };
@@ -494,7 +494,10 @@ impl Inner {
         let boot_fs = CString::new(fs_type(&plans[0].extent)).expect("static names");
         let mp = cstr(&mount_point)?;
         let init = mount_point.join("sbin/init");
-        let guest_fd: OwnedFd = guest_end.into();
+        let guest_fd = above_guest_fds(guest_end.into())?;
+        let log = log
+            .map(|f| above_guest_fds(f.into()).map(std::fs::File::from))
+            .transpose()?;
         let guest_raw = guest_fd.as_raw_fd();
         let log_raw = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
         let mut cmd = std::process::Command::new(&init);
@@ -649,6 +652,28 @@ impl Inner {
     }
 }
 
+/// A copy of `fd` numbered above the guest's fixed descriptors (3-5). The pre-exec hook
+/// dup2()s each source onto its fixed number in turn; a source that itself had one of
+/// those numbers (free low numbers come back when another runtime in the process closes
+/// its descriptors) would be overwritten before being copied, and the guest would, say,
+/// write its log into the guestinfo socket.
+fn above_guest_fds(fd: OwnedFd) -> Result<OwnedFd, Fault> {
+    const FIRST_FREE: i32 = 10;
+    if fd.as_raw_fd() >= FIRST_FREE {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a valid descriptor; the copy is owned right away.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, FIRST_FREE) };
+    if n < 0 {
+        return Err(fault_io(
+            "guest descriptors",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: n is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
 fn fs_type(extent: &Path) -> &'static str {
     use std::io::Read;
     let mut head = [0u8; 4];
@@ -769,6 +794,16 @@ mod tests {
             "holes were filled"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn guest_descriptor_sources_never_collide_with_their_targets() {
+        // Whatever number a source has, the copy is above GUESTINFO_FD..=CONTROL_FD.
+        let f = std::fs::File::open("/proc/self/stat").unwrap();
+        let low = above_guest_fds(OwnedFd::from(f)).unwrap();
+        assert!(low.as_raw_fd() > CONTROL_FD);
+        let again = above_guest_fds(low.try_clone().unwrap()).unwrap();
+        assert!(again.as_raw_fd() > CONTROL_FD);
     }
 
     #[test]
