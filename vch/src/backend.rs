@@ -865,45 +865,32 @@ impl Backend for VchBackend {
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
-        // The address is taken now and given back if the VM is not made.
-        spec.interfaces = self.inner.bridge.attach(mode)?;
-        let release = |spec: &TetherSpec| self.inner.bridge.release(&spec.interfaces);
+        // The address is taken now; it goes back unless the VM is made (lease.keep()).
+        let lease = self.inner.bridge.lease(mode)?;
+        spec.interfaces = lease.interfaces().to_vec();
         let shape = containers::Shape {
             memory_mb,
             cpus,
             control_uri: &self.inner.channels.uri,
-            nic: spec
-                .interfaces
-                .first()
-                .map(|i| self.inner.bridge.nic(-93, i)),
+            nic: lease.nic(),
         };
-        let config = match containers::vm_config(
+        let config = containers::vm_config(
             &self.inner.t,
             &vm_name,
             &layer_paths,
             &mut spec,
             &meta,
             &shape,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                release(&spec);
-                return Err(Error::invalid(e));
-            }
-        };
-        let vm = match self
+        )
+        .map_err(Error::invalid)?;
+        let vm = self
             .inner
             .t
             .client
             .create_vm(&self.inner.t.folder, &self.inner.t.pool, None, &config)
             .await
-        {
-            Ok(vm) => vm,
-            Err(e) => {
-                release(&spec);
-                return Err(internal(e));
-            }
-        };
+            .map_err(internal)?;
+        lease.keep();
         self.inner.containers.write().insert(
             id.clone(),
             Container {

@@ -347,9 +347,17 @@ impl Bridge {
         }
     }
 
-    /// The interfaces a new container gets: one on the bridge with a fresh address, or
-    /// none. The caller puts them in the spec and releases them if the create fails.
-    pub fn attach(&self, mode: Mode) -> Result<Vec<Interface>, Error> {
+    /// The interfaces a new container gets (one on the bridge with a fresh address, or
+    /// none), held until the container's VM exists: see `Lease`.
+    pub fn lease(&self, mode: Mode) -> Result<Lease<'_>, Error> {
+        Ok(Lease {
+            bridge: self,
+            interfaces: self.attach(mode)?,
+            kept: false,
+        })
+    }
+
+    fn attach(&self, mode: Mode) -> Result<Vec<Interface>, Error> {
         match mode {
             Mode::None => Ok(vec![]),
             Mode::Bridge => {
@@ -471,6 +479,38 @@ impl Bridge {
     }
 }
 
+/// Addresses taken for a container being created: given back when dropped, unless the
+/// VM was made (`keep`), so no failure path of a create leaks an address.
+pub struct Lease<'a> {
+    bridge: &'a Bridge,
+    interfaces: Vec<Interface>,
+    kept: bool,
+}
+
+impl Lease<'_> {
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The VM's NIC, if the container has a network.
+    pub fn nic(&self) -> Option<Device> {
+        self.interfaces.first().map(|i| self.bridge.nic(-93, i))
+    }
+
+    /// The VM exists: from now on the address is released with the container.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.bridge.release(&self.interfaces);
+        }
+    }
+}
+
 /// Name servers for a container: `--dns`, else the VCH's own non-loopback ones, else
 /// Google's public resolvers (what dockerd falls back to).
 pub fn dns_servers(requested: Option<&Vec<String>>) -> Vec<String> {
@@ -546,6 +586,37 @@ mod tests {
         assert!(ipam.reserve(Ipv4Addr::new(172, 17, 0, 3)));
         assert!(!ipam.reserve(Ipv4Addr::new(10, 0, 0, 3)));
         assert_eq!(ipam.allocate(), Some(Ipv4Addr::new(172, 17, 0, 4)));
+    }
+
+    #[test]
+    fn dropped_leases_give_their_address_back_kept_ones_do_not() {
+        let b = Bridge {
+            cfg: cfg(),
+            network: MoRef::new("Network", "network-1"),
+            backing: NicBacking::Network {
+                name: "vch".into(),
+                network: MoRef::new("Network", "network-1"),
+            },
+            bridge_id: network_id("vch", "vch"),
+            none_id: network_id("vch", "none"),
+            ipam: Ipam::new(&cfg()),
+        };
+        let first = b.lease(Mode::Bridge).unwrap();
+        assert_eq!(first.interfaces()[0].address, "172.17.0.2");
+        assert_eq!(first.interfaces()[0].mac, "00:50:56:11:00:02");
+        assert!(
+            matches!(first.nic(), Some(Device::Nic { mac: Some(m), .. }) if m == "00:50:56:11:00:02")
+        );
+        drop(first); // the create failed
+        let kept = b.lease(Mode::Bridge).unwrap();
+        assert_eq!(kept.interfaces()[0].address, "172.17.0.2");
+        kept.keep();
+        assert_eq!(
+            b.lease(Mode::Bridge).unwrap().interfaces()[0].address,
+            "172.17.0.3"
+        );
+        let none = b.lease(Mode::None).unwrap();
+        assert!(none.interfaces().is_empty() && none.nic().is_none());
     }
 
     #[test]
