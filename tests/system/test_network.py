@@ -77,6 +77,8 @@ def test_two_containers_reach_each_other_over_the_bridge(vch):
     vch.docker("run", "-d", "--name", "srv", "busybox", "nc", "-ll", "-p", "8080", "-e", "echo", "hi from srv")
     wait_running(vch, "srv")
     ip = inspect(vch, "srv")["NetworkSettings"]["IPAddress"]
+    ps = vch.docker("ps", "--filter", "name=srv", "--format", "{{.Names}} {{.Networks}}").stdout
+    assert ps == "srv bridge\n"
     # Running containers changed nothing on the host: NICs live in the simulator's namespace.
     assert host_links() == before
     r = vch.docker("run", "--rm", "busybox", "sh", "-c",
