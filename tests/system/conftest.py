@@ -82,9 +82,10 @@ def busybox_oci(root: Path, out: Path):
 
 
 class Vch:
-    def __init__(self, base: Path, registry: str):
+    def __init__(self, base: Path, registry: str, extra_args=()):
         self.base = base
         self.registry = registry
+        self.extra_args = list(extra_args)
         self.sock = base / "vch.sock"
         self.state = base / "state"
         self.proc = None
@@ -93,7 +94,7 @@ class Vch:
         log = open(self.base / "vch.log", "ab")
         self.proc = subprocess.Popen(
             [vch_binary(), "serve", "-H", f"unix://{self.sock}", "--state-dir", str(self.state),
-             "--insecure-registry", self.registry], stdout=log, stderr=log)
+             "--insecure-registry", self.registry, *self.extra_args], stdout=log, stderr=log)
         for _ in range(600):
             if self.sock.exists():
                 return self

@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod control;
 pub mod logport;
+pub mod net;
 pub mod platform;
 pub mod rootfs;
 pub mod run;
@@ -123,6 +124,9 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             125,
             format!("cannot enter the root filesystem: {e}"),
         );
+    }
+    if let Err(e) = net::configure(&spec.interfaces) {
+        return fail(p, &log, 125, format!("cannot configure the network: {e}"));
     }
     let hostname = if spec.hostname.is_empty() {
         spec.id.chars().take(12).collect()

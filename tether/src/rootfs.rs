@@ -346,8 +346,16 @@ fn etc_files(root: &Path, spec: &ContainerSpec) -> Result<(), RootfsError> {
         fs::write(&p, content).map_err(io_err("write", &p))
     };
     write("hostname", format!("{hostname}\n"))?;
+    // The container's own name resolves to its address on its first network, as with
+    // dockerd; without a network (`--network none`) to a loopback address.
+    let own = spec
+        .interfaces
+        .first()
+        .map(|i| i.address.as_str())
+        .filter(|a| !a.is_empty())
+        .unwrap_or("127.0.1.1");
     let mut hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
     );
     for h in &spec.hosts {
         hosts.push_str(h);

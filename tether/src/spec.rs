@@ -54,6 +54,9 @@ pub struct ContainerSpec {
     pub parked: bool,
     /// Volume disks mounted into the container, in order.
     pub mounts: Vec<VolumeMount>,
+    /// One entry per NIC the VCH gave the VM; none = only loopback (`--network none`).
+    /// Absent in specs written before networking existed, hence the default.
+    pub interfaces: Vec<Interface>,
 }
 
 /// A volume disk (ext4, formatted on first use if blank) mounted at `path`.
@@ -65,6 +68,20 @@ pub struct VolumeMount {
     /// Absolute path inside the container.
     pub path: String,
     pub readonly: bool,
+}
+
+/// How the tether configures one NIC. The NIC is found by its MAC, not its name: the
+/// name a guest gives a device is not part of the VM's configuration, the MAC is.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct Interface {
+    /// `00:50:56:xx:xx:xx`, as vSphere assigned it.
+    pub mac: String,
+    /// IPv4 address and prefix length.
+    pub address: String,
+    pub prefix: u8,
+    /// Default route through this gateway, when set.
+    pub gateway: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -83,6 +83,7 @@ async fn tty_main_process_and_tty_exec_session() {
             ],
             128,
             serde_json::json!({"tty": true, "open_stdin": true, "console_size": [27, 91]}),
+            vec![],
             Some(uri),
         )
         .await;
@@ -156,6 +157,7 @@ async fn piped_stdin_sent_before_the_process_starts_arrives_then_eof() {
             &["sh", "-c", "wc -c; exit 4"],
             128,
             serde_json::json!({"open_stdin": true, "stdin_once": true}),
+            vec![],
             Some(uri),
         )
         .await;

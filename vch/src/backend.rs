@@ -7,6 +7,7 @@ use crate::containers::{self, Container, FinalState, Meta, Status, TetherSpec};
 use crate::images::store::ImageStore;
 use crate::images::types::ListFilters;
 use crate::logfile::{LogFile, Record};
+use crate::network::{Bridge, Mode};
 use crate::target::Target;
 use docker_api::backend::*;
 use docker_api::models::*;
@@ -33,6 +34,8 @@ struct ExecRecord {
 
 struct Inner {
     t: Target,
+    /// The bridge network: port group and address allocation.
+    bridge: Bridge,
     channels: crate::channel::Channels,
     /// The running VM every container is instant-cloned from.
     template: crate::template::Template,
@@ -120,6 +123,7 @@ impl VchBackend {
         t: Target,
         images: ImageStore,
         channels: crate::channel::Channels,
+        bridge: Bridge,
     ) -> Result<VchBackend> {
         let template = crate::template::ensure(&t, &channels.uri)
             .await
@@ -128,10 +132,13 @@ impl VchBackend {
             .await
             .map_err(|e| internal(format!("volume store: {e}")))?;
         let loaded = containers::load(&t).await.map_err(internal)?;
+        // Addresses of containers that exist are taken before any new one is handed out.
+        bridge.rebuild(loaded.iter().map(|c| &c.spec));
         let (tx, _) = tokio::sync::watch::channel(0);
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
+                bridge,
                 channels,
                 template,
                 volumes,
@@ -643,6 +650,7 @@ impl VchBackend {
                 }
             }
         }
+        self.inner.bridge.release(&c.spec.interfaces);
         let code = c.finished.map(|f| f.exit_code).unwrap_or(0);
         self.inner.removed.write().insert(id.to_string(), code);
         self.event(id, "destroy", &[]);
@@ -669,6 +677,16 @@ impl VchBackend {
         })
     }
 
+    /// `docker network inspect` of a built-in network with its containers.
+    fn describe_network(&self, mode: Mode) -> serde_json::Value {
+        let cs = self.inner.containers.read();
+        let members: Vec<(String, String, &TetherSpec)> = cs
+            .values()
+            .map(|c| (c.meta.id.clone(), c.meta.name.clone(), &c.spec))
+            .collect();
+        self.inner.bridge.describe(mode, &members)
+    }
+
     /// Flags this VCH cannot honour are refused by name rather than ignored.
     fn check_supported(body: &ContainerCreateBody) -> Result<()> {
         if let Some(h) = &body.host_config {
@@ -681,10 +699,8 @@ impl VchBackend {
             if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
                 return Err(Error::not_implemented("port publishing (-p)"));
             }
-            match h.network_mode.as_deref() {
-                None | Some("") | Some("default") | Some("bridge") | Some("none") => {}
-                Some(other) => return Err(Error::not_implemented(format!("--network {other}"))),
-            }
+            let mode = Mode::parse(h.network_mode.as_deref())?;
+            crate::network::check_endpoints(mode, body.networking_config.as_ref())?;
         }
         Ok(())
     }
@@ -1053,7 +1069,10 @@ impl Backend for VchBackend {
             env.retain(|e| e.split('=').next() != Some(key.as_str()));
             env.push(kv);
         }
-        let host = body.host_config.clone().unwrap_or_default();
+        let mut host = body.host_config.clone().unwrap_or_default();
+        let mode = Mode::parse(host.network_mode.as_deref())?;
+        // Reported as dockerd does: the default network by its name.
+        host.network_mode = Some(mode.name().to_string());
         let memory_mb = match host.memory.unwrap_or(0) {
             0 => 512,
             b if b < 6 << 20 => return Err(Error::invalid("Minimum memory limit allowed is 6MB")),
@@ -1087,7 +1106,7 @@ impl Backend for VchBackend {
                 .unwrap_or_default(),
             layers: vec![],
             scratch: None,
-            dns: vec![],
+            dns: crate::network::dns_servers(host.dns.as_ref()),
             hosts: vec![],
             tty: body.tty == Some(true),
             open_stdin: body.open_stdin == Some(true),
@@ -1095,6 +1114,7 @@ impl Backend for VchBackend {
             console_size: crate::stdin::console_size(host.console_size.as_ref()),
             parked: false,
             mounts: vec![],
+            interfaces: vec![],
         };
         let volumes = self.volumes_for(&id, &body).await?;
         let volume_disks: Vec<String> = volumes
@@ -1114,6 +1134,9 @@ impl Backend for VchBackend {
         };
         let vm_name = format!("{name}-{}", &id[..12]);
         let layer_paths: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        // The address is taken now; it goes back unless the VM is made (lease.keep()).
+        let lease = self.inner.bridge.lease(mode)?;
+        spec.interfaces = lease.interfaces().to_vec();
         let clone = containers::clone_spec(
             &self.inner.t,
             &self.inner.template,
@@ -1122,6 +1145,7 @@ impl Backend for VchBackend {
             &mut spec,
             &meta,
             &volume_disks,
+            lease.nic(),
         )
         .map_err(Error::invalid)?;
         let client = &self.inner.t.client;
@@ -1142,6 +1166,7 @@ impl Backend for VchBackend {
                 return Err(internal(format!("container VM {vm_name}: {e}")));
             }
         }
+        lease.keep();
         self.inner.containers.write().insert(
             id.clone(),
             Container {
@@ -1821,9 +1846,45 @@ impl Backend for VchBackend {
             "State": Self::state_of(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
             "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
             "HostConfig": host_config, "Config": config,
-            "Mounts": self.mounts_json(&c), "NetworkSettings": {"Networks": {}},
+            "Mounts": self.mounts_json(&c), "NetworkSettings": self.inner.bridge.settings(&c.spec),
         }))
         .map_err(internal)
+    }
+
+    async fn network_list(&self, filters: Filters) -> Result<Vec<Network>> {
+        let f = filter_map(&filters);
+        let mut out = Vec::new();
+        for mode in [Mode::Bridge, Mode::None] {
+            let n = self.describe_network(mode);
+            let keep = f.iter().all(|(k, vals)| match k.as_str() {
+                "name" => vals.iter().any(|v| mode.name().contains(v.as_str())),
+                "id" => vals
+                    .iter()
+                    .any(|v| n["Id"].as_str().is_some_and(|i| i.starts_with(v.as_str()))),
+                "driver" => vals.iter().any(|v| n["Driver"] == v.as_str()),
+                "type" => vals.iter().any(|v| v == "builtin"),
+                "scope" => vals.iter().any(|v| v == "local"),
+                _ => true,
+            });
+            if keep {
+                out.push(serde_json::from_value(n).map_err(internal)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn network_inspect(
+        &self,
+        id: &str,
+        _verbose: bool,
+        _scope: Option<String>,
+    ) -> Result<Network> {
+        let mode = self
+            .inner
+            .bridge
+            .lookup(id)
+            .ok_or_else(|| Error::NoSuchNetwork(id.to_string()))?;
+        serde_json::from_value(self.describe_network(mode)).map_err(internal)
     }
 
     async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
@@ -1854,7 +1915,8 @@ impl Backend for VchBackend {
                     "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
                     "ImageID": c.meta.image_id, "Command": c.spec.cmd.join(" "), "Created": created,
                     "State": state["Status"], "Status": status, "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                    "Ports": [], "Mounts": self.mounts_json(&c), "HostConfig": {"NetworkMode": "bridge"},
+                    "Ports": [], "Mounts": self.mounts_json(&c), "HostConfig": {"NetworkMode": Mode::of(&c.spec).name()},
+                    "NetworkSettings": {"Networks": self.inner.bridge.settings(&c.spec)["Networks"].clone()},
                 }))
                 .map_err(internal)?,
             );

@@ -87,6 +87,7 @@ fn units() -> impl Iterator<Item = i64> {
 /// the layer disks (shared, read-only), a fresh scratch disk, the log serial port pointed
 /// at the container's own file, and the spec (parked: it waits for `docker start`) and
 /// record in its configuration.
+#[allow(clippy::too_many_arguments)] // each is one part of the clone
 pub fn clone_spec(
     t: &Target,
     tpl: &Template,
@@ -95,6 +96,7 @@ pub fn clone_spec(
     spec: &mut TetherSpec,
     meta: &Meta,
     volume_disks: &[String],
+    nic: Option<Device>,
 ) -> Result<InstantCloneSpec, String> {
     // scsi0:0 and scsi0:1 are the template's boot and scratch disks.
     let mut unit = units().filter(|u| *u > crate::template::SCRATCH_UNIT);
@@ -153,6 +155,8 @@ pub fn clone_spec(
             },
         },
     });
+    // Network: a NIC per attached network (network.rs decides which and how).
+    devices.extend(nic.into_iter().map(DeviceChange::add));
     spec.parked = true;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ pub mod containers;
 pub mod images;
 pub mod logfile;
 pub mod mounts;
+pub mod network;
 pub mod stdin;
 pub mod target;
 pub mod template;

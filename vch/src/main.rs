@@ -87,6 +87,16 @@ struct Serve {
     /// Name of this VCH: its resource pool, VM folder and datastore directory.
     #[arg(long, default_value = "vch")]
     name: String,
+    /// Port group of the bridge network (found, or created on the cluster's hosts);
+    /// default: one named after the VCH.
+    #[arg(long)]
+    bridge_network: Option<String>,
+    /// The bridge network's IPv4 subnet, containers get addresses from it.
+    #[arg(long, default_value = vch::network::DEFAULT_SUBNET)]
+    bridge_subnet: String,
+    /// The bridge network's gateway; default: the subnet's first address.
+    #[arg(long)]
+    bridge_gateway: Option<String>,
 }
 
 /// The config file: every key optional, unknown keys refused (a typo must not be ignored).
@@ -111,6 +121,9 @@ struct FileConfig {
     datastore: Option<String>,
     attach_addr: Option<std::net::SocketAddr>,
     name: Option<String>,
+    bridge_network: Option<String>,
+    bridge_subnet: Option<String>,
+    bridge_gateway: Option<String>,
 }
 
 /// Applies the config file under the flags actually given on the command line.
@@ -151,6 +164,9 @@ fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
     take!(datastore, "datastore");
     take!(attach_addr, "attach_addr");
     take!(name, "name");
+    take!(bridge_network, "bridge_network");
+    take!(bridge_subnet, "bridge_subnet");
+    take!(bridge_gateway, "bridge_gateway");
 }
 
 /// Parses the command line and merges the config file it names.
@@ -214,6 +230,12 @@ async fn serve(s: Serve) -> Result<(), String> {
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
     };
+    // Checked before anything is created in vSphere.
+    let bridge_cfg = vch::network::BridgeConfig::new(
+        s.bridge_network.as_deref().unwrap_or(&s.name),
+        &s.bridge_subnet,
+        s.bridge_gateway.as_deref(),
+    )?;
     let cfg = TargetConfig {
         url: s.target.clone(),
         user: s.user.clone(),
@@ -241,7 +263,8 @@ async fn serve(s: Serve) -> Result<(), String> {
     let channels = vch::channel::Channels::listen(s.attach_addr)
         .await
         .map_err(|e| format!("attach listener {}: {e}", s.attach_addr))?;
-    let backend = VchBackend::new(target, images, channels)
+    let bridge = vch::network::Bridge::open(&target, bridge_cfg).await?;
+    let backend = VchBackend::new(target, images, channels, bridge)
         .await
         .map_err(|e| e.to_string())?;
     let mut builder = docker_api::Server::builder().backend(Arc::new(backend));
@@ -304,6 +327,37 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn bridge_settings_come_from_flags_or_the_config_file() {
+        let Cmd::Serve(s) = parse(args(&["vch", "serve"])).unwrap();
+        assert_eq!(s.bridge_network, None);
+        assert_eq!(s.bridge_subnet, "172.17.0.0/16");
+        let dir = std::env::temp_dir().join(format!("vch-cfg-net-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("vch.toml");
+        std::fs::write(
+            &f,
+            "bridge-network = \"containers\"\nbridge-subnet = \"10.20.0.0/16\"\nbridge-gateway = \"10.20.0.254\"\n",
+        )
+        .unwrap();
+        let p = f.to_str().unwrap();
+        let Cmd::Serve(s) = parse(args(&["vch", "serve", "--config", p])).unwrap();
+        assert_eq!(s.bridge_network.as_deref(), Some("containers"));
+        assert_eq!(s.bridge_subnet, "10.20.0.0/16");
+        assert_eq!(s.bridge_gateway.as_deref(), Some("10.20.0.254"));
+        let Cmd::Serve(s) = parse(args(&[
+            "vch",
+            "serve",
+            "--config",
+            p,
+            "--bridge-subnet",
+            "10.30.0.0/24",
+        ]))
+        .unwrap();
+        assert_eq!(s.bridge_subnet, "10.30.0.0/24");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

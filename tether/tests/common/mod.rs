@@ -135,18 +135,19 @@ impl Env {
 
     /// A container VM: boot disk, busybox layer, fresh scratch disk, log serial port.
     pub async fn container(&self, name: &str, cmd: &[&str], memory_mb: i64) -> MoRef {
-        self.container_with(name, cmd, memory_mb, serde_json::json!({}), None)
+        self.container_with(name, cmd, memory_mb, serde_json::json!({}), vec![], None)
             .await
     }
 
-    /// `container`, with more spec fields (`extra`) and, with `control`, serial port 1
-    /// backed by that `tcp://` URI (the control channel).
+    /// `container`, with more spec keys (merged over the defaults), more devices and,
+    /// with `control`, serial port 1 backed by that `tcp://` URI (the control channel).
     pub async fn container_with(
         &self,
         name: &str,
         cmd: &[&str],
         memory_mb: i64,
-        extra: serde_json::Value,
+        extra_spec: serde_json::Value,
+        extra_devices: Vec<DeviceChange>,
         control: Option<String>,
     ) -> MoRef {
         let mut spec = serde_json::json!({
@@ -156,8 +157,10 @@ impl Env {
             "layers": ["scsi0:1"],
             "scratch": "scsi0:2",
         });
-        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-            s.extend(e.clone());
+        if let (Some(o), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+            for (k, v) in extra {
+                o.insert(k.clone(), v.clone());
+            }
         }
         let disk = |key, unit, file: &str, mode: &str, kb| Device::Disk {
             key,
@@ -198,7 +201,10 @@ impl Env {
                         path: format!("[datastore1] {name}/container.log"),
                     },
                 }),
-            ],
+            ]
+            .into_iter()
+            .chain(extra_devices)
+            .collect(),
             ..Default::default()
         };
         let mut config = config;

@@ -11,11 +11,15 @@
 //! Instant clone forks the running parent's tether into the child's new namespaces
 //! (see tether's `vmfork` and `fork_request` here); a parent without an OS falls back to
 //! a cold boot of the child.
+//! NICs are veth pairs on per-port-group bridges in the simulator's own network
+//! namespace (see `net`).
 
 mod cgroup;
 mod fork;
 mod guestinfo;
 mod loopdev;
+pub mod net;
+mod netlink;
 mod reap;
 
 use crate::runtime::{HostRuntime, VmRuntimeSpec};
@@ -54,6 +58,8 @@ struct Hardware {
     control_fd: Option<i32>,
     disks: Vec<HwDisk>,
     fork_fd: Option<i32>,
+    /// NICs in device order; the guest finds each by its MAC.
+    nics: Vec<net::NicPlan>,
 }
 
 /// One disk of a VM, resolved to the file backing it.
@@ -68,6 +74,8 @@ struct RunningVm {
     pid: Option<u32>,
     cgroup: Option<VmCgroup>,
     _loops: Vec<LoopDevice>,
+    /// Host ends of the VM's NICs, removed when this goes.
+    nics: Option<net::NicsHandle>,
     /// Resolves when the VM's processes are gone and its resources released.
     stopped: Option<tokio::sync::watch::Receiver<bool>>,
     /// The monitor's fork port (booted VMs): instant clones are forked through it.
@@ -85,6 +93,10 @@ struct Inner {
     vms: Mutex<HashMap<String, RunningVm>>,
     /// Mount points and console logs of running VMs.
     run_dir: PathBuf,
+    /// The network namespace with the port-group bridges, made on the first NIC.
+    net: OnceLock<Arc<net::SimNet>>,
+    /// VMs being reset: their old instance ends without the VM powering off.
+    resetting: Mutex<std::collections::HashSet<String>>,
 }
 
 impl SandboxRuntime {
@@ -95,6 +107,8 @@ impl SandboxRuntime {
                 sim: OnceLock::new(),
                 vms: Mutex::new(HashMap::new()),
                 run_dir: run_dir.into(),
+                net: OnceLock::new(),
+                resetting: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -121,7 +135,24 @@ impl SandboxRuntime {
     }
 }
 
+impl SandboxRuntime {
+    /// Links in the simulator's network namespace (bridges, NIC host ends); empty until
+    /// a VM with a NIC has run.
+    pub fn network_links(&self) -> Vec<String> {
+        self.inner.net.get().map(|n| n.links()).unwrap_or_default()
+    }
+}
+
 impl Inner {
+    /// The simulator's network namespace, created on first use.
+    fn net(&self) -> Result<Arc<net::SimNet>, Fault> {
+        if let Some(n) = self.net.get() {
+            return Ok(n.clone());
+        }
+        let n = net::SimNet::new().map_err(|e| fault_io("network namespace", e))?;
+        Ok(self.net.get_or_init(|| n).clone())
+    }
+
     fn sim(&self) -> Option<Arc<Sim>> {
         self.sim.get().and_then(Weak::upgrade)
     }
@@ -383,6 +414,30 @@ fn cstr(p: &Path) -> Result<CString, Fault> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| Fault::invalid_argument("path"))
 }
 
+/// A VM whose init runs: what is released when it ends.
+struct Launched {
+    pid: u32,
+    cgroup: VmCgroup,
+    loops: Vec<LoopDevice>,
+    nics: Option<net::NicsHandle>,
+    /// The monitor's fork port (booted VMs only).
+    fork: Option<OwnedFd>,
+    /// Where the boot disk is mounted (booted VMs only).
+    mount_point: Option<PathBuf>,
+}
+
+/// Connects a VM's NICs into the network namespace of its init (`pid`).
+fn connect_nics(
+    sim_net: Option<Arc<net::SimNet>>,
+    pid: u32,
+    nics: &[net::NicPlan],
+) -> Result<Option<net::NicsHandle>, Fault> {
+    sim_net
+        .map(|n| n.attach(pid, nics))
+        .transpose()
+        .map_err(|e| fault_io("connect NICs", e))
+}
+
 /// Disk plans, their loop devices, and the guest's view of them.
 type AttachedDisks = (Vec<DiskPlan>, Vec<LoopDevice>, Vec<HwDisk>);
 
@@ -395,6 +450,9 @@ struct Devices {
     /// In the order of the descriptor numbers in `hw`: guestinfo, log, control.
     guest_fds: Vec<OwnedFd>,
     guestinfo_host: std::os::unix::net::UnixStream,
+    /// NICs to connect once the VM's init exists (they go into its network namespace).
+    nics: Vec<net::NicPlan>,
+    sim_net: Option<Arc<net::SimNet>>,
 }
 
 impl Inner {
@@ -406,6 +464,14 @@ impl Inner {
         disks: Vec<HwDisk>,
     ) -> Result<Devices, Fault> {
         let log = log_port(spec)?;
+        let nics = net::plan_nics(&spec.devices).map_err(|e| {
+            Fault::new("GenericVmConfigFault", e.clone()).with("reason", Value::string(e))
+        })?;
+        let sim_net = if nics.is_empty() {
+            None
+        } else {
+            Some(self.net()?)
+        };
         let cgroup = VmCgroup::create(
             &format!("{}-{}", self.tag, spec.vm.value),
             spec.memory_mb,
@@ -430,6 +496,7 @@ impl Inner {
             control_fd: control.as_ref().map(|_| CONTROL_FD),
             disks,
             fork_fd: None,
+            nics: nics.clone(),
         };
         guest_fds.extend(log.map(OwnedFd::from));
         guest_fds.extend(control);
@@ -439,6 +506,8 @@ impl Inner {
             hw,
             guest_fds,
             guestinfo_host: host_end,
+            nics,
+            sim_net,
         })
     }
 
@@ -480,6 +549,7 @@ impl Inner {
                     pid: None,
                     cgroup: None,
                     _loops: loops,
+                    nics: None,
                     stopped: None,
                     fork: None,
                 },
@@ -597,17 +667,32 @@ impl Inner {
             cgroup,
             guest_fds,
             guestinfo_host,
+            nics,
+            sim_net,
             ..
         } = dev;
         drop(guest_fds);
+        let nics = match connect_nics(sim_net, pid, &nics) {
+            Ok(h) => h,
+            Err(f) => {
+                cgroup.kill_all();
+                // SAFETY: plain kill(2) of the monitor we just started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let _ = std::fs::remove_dir(&mount_point);
+                return Err(f);
+            }
+        };
         guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
         self.track(
             &spec.vm,
-            pid,
-            cgroup,
-            loops,
-            Some(fork_host),
-            Some(mount_point),
+            Launched {
+                pid,
+                cgroup,
+                loops,
+                nics,
+                fork: Some(fork_host),
+                mount_point: Some(mount_point),
+            },
         );
         Ok(())
     }
@@ -650,24 +735,43 @@ impl Inner {
             cgroup,
             guest_fds,
             guestinfo_host,
+            nics,
+            sim_net,
             ..
         } = dev;
         drop(guest_fds);
+        let nics = match connect_nics(sim_net, pid, &nics) {
+            Ok(h) => h,
+            Err(f) => {
+                cgroup.kill_all();
+                return Err(f);
+            }
+        };
         guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
-        self.track(&spec.vm, pid, cgroup, loops, None, None);
+        self.track(
+            &spec.vm,
+            Launched {
+                pid,
+                cgroup,
+                loops,
+                nics,
+                fork: None,
+                mount_point: None,
+            },
+        );
         Ok(())
     }
 
     /// Records a running VM and releases it when its process is gone.
-    fn track(
-        self: &Arc<Self>,
-        vm: &MoRef,
-        pid: u32,
-        cgroup: VmCgroup,
-        loops: Vec<LoopDevice>,
-        fork: Option<OwnedFd>,
-        mount_point: Option<PathBuf>,
-    ) {
+    fn track(self: &Arc<Self>, vm: &MoRef, l: Launched) {
+        let Launched {
+            pid,
+            cgroup,
+            loops,
+            nics,
+            fork,
+            mount_point,
+        } = l;
         let (tx, rx) = tokio::sync::watch::channel(false);
         self.vms.lock().insert(
             vm.value.clone(),
@@ -675,6 +779,7 @@ impl Inner {
                 pid: Some(pid),
                 cgroup: Some(cgroup),
                 _loops: loops,
+                nics,
                 stopped: Some(rx),
                 fork: fork.map(|f| Arc::new(Mutex::new(f))),
             },
@@ -687,19 +792,26 @@ impl Inner {
             }
             // Init is gone: so is the pid namespace. Release everything, then report.
             let entry = inner.vms.lock().remove(&vm.value);
+            let mut nics = None;
             if let Some(mut e) = entry {
                 if let Some(cg) = e.cgroup.take() {
                     cg.kill_all();
                     drop(cg);
                 }
+                nics = e.nics.take();
             }
             if let Some(mp) = mount_point {
                 let _ = std::fs::remove_dir(&mp);
             }
-            if let Some(sim) = inner.sim() {
+            let reset = inner.resetting.lock().remove(&vm.value);
+            if let Some(sim) = inner.sim().filter(|_| !reset) {
                 sim.guest_powered_off(&vm);
             }
             let _ = tx.send(true);
+            // Deleting a veth waits for RCU grace periods (~20 ms): done after the power-off
+            // is reported so it does not lengthen every container's exit. The names are never
+            // reused, so a quick power-on again cannot collide with them.
+            drop(nics);
         });
     }
 
@@ -800,7 +912,10 @@ impl HostRuntime for SandboxRuntime {
     fn reset(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
         let inner = self.inner.clone();
         Box::pin(async move {
+            // A reset is a power cycle inside one power-on: vSphere keeps the VM on.
+            inner.resetting.lock().insert(spec.vm.value.clone());
             inner.stop(&spec.vm).await;
+            inner.resetting.lock().remove(&spec.vm.value);
             inner.boot(spec)
         })
     }
