@@ -87,6 +87,10 @@ struct Serve {
     /// Name of this VCH: its resource pool, VM folder and datastore directory.
     #[arg(long, default_value = "vch")]
     name: String,
+    /// Boot disk of the container VMs: a flat image built by `appliance-image` (e.g. from
+    /// the static tether), uploaded as is. Default: built from this binary.
+    #[arg(long)]
+    boot_image: Option<PathBuf>,
 }
 
 /// The config file: every key optional, unknown keys refused (a typo must not be ignored).
@@ -111,6 +115,7 @@ struct FileConfig {
     datastore: Option<String>,
     attach_addr: Option<std::net::SocketAddr>,
     name: Option<String>,
+    boot_image: Option<PathBuf>,
 }
 
 /// Applies the config file under the flags actually given on the command line.
@@ -151,6 +156,7 @@ fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
     take!(datastore, "datastore");
     take!(attach_addr, "attach_addr");
     take!(name, "name");
+    take!(boot_image, "boot_image");
 }
 
 /// Parses the command line and merges the config file it names.
@@ -225,6 +231,7 @@ async fn serve(s: Serve) -> Result<(), String> {
         datastore: s.datastore.clone(),
         name: s.name.clone(),
         state_dir: s.state_dir.clone(),
+        boot_image: s.boot_image.clone(),
     };
     let target = Target::open(&cfg).await.map_err(|e| e.to_string())?;
     tracing::info!(vcenter = %target.url, pool = %target.pool, "connected");
@@ -313,7 +320,7 @@ mod tests {
         let f = dir.join("vch.toml");
         std::fs::write(
             &f,
-            "state-dir = \"/srv/vch\"\nname = \"from-file\"\nhost = [\"unix:///tmp/a.sock\"]\ninsecure-registry = [\"127.0.0.1:5000\"]\n",
+            "state-dir = \"/srv/vch\"\nname = \"from-file\"\nhost = [\"unix:///tmp/a.sock\"]\ninsecure-registry = [\"127.0.0.1:5000\"]\nboot-image = \"/srv/boot-flat.vmdk\"\n",
         )
         .unwrap();
         let Cmd::Serve(s) = parse(args(&[
@@ -329,6 +336,19 @@ mod tests {
         assert_eq!(s.name, "from-flag");
         assert_eq!(s.hosts, vec!["unix:///tmp/a.sock".to_string()]);
         assert_eq!(s.insecure_registries, vec!["127.0.0.1:5000".to_string()]);
+        assert_eq!(s.boot_image, Some(PathBuf::from("/srv/boot-flat.vmdk")));
+        let Cmd::Serve(s) = parse(args(&[
+            "vch",
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--boot-image",
+            "/opt/tpl-flat.vmdk",
+        ]))
+        .unwrap();
+        assert_eq!(s.boot_image, Some(PathBuf::from("/opt/tpl-flat.vmdk")));
+        let Cmd::Serve(s) = parse(args(&["vch", "serve"])).unwrap();
+        assert_eq!(s.boot_image, None);
         std::fs::write(&f, "stat-dir = \"/typo\"\n").unwrap();
         let err = parse(args(&["vch", "serve", "--config", f.to_str().unwrap()]))
             .err()
