@@ -1,5 +1,6 @@
 //! The template image as real VMs get it: the boot disk built by `appliance-image` from
-//! the statically linked tether boots in the simulator and runs a container. Needs root
+//! the statically linked tether boots in the simulator and runs containers, cold-booted
+//! and instantly cloned from a template. Needs root
 //! and the static build (scripts/test makes it):
 //!
 //!     RUSTFLAGS="-C target-feature=+crt-static" \
@@ -47,5 +48,15 @@ async fn static_tether_boot_disk_runs_a_container() {
     // A failing command: the exit path (log record, state) works the same.
     let (_, code) = env.run("static-3", &["sh", "-c", "exit 3"], 128).await;
     assert_eq!(code, 3);
+    // The VCH's path: a template VM idles, and an instant clone (its monitor forks pid 1
+    // into new namespaces) runs the container.
+    let template = env.template(64).await;
+    let vm = env
+        .instant_clone(&template, "static-ic", &["echo", "cloned"])
+        .await;
+    env.wait_off(&vm).await;
+    let (out, exit) = env.log("static-ic").await;
+    assert_eq!(out, "cloned\n", "{exit}");
+    assert_eq!(exit["exit_code"], 0);
     env.done().await;
 }
