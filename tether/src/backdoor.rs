@@ -18,6 +18,10 @@
 //! `detect` says VMware (CPUID hypervisor signature or DMI vendor), and `IoPort::open`
 //! then checks the backdoor answers its magic before any RPC.
 //!
+//! Not the `vmw_backdoor` crate: it reads guestinfo but cannot write it (no `info-set`,
+//! which every state report needs), and it assembles its port access from a `.s` file with
+//! a C toolchain at build time; one inline `asm!` does here.
+//!
 //! The protocol is split from the port (`Backdoor`) so the channel logic is testable
 //! without a hypervisor: the tests drive it against an in-memory VMX that checks every
 //! register the way the real one does.
