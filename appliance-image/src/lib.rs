@@ -6,6 +6,8 @@
 //! ext4 because `mkfs.ext4 -d` (e2fsprogs, on every Debian) builds it from a directory
 //! without root or loop devices, and every guest kernel mounts it.
 
+pub mod elf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,6 +17,18 @@ pub enum ImageError {
     Io(String, std::io::Error),
     #[error("mkfs.ext4 failed: {0}")]
     Mkfs(String),
+    #[error("{0}: {1}")]
+    Elf(String, elf::ElfError),
+    #[error(
+        "{path} is dynamically linked (it needs {interp}), but a VM's boot disk has no loader \
+         or libraries: build the tether static (RUSTFLAGS=\"-C target-feature=+crt-static\" \
+         cargo build --release -p tether --target x86_64-unknown-linux-gnu), or allow a \
+         dynamic one explicitly (--allow-dynamic) for the simulator, which runs it with this \
+         machine's libraries"
+    )]
+    NotStatic { path: String, interp: String },
+    #[error("{0} is not a boot disk image: {1}")]
+    NotBootImage(String, String),
 }
 
 /// The files of a built boot disk.
@@ -103,4 +117,47 @@ pub fn build_boot_disk(tether: &Path, out: &Path, name: &str) -> Result<BootDisk
     let _ = std::fs::remove_dir_all(&stage);
     let (descriptor, extent) = disk?;
     Ok(BootDisk { descriptor, extent })
+}
+
+/// Refuses a dynamically linked binary (one that names a loader in `PT_INTERP`).
+pub fn check_static(binary: &Path) -> Result<(), ImageError> {
+    let bytes = std::fs::read(binary).map_err(io(binary))?;
+    let path = binary.display().to_string();
+    match elf::interpreter(&bytes) {
+        Ok(None) => Ok(()),
+        Ok(Some(interp)) => Err(ImageError::NotStatic { path, interp }),
+        Err(e) => Err(ImageError::Elf(path, e)),
+    }
+}
+
+/// Checks that `image` is a flat boot disk as `build_boot_disk` writes its extent (raw
+/// ext4, whole 512-byte sectors) and returns its size: catches a descriptor or a tether
+/// binary passed where the image is expected.
+pub fn check_boot_image(image: &Path) -> Result<u64, ImageError> {
+    let path = image.display().to_string();
+    let bad = |why: &str| ImageError::NotBootImage(path.clone(), why.to_string());
+    let mut f = std::fs::File::open(image).map_err(io(image))?;
+    let len = f.metadata().map_err(io(image))?.len();
+    let mut head = Vec::with_capacity(1082);
+    use std::io::Read;
+    (&mut f)
+        .take(1082)
+        .read_to_end(&mut head)
+        .map_err(io(image))?;
+    if head.starts_with(b"# Disk DescriptorFile") {
+        return Err(bad(
+            "this is a VMDK descriptor; give the flat extent (<name>-flat.vmdk)",
+        ));
+    }
+    if head.len() < 1082 {
+        return Err(bad("too small to hold a filesystem"));
+    }
+    // The ext4 superblock starts at 1024; its magic 0xEF53 at offset 56 in it.
+    if head[1080..1082] != [0x53, 0xEF] {
+        return Err(bad("no ext4 filesystem (build one with appliance-image)"));
+    }
+    if len % 512 != 0 {
+        return Err(bad("its size is not a whole number of 512-byte sectors"));
+    }
+    Ok(len)
 }

@@ -3,8 +3,10 @@
 //! streams its output to the log serial port, reports state back through guestinfo,
 //! and powers the VM off when the process ends. See docs/container-vm.md.
 
+pub mod backdoor;
 pub mod channel;
 pub mod control;
+pub mod esx;
 pub mod logport;
 pub mod net;
 pub mod platform;
@@ -175,10 +177,8 @@ pub fn started_as_init() -> bool {
 pub fn init_main() -> ! {
     let mut platform = match SimPlatform::from_env() {
         Ok(Some(p)) => p,
-        Ok(None) => {
-            eprintln!("tether: no supported platform found (the VMware backdoor transport is not built yet)");
-            std::process::exit(125);
-        }
+        // Not the simulator: a VMware VM, or a clear error (never returns).
+        Ok(None) => esx::boot(),
         Err(e) => {
             eprintln!("tether: {e}");
             std::process::exit(125);

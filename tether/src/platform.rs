@@ -4,7 +4,9 @@
 //! - `SimPlatform`: vcenter-sim's process sandbox. The "hardware" is described in the
 //!   `VCSIM_HW` environment variable; guestinfo is a socket speaking the same
 //!   `info-get`/`info-set` RPC text as VMware's backdoor, framed by a u32 length.
-//! - ESXi (VMware backdoor RPC over the `vmw_backdoor` port) is not built yet.
+//! - `esx::EsxPlatform`: a real VMware VM; guestinfo is the same RPC text over the
+//!   backdoor I/O port (`backdoor`), disks are found by SCSI address, the serial ports
+//!   are the kernel's UARTs.
 
 use serde::Deserialize;
 use std::fs::File;
@@ -119,7 +121,7 @@ impl SimPlatform {
 }
 
 /// Parses an RPCI reply: `1 <payload>` for success, `0 <message>` for failure.
-fn reply(r: String) -> (bool, String) {
+pub(crate) fn reply(r: String) -> (bool, String) {
     match r.split_once(' ') {
         Some(("1", rest)) => (true, rest.to_string()),
         Some((_, rest)) => (false, rest.to_string()),

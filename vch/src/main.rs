@@ -97,6 +97,10 @@ struct Serve {
     /// The bridge network's gateway; default: the subnet's first address.
     #[arg(long)]
     bridge_gateway: Option<String>,
+    /// Boot disk of the container VMs: a flat image built by `appliance-image` (e.g. from
+    /// the static tether), uploaded as is. Default: built from this binary.
+    #[arg(long)]
+    boot_image: Option<PathBuf>,
 }
 
 /// The config file: every key optional, unknown keys refused (a typo must not be ignored).
@@ -124,6 +128,7 @@ struct FileConfig {
     bridge_network: Option<String>,
     bridge_subnet: Option<String>,
     bridge_gateway: Option<String>,
+    boot_image: Option<PathBuf>,
 }
 
 /// Applies the config file under the flags actually given on the command line.
@@ -167,6 +172,7 @@ fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
     take!(bridge_network, "bridge_network");
     take!(bridge_subnet, "bridge_subnet");
     take!(bridge_gateway, "bridge_gateway");
+    take!(boot_image, "boot_image");
 }
 
 /// Parses the command line and merges the config file it names.
@@ -247,6 +253,7 @@ async fn serve(s: Serve) -> Result<(), String> {
         datastore: s.datastore.clone(),
         name: s.name.clone(),
         state_dir: s.state_dir.clone(),
+        boot_image: s.boot_image.clone(),
     };
     let target = Target::open(&cfg).await.map_err(|e| e.to_string())?;
     tracing::info!(vcenter = %target.url, pool = %target.pool, "connected");
@@ -367,7 +374,7 @@ mod tests {
         let f = dir.join("vch.toml");
         std::fs::write(
             &f,
-            "state-dir = \"/srv/vch\"\nname = \"from-file\"\nhost = [\"unix:///tmp/a.sock\"]\ninsecure-registry = [\"127.0.0.1:5000\"]\n",
+            "state-dir = \"/srv/vch\"\nname = \"from-file\"\nhost = [\"unix:///tmp/a.sock\"]\ninsecure-registry = [\"127.0.0.1:5000\"]\nboot-image = \"/srv/boot-flat.vmdk\"\n",
         )
         .unwrap();
         let Cmd::Serve(s) = parse(args(&[
@@ -383,6 +390,19 @@ mod tests {
         assert_eq!(s.name, "from-flag");
         assert_eq!(s.hosts, vec!["unix:///tmp/a.sock".to_string()]);
         assert_eq!(s.insecure_registries, vec!["127.0.0.1:5000".to_string()]);
+        assert_eq!(s.boot_image, Some(PathBuf::from("/srv/boot-flat.vmdk")));
+        let Cmd::Serve(s) = parse(args(&[
+            "vch",
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--boot-image",
+            "/opt/tpl-flat.vmdk",
+        ]))
+        .unwrap();
+        assert_eq!(s.boot_image, Some(PathBuf::from("/opt/tpl-flat.vmdk")));
+        let Cmd::Serve(s) = parse(args(&["vch", "serve"])).unwrap();
+        assert_eq!(s.boot_image, None);
         std::fs::write(&f, "stat-dir = \"/typo\"\n").unwrap();
         let err = parse(args(&["vch", "serve", "--config", f.to_str().unwrap()]))
             .err()

@@ -33,6 +33,9 @@ pub struct TargetConfig {
     /// The VCH's name: its resource pool, VM folder and datastore directory.
     pub name: String,
     pub state_dir: PathBuf,
+    /// A prebuilt boot disk (flat ext4 image from `appliance-image`, e.g. with the static
+    /// tether) to upload; without it the boot disk is built from this binary.
+    pub boot_image: Option<PathBuf>,
 }
 
 /// Everything the VCH placed in vSphere, resolved once at start.
@@ -161,7 +164,9 @@ impl Target {
             boot_disk: String::new(),
             url,
         };
-        let boot_disk = t.install_boot_disk(&cfg.state_dir).await?;
+        let boot_disk = t
+            .install_boot_disk(&cfg.state_dir, cfg.boot_image.as_deref())
+            .await?;
         Ok(Target { boot_disk, ..t })
     }
 
@@ -170,13 +175,29 @@ impl Target {
         format!("[{}] {}/{rel}", self.datastore_name, self.name)
     }
 
-    /// Builds the boot disk from this very binary (it doubles as the tether when started
-    /// as a VM's init) and uploads it, unless the datastore already has this build's.
-    async fn install_boot_disk(&self, state_dir: &std::path::Path) -> Result<String, TargetError> {
-        let exe = std::env::current_exe().map_err(|e| TargetError::BootDisk(e.to_string()))?;
-        let meta = std::fs::metadata(&exe).map_err(|e| TargetError::BootDisk(e.to_string()))?;
+    /// Uploads the boot disk unless the datastore already has this one: the prebuilt
+    /// `image`, or else one built from this very binary (it doubles as the tether when
+    /// started as a VM's init).
+    async fn install_boot_disk(
+        &self,
+        state_dir: &std::path::Path,
+        image: Option<&std::path::Path>,
+    ) -> Result<String, TargetError> {
+        let boot_err = |e: &dyn std::fmt::Display| TargetError::BootDisk(e.to_string());
+        let source = match image {
+            Some(p) => {
+                appliance_image::check_boot_image(p).map_err(|e| boot_err(&e))?;
+                p.to_path_buf()
+            }
+            None => std::env::current_exe().map_err(|e| boot_err(&e))?,
+        };
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| boot_err(&format_args!("{}: {e}", source.display())))?;
+        // Size and mtime name the disk, so a new build (or image) is uploaded beside the
+        // old one, which the VMs created from it keep using.
         let stamp = format!(
-            "{}-{}",
+            "{}{}-{}",
+            if image.is_some() { "img-" } else { "" },
             meta.len(),
             meta.modified()
                 .ok()
@@ -198,8 +219,19 @@ impl Target {
             .is_ok();
         if !present {
             let build = state_dir.join("boot");
-            let disk = appliance_image::build_boot_disk(&exe, &build, &name)
-                .map_err(|e| TargetError::BootDisk(e.to_string()))?;
+            let (extent, descriptor) = match image {
+                Some(img) => (
+                    img.to_path_buf(),
+                    appliance_image::flat_descriptor(&format!("{name}-flat.vmdk"), meta.len()),
+                ),
+                None => {
+                    let disk = appliance_image::build_boot_disk(&source, &build, &name)
+                        .map_err(|e| boot_err(&e))?;
+                    let text =
+                        std::fs::read_to_string(&disk.descriptor).map_err(|e| boot_err(&e))?;
+                    (disk.extent, text)
+                }
+            };
             let dir = self.ds_path("boot");
             if let Err(e) = self
                 .client
@@ -210,12 +242,13 @@ impl Target {
                     return Err(e.into());
                 }
             }
-            for (local, remote) in [
-                (&disk.extent, format!("{}/boot/{name}-flat.vmdk", self.name)),
-                (&disk.descriptor, rel.clone()),
+            // The extent first: a descriptor on the datastore means the disk is complete.
+            let extent_bytes = std::fs::read(&extent)
+                .map_err(|e| boot_err(&format_args!("{}: {e}", extent.display())))?;
+            for (bytes, remote) in [
+                (extent_bytes, format!("{}/boot/{name}-flat.vmdk", self.name)),
+                (descriptor.into_bytes(), rel.clone()),
             ] {
-                let bytes =
-                    std::fs::read(local).map_err(|e| TargetError::BootDisk(e.to_string()))?;
                 self.client
                     .upload_bytes(&self.datacenter_name, &self.datastore_name, &remote, bytes)
                     .await?;

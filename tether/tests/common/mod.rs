@@ -64,6 +64,11 @@ fn busybox_stage(at: &std::path::Path) {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(std::path::Path::new(env!("CARGO_BIN_EXE_tether"))).await
+    }
+
+    /// `start`, with the boot disk built from the tether binary `tether`.
+    pub async fn start_with(tether: &std::path::Path) -> Env {
         let dir = std::env::temp_dir().join(format!(
             "tether-e2e-{}-{}",
             std::process::id(),
@@ -93,12 +98,7 @@ impl Env {
         let (_, dc) = client.datacenter(None).await.unwrap();
         // The template boot disk and a busybox layer disk, uploaded to the datastore.
         let build = dir.join("build");
-        let boot = appliance_image::build_boot_disk(
-            std::path::Path::new(env!("CARGO_BIN_EXE_tether")),
-            &build,
-            "vch-boot",
-        )
-        .unwrap();
+        let boot = appliance_image::build_boot_disk(tether, &build, "vch-boot").unwrap();
         let stage = build.join("busybox-root");
         busybox_stage(&stage);
         let (layer_desc, layer_extent) =
