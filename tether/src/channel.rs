@@ -27,6 +27,21 @@ pub enum Kind {
     /// VCH → tether: deliver a signal (payload: its number) to `session` (0 = the
     /// container's main process).
     Signal = 6,
+
+    // --- container operations (top, stats, archive); see `crate::ops` ---
+    /// VCH → tether: an `ops::OpsRequest` (JSON) for `session`.
+    Request = 32,
+    /// tether → VCH: the JSON answer of `session` (`ops::Reply`).
+    Reply = 33,
+    /// Either way: bytes of `session`'s stream (a tar); an empty payload ends it.
+    Data = 34,
+    /// tether → VCH: the tether consumed this many `Data` frames of `session` (flow control
+    /// for streams into the container).
+    Credit = 35,
+    /// tether → VCH: `session`'s outgoing stream ended; payload empty (complete) or an error.
+    Done = 36,
+    /// VCH → tether: nobody reads `session` any more; stop producing it.
+    Cancel = 37,
 }
 
 impl Kind {
@@ -38,6 +53,13 @@ impl Kind {
             4 => Kind::Out,
             5 => Kind::Exit,
             6 => Kind::Signal,
+            // container operations
+            32 => Kind::Request,
+            33 => Kind::Reply,
+            34 => Kind::Data,
+            35 => Kind::Credit,
+            36 => Kind::Done,
+            37 => Kind::Cancel,
             _ => return None,
         })
     }

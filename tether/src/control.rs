@@ -189,6 +189,8 @@ pub fn serve(port: File, id: String, env: Vec<String>) {
                             }
                         }
                     }
+                    // Container operations (top, stats, cp, export): see crate::ops.
+                    Kind::Request | Kind::Data | Kind::Cancel => crate::ops::handle(&port, f),
                     _ => {}
                 }
             }

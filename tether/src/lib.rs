@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod control;
 pub mod logport;
+pub mod ops;
 pub mod platform;
 pub mod rootfs;
 pub mod run;
