@@ -11,6 +11,9 @@ use tether::channel::{decode, Frame, Kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+mod ops;
+pub use ops::{OpsEvent, OpsSession};
+
 /// What a session receives.
 #[derive(Debug)]
 pub enum SessionEvent {
@@ -27,6 +30,8 @@ struct Inner {
     conns: HashMap<String, Conn>,
     sessions: HashMap<u32, mpsc::UnboundedSender<SessionEvent>>,
     next_session: u32,
+    /// Container operations in progress (top, stats, cp, export), by session.
+    ops: ops::OpsSenders,
 }
 
 #[derive(Clone)]
@@ -108,6 +113,10 @@ impl Channels {
                             if let Some(s) = self.inner.lock().sessions.remove(&f.session) {
                                 let _ = s.send(ev);
                             }
+                        }
+                        // Container operations (top, stats, cp, export): see channel::ops.
+                        Kind::Reply | Kind::Data | Kind::Done | Kind::Credit => {
+                            self.route_ops(f, &tx).await
                         }
                         _ => {}
                     }

@@ -156,6 +156,10 @@ pub fn vm_config(
         vm_path_name: Some(format!("[{}]", t.datastore_name)),
         num_cpus: Some(shape.cpus),
         memory_mb: Some(shape.memory_mb),
+        // `docker update -m/--cpus` of a running container is a hot add/remove.
+        memory_hot_add_enabled: Some(true),
+        cpu_hot_add_enabled: Some(true),
+        cpu_hot_remove_enabled: Some(true),
         annotation: Some(format!("VCH container {} ({})", meta.name, &meta.id[..12])),
         extra_config: vec![(SPEC_KEY.into(), spec_json), (META_KEY.into(), meta_json)],
         devices,
