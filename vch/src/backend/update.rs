@@ -55,9 +55,9 @@ pub(super) fn memory_mb(bytes: i64) -> Result<i64> {
 fn check_restart_policy(name: &str, retries: i64) -> Result<()> {
     match name {
         "no" | "always" | "unless-stopped" if retries == 0 => Ok(()),
-        "no" | "always" | "unless-stopped" => Err(Error::invalid(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        ))),
+        "no" | "always" | "unless-stopped" => Err(Error::invalid(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+        )),
         "on-failure" if retries >= 0 => Ok(()),
         "on-failure" => Err(Error::invalid(
             "invalid restart policy: maximum retry count cannot be negative",
