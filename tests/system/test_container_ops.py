@@ -35,12 +35,16 @@ def wait_for(pred, timeout=30.0):
 
 def test_top_lists_the_container_processes(vch):
     vch.docker("run", "-d", "--name", "topc", "busybox", "sleep", "600")
-    out = vch.docker("top", "topc").stdout.splitlines()
-    assert out[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-    rows = [l.split(None, 7) for l in out[1:]]
-    assert any(r[0] == "root" and r[7] == "sleep 600" for r in rows), out
+    def rows():
+        out = vch.docker("top", "topc").stdout.splitlines()
+        assert out[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        return [l.split(None, 7) for l in out[1:]]
+    # `run -d` returns once the VM runs; the process may be a moment from its exec.
+    assert wait_for(lambda: any(r[0] == "root" and r[7] == "sleep 600" for r in rows()), 10), rows()
+    vch.docker("exec", "topc", "sh", "-c", "sleep 500 </dev/null >/dev/null 2>&1 &")
+    assert wait_for(lambda: any(r[7] == "sleep 500" for r in rows()), 10), rows()
     # The tether (pid 1, the guest agent) is not a container process.
-    assert all(r[1] != "1" for r in rows)
+    assert all(r[1] != "1" for r in rows())
     r = vch.docker("top", "topc", "aux", check=False)
     assert r.returncode != 0 and "not supported" in r.stderr and "aux" in r.stderr
     vch.docker("rm", "-f", "topc")
@@ -63,11 +67,38 @@ def test_stats_shows_the_vm_memory_as_limit_and_a_busy_cpu(vch):
     vch.docker("rm", "-f", "busy")
 
 
-def test_stats_of_an_idle_container_is_low(vch):
+def stream_samples(vch, name, n):
+    """The first `n` samples of the streaming stats API (the CLI's live view)."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(vch.sock))
+    s.sendall(f"GET /v1.50/containers/{name}/stats?stream=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    f = s.makefile("rb")
+    assert b" 200 " in f.readline()
+    while f.readline() not in (b"\r\n", b""):
+        pass
+    out = []
+    while len(out) < n:
+        size = int(f.readline().strip(), 16)  # chunked: one JSON line per chunk or more
+        data = f.read(size)
+        f.readline()
+        out += [json.loads(l) for l in data.splitlines() if l.strip()]
+    s.close()
+    return out
+
+
+def test_stats_of_an_idle_container_is_low_and_streams(vch):
     vch.docker("run", "-d", "--name", "idle", "-m", "64m", "busybox", "sleep", "600")
     row = json.loads(vch.docker("stats", "--no-stream", "--format", "{{json .}}", "idle").stdout)
     assert float(row["CPUPerc"].rstrip("%")) < 20, row
     assert row["MemUsage"].endswith("/ 64MiB"), row
+    a, b = stream_samples(vch, "idle", 2)
+    # Each sample's precpu is the previous sample.
+    assert b["preread"] == a["read"]
+    assert b["precpu_stats"]["cpu_usage"]["total_usage"] == a["cpu_stats"]["cpu_usage"]["total_usage"]
+    assert b["precpu_stats"]["system_cpu_usage"] == a["cpu_stats"]["system_cpu_usage"]
+    assert b["cpu_stats"]["system_cpu_usage"] > a["cpu_stats"]["system_cpu_usage"]
+    assert b["memory_stats"]["limit"] == 64 << 20 and b["pids_stats"]["current"] == 1
     vch.docker("rm", "-f", "idle")
 
 

@@ -122,6 +122,7 @@ impl Channels {
                     }
                 }
             }
+            self.end_ops_of(&tx);
             if let Some(id) = me_id {
                 let mut g = self.inner.lock();
                 if g.conns

@@ -25,7 +25,10 @@ pub enum OpsEvent {
 /// the archive up in memory.
 const QUEUE: usize = 32;
 
-pub(super) type OpsSenders = std::collections::HashMap<u32, mpsc::Sender<OpsEvent>>;
+/// Sessions in progress: where their frames go, and the connection they run on (when it
+/// closes, the VM is gone or reconnecting, and the session ends).
+pub(super) type OpsSenders =
+    std::collections::HashMap<u32, (mpsc::Sender<OpsEvent>, mpsc::UnboundedSender<Frame>)>;
 
 /// A request in progress. Dropping it tells the tether to stop streaming.
 pub struct OpsSession {
@@ -67,7 +70,7 @@ impl Channels {
         let session = g.next_session;
         g.next_session = g.next_session.wrapping_add(1).max(1);
         let (tx, rx) = mpsc::channel(QUEUE);
-        g.ops.insert(session, tx);
+        g.ops.insert(session, (tx, conn.clone()));
         drop(g);
         conn.send(Frame::new(Kind::Request, session, payload))
             .ok()?;
@@ -90,7 +93,12 @@ impl Channels {
             Kind::Credit => OpsEvent::Credit,
             _ => return,
         };
-        let to = self.inner.lock().ops.get(&f.session).cloned();
+        let to = self
+            .inner
+            .lock()
+            .ops
+            .get(&f.session)
+            .map(|(s, _)| s.clone());
         match to {
             // Waits while the reader is behind (back-pressure, see QUEUE).
             Some(s) => {
@@ -102,5 +110,13 @@ impl Channels {
             }
             None => {}
         }
+    }
+
+    /// The connection `conn` closed: its sessions end (their readers see the end).
+    pub(super) fn end_ops_of(&self, conn: &mpsc::UnboundedSender<Frame>) {
+        self.inner
+            .lock()
+            .ops
+            .retain(|_, (_, c)| !c.same_channel(conn));
     }
 }
