@@ -234,3 +234,33 @@ def test_cp_refuses_a_hostile_tar(vch):
     ls = vch.docker("exec", "hostile", "ls", "/", "/tmp").stdout
     assert "escaped" not in ls
     vch.docker("rm", "-f", "hostile")
+
+
+def test_cp_cli_forms(vch, tmp_path):
+    """The docker CLI's own path rules on top of HEAD/GET/PUT: renaming, `dir/.`, stdout."""
+    vch.docker("run", "-d", "--name", "cpf", "busybox", "sleep", "600")
+    f = tmp_path / "one.txt"
+    f.write_text("one\n")
+    vch.docker("cp", str(f), "cpf:/tmp/renamed.txt")
+    assert vch.docker("exec", "cpf", "cat", "/tmp/renamed.txt").stdout == "one\n"
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a").write_text("a\n")
+    vch.docker("exec", "cpf", "mkdir", "/tmp/into")
+    vch.docker("cp", f"{d}/.", "cpf:/tmp/into")
+    assert vch.docker("exec", "cpf", "cat", "/tmp/into/a").stdout == "a\n"
+    back = tmp_path / "back"
+    vch.docker("cp", "cpf:/tmp/into/.", str(back))
+    assert (back / "a").read_text() == "a\n"
+    # To stdout: a tar stream.
+    r = subprocess.run([*vch_cmd(vch), "cp", "cpf:/tmp/renamed.txt", "-"], capture_output=True, timeout=60)
+    assert r.returncode == 0
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+        assert t.extractfile("renamed.txt").read() == b"one\n"
+    # -L follows a symlink in the container.
+    vch.docker("exec", "cpf", "ln", "-s", "/tmp/renamed.txt", "/tmp/ln")
+    vch.docker("cp", "-L", "cpf:/tmp/ln", str(tmp_path / "followed"))
+    assert (tmp_path / "followed").read_text() == "one\n"
+    r = vch.docker("cp", str(f), "cpf:/nonexistent/dir/x", check=False)
+    assert r.returncode != 0
+    vch.docker("rm", "-f", "cpf")

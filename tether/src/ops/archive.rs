@@ -151,33 +151,109 @@ impl Write for DataWriter<'_> {
     }
 }
 
-/// Appends `src` as `name`, and below it everything under it, never following symlinks.
-/// Directories on another filesystem than `dev` (/proc, /sys, /dev and what is mounted
-/// under them) are archived empty, as dockerd archives a container's root without its mounts.
+/// Fills a 100-byte name field (NUL-padded; a name of exactly 100 bytes has no NUL).
+fn set_field(field: &mut [u8; 100], bytes: &[u8]) {
+    let n = bytes.len().min(field.len());
+    field[..n].copy_from_slice(&bytes[..n]);
+    field[n..].fill(0);
+}
+
+/// A GNU long name (`L`) or long link (`K`) record for names that do not fit 100 bytes.
+fn long_record<W: Write>(
+    b: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    data: &[u8],
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    set_field(&mut h.as_old_mut().name, b"././@LongLink");
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64 + 1);
+    h.set_cksum();
+    b.append(&h, data.chain(&[0u8][..]))
+}
+
+/// Appends one file system object under exactly `name`. The tar crate's own helpers
+/// normalise names (`./a` becomes `a`), but Docker clients rebase `dir/.` copies on the
+/// `./` prefix dockerd writes, so headers are written here byte for byte.
+fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    src: &Path,
+    name: &[u8],
+    m: &fs::Metadata,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+    let ft = m.file_type();
+    if ft.is_char_device() || ft.is_block_device() {
+        h.set_device_major(nix::sys::stat::major(m.rdev()) as u32)?;
+        h.set_device_minor(nix::sys::stat::minor(m.rdev()) as u32)?;
+    }
+    if name.len() > 100 {
+        long_record(b, tar::EntryType::GNULongName, name)?;
+    }
+    set_field(&mut h.as_old_mut().name, name);
+    if ft.is_symlink() {
+        let target = fs::read_link(src)?;
+        let target = target.as_os_str().as_bytes();
+        if target.len() > 100 {
+            long_record(b, tar::EntryType::GNULongLink, target)?;
+        }
+        set_field(&mut h.as_old_mut().linkname, target);
+    }
+    let size = if ft.is_file() { m.len() } else { 0 };
+    h.set_size(size);
+    h.set_cksum();
+    if ft.is_file() {
+        b.append(&h, fs::File::open(src)?.take(size))
+    } else {
+        b.append(&h, io::empty())
+    }
+}
+
+/// Appends `src` as `name` (directories with a trailing `/`, as dockerd writes them), and
+/// below it everything under it, never following symlinks. Directories on another
+/// filesystem than `dev` (/proc, /sys, /dev and what is mounted under them) are archived
+/// empty, as dockerd archives a container's root without its mounts. An empty `name` (the
+/// export of `/`) writes no entry for `src` itself.
 fn append_tree<W: Write>(
     b: &mut tar::Builder<W>,
     src: &Path,
-    name: &Path,
+    name: &[u8],
     dev: u64,
 ) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
     let m = fs::symlink_metadata(src)?;
     if m.file_type().is_socket() {
         return Ok(()); // sockets cannot be archived; dockerd skips them too
     }
-    if !name.as_os_str().is_empty() {
-        b.append_path_with_name(src, name)?;
+    if !name.is_empty() {
+        let mut entry = name.to_vec();
+        if m.is_dir() {
+            entry.push(b'/');
+        }
+        append_entry(b, src, &entry, &m)?;
     }
     if m.is_dir() && m.dev() == dev {
         let mut kids: Vec<_> = fs::read_dir(src)?.filter_map(Result::ok).collect();
         kids.sort_by_key(|e| e.file_name());
         for k in kids {
-            append_tree(b, &src.join(k.file_name()), &name.join(k.file_name()), dev)?;
+            let mut child = name.to_vec();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(k.file_name().as_bytes());
+            append_tree(b, &src.join(k.file_name()), &child, dev)?;
         }
     }
     Ok(())
 }
 
-fn stream_tar(port: &Port, session: u32, src: &Path, name: &Path) -> io::Result<()> {
+fn stream_tar(port: &Port, session: u32, src: &Path, name: &[u8]) -> io::Result<()> {
     let dev = fs::symlink_metadata(src)?.dev();
     let w = DataWriter {
         port,
@@ -185,7 +261,6 @@ fn stream_tar(port: &Port, session: u32, src: &Path, name: &Path) -> io::Result<
         buf: Vec::with_capacity(CHUNK),
     };
     let mut b = tar::Builder::new(w);
-    b.follow_symlinks(false);
     append_tree(&mut b, src, name, dev)?;
     let mut w = b.into_inner()?;
     w.flush()
@@ -212,10 +287,10 @@ pub fn get(port: &Port, session: u32, path: &str) {
     );
     let (p, contents) = clean(path);
     // dockerd names entries after the path's last element ("." for `dir/.`).
-    let name = if contents {
-        PathBuf::from(".")
+    let name = if contents || p == Path::new("/") {
+        b".".to_vec()
     } else {
-        PathBuf::from(&st.name)
+        st.name.clone().into_bytes()
     };
     finish(port, session, stream_tar(port, session, &p, &name));
 }
@@ -226,7 +301,7 @@ pub fn export(port: &Port, session: u32) {
     finish(
         port,
         session,
-        stream_tar(port, session, Path::new("/"), Path::new("")),
+        stream_tar(port, session, Path::new("/"), b""),
     );
 }
 
@@ -569,6 +644,58 @@ mod tests {
         .unwrap();
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
         assert_eq!(fs::read(dest.join("f")).unwrap(), b"new");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn tars_with_dockerd_names() {
+        let d = tmp("names");
+        let long = "n".repeat(150);
+        fs::create_dir_all(d.join("src/sub")).unwrap();
+        fs::write(d.join("src/sub/f"), b"data").unwrap();
+        fs::write(d.join("src").join(&long), b"long").unwrap();
+        std::os::unix::fs::symlink("x".repeat(120), d.join("src/l")).unwrap();
+        let tar_of = |name: &[u8]| {
+            let mut b = tar::Builder::new(Vec::new());
+            let dev = fs::symlink_metadata(d.join("src")).unwrap().dev();
+            append_tree(&mut b, &d.join("src"), name, dev).unwrap();
+            b.into_inner().unwrap()
+        };
+        let names = |t: Vec<u8>| -> Vec<(String, Vec<u8>, String)> {
+            let mut a = tar::Archive::new(&t[..]);
+            a.entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let n = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                    let l = e
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8(l.into_owned()).unwrap())
+                        .unwrap_or_default();
+                    let mut data = Vec::new();
+                    e.read_to_end(&mut data).unwrap();
+                    (n, data, l)
+                })
+                .collect()
+        };
+        let got = names(tar_of(b"."));
+        let n: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(
+            n,
+            vec!["./", "./l", &format!("./{long}"), "./sub/", "./sub/f"]
+        );
+        assert_eq!(got[1].2, "x".repeat(120));
+        assert_eq!(got[2].1, b"long");
+        assert_eq!(got[4].1, b"data");
+        let got = names(tar_of(b"src"));
+        assert_eq!(got[0].0, "src/");
+        assert_eq!(got[4].0, "src/sub/f");
+        // What we write, we read back through the checked extractor.
+        let out = d.join("out");
+        fs::create_dir_all(&out).unwrap();
+        extract(&tar_of(b"src")[..], &out, false).unwrap();
+        assert_eq!(fs::read(out.join("src/sub/f")).unwrap(), b"data");
+        assert_eq!(fs::read(out.join("src").join(&long)).unwrap(), b"long");
         fs::remove_dir_all(d).unwrap();
     }
 
