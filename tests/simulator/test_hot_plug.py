@@ -47,3 +47,12 @@ def test_running_vm_with_hot_plug_grows_but_never_shrinks_memory(si):
     helpers.reconfig(vm, numCPUs=1)
     assert vm.config.hardware.numCPU == 1
     helpers.power_off(vm)
+
+
+def test_suspended_vm_hardware_does_not_change(si):
+    vm = helpers.create_vm(si, "hp3", memoryMB=256, memoryHotAddEnabled=True)
+    helpers.power_on(vm)
+    helpers.wait(vm.SuspendVM_Task())
+    f = task_fault(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(memoryMB=512)))
+    assert isinstance(f, vim.fault.InvalidPowerState) and "Suspended" in f.msg
+    assert vm.config.hardware.memoryMB == 256

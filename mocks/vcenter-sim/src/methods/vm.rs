@@ -90,7 +90,7 @@ fn apply_config_spec(
     if let Some(g) = spec.child_text("guestId") {
         v.guest_id = g.to_string();
     }
-    hot_plug::apply(v, spec, running)?;
+    hot_plug::apply(v, spec)?;
     if let Some(n) = spec.child_i64("numCPUs") {
         if !(1..=768).contains(&n) {
             return Err(Fault::invalid_argument("numCPUs"));
