@@ -99,6 +99,13 @@ def test_stats_of_an_idle_container_is_low_and_streams(vch):
     assert b["precpu_stats"]["system_cpu_usage"] == a["cpu_stats"]["system_cpu_usage"]
     assert b["cpu_stats"]["system_cpu_usage"] > a["cpu_stats"]["system_cpu_usage"]
     assert b["memory_stats"]["limit"] == 64 << 20 and b["pids_stats"]["current"] == 1
+    # Paused: the VM is suspended, its guest cannot answer; vSphere still knows the limit.
+    vch.docker("pause", "idle")
+    row = json.loads(vch.docker("stats", "--no-stream", "--format", "{{json .}}", "idle").stdout)
+    assert row["CPUPerc"] == "0.00%" and row["MemUsage"].endswith("/ 64MiB"), row
+    r = vch.docker("update", "-m", "128m", "idle", check=False)
+    assert r.returncode != 0 and "suspended" in r.stderr, r.stderr
+    vch.docker("unpause", "idle")
     vch.docker("rm", "-f", "idle")
 
 

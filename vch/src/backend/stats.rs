@@ -126,6 +126,22 @@ impl State {
         .map_err(internal)
     }
 
+    fn paused(&self, limit: i64, cpus: i64) -> Result<ContainerStatsResponse> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let s = Sample {
+            read: now,
+            ..Default::default()
+        };
+        let p = Prev {
+            cpus,
+            ..Default::default()
+        };
+        let mut r = self.render(&s, &p, limit)?;
+        // Without a guest clock there is no CPU time to compare: no percentage.
+        r.precpu_stats = r.cpu_stats.clone();
+        Ok(r)
+    }
+
     /// A stopped container: zeros, as dockerd reports.
     fn idle(&self) -> Result<ContainerStatsResponse> {
         serde_json::from_value(serde_json::json!({
@@ -146,7 +162,18 @@ impl State {
             tokio::time::sleep(PERIOD).await;
         }
         self.wait = true;
-        let running = self.b.get(&self.id).map(|c| c.status == Status::Running);
+        let status = self.b.get(&self.id).map(|c| c.status);
+        if let Ok(Status::Paused) = status {
+            // A suspended VM runs nothing and its guest cannot answer: no usage, the
+            // VM's limits.
+            let out = match hardware(&self.b, &self.vm).await {
+                Ok((limit, cpus)) => self.paused(limit, cpus),
+                Err(e) => Err(e),
+            };
+            self.done = !self.stream;
+            return Some((out, self));
+        }
+        let running = status.map(|s| s == Status::Running);
         if !matches!(running, Ok(true)) {
             self.done = true;
             return match running {

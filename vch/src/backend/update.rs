@@ -136,7 +136,9 @@ impl VchBackend {
                 // add enabled on the VM.
                 Some("InvalidPowerState") => Error::Conflict(format!(
                     "Cannot update container {id} while it runs: vSphere refused to change its VM ({e}); \
-                     a running container VM's memory can only grow. Stop the container, update it, and start it again"
+                     a running container VM's memory can only grow, and only with hot add enabled on the VM \
+                     (a paused container's VM is suspended and cannot change at all). \
+                     Stop the container, update it, and start it again"
                 )),
                 _ => internal(e),
             });
