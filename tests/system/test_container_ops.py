@@ -240,6 +240,14 @@ def test_cp_refuses_a_hostile_tar(vch):
         assert b"refusing archive entry" in r.stderr and why.encode() in r.stderr, r.stderr
     ls = vch.docker("exec", "hostile", "ls", "/", "/tmp").stdout
     assert "escaped" not in ls
+    # A refusal before the body is read answers at once instead of stalling the upload.
+    body = hostile([("big", "file", None)]) + os.urandom(4 << 20)
+    for path, status in (("/nonexistent", 404), ("/etc/passwd", 400)):
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                            "--unix-socket", str(vch.sock), "-X", "PUT", "--data-binary", "@-",
+                            f"http://x/v1.50/containers/hostile/archive?path={path}"],
+                           input=body, capture_output=True, timeout=60)
+        assert r.stdout.decode() == str(status), (path, r)
     vch.docker("rm", "-f", "hostile")
 
 

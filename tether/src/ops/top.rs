@@ -124,6 +124,14 @@ fn uptime_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// (device, inode) of a process's executable; /proc's exe link opens it even when its
+/// path lies outside the container's root.
+fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 pub fn top() -> Reply {
     let procs = processes();
     if procs.is_empty() {
@@ -134,9 +142,12 @@ pub fn top() -> Reply {
     let btime = boot_time().unwrap_or(0);
     let uptime = uptime_secs();
     let now = chrono::Utc::now();
+    // The tether's own forks that have not exec'd the container's program yet are agent
+    // processes too (same executable as pid 1).
+    let agent = exe_id(1);
     let rows: Vec<Vec<String>> = procs
         .iter()
-        .filter(|p| p.pid != 1)
+        .filter(|p| p.pid != 1 && (agent.is_none() || exe_id(p.pid) != agent))
         .map(|p| {
             let cpu_secs = (p.utime + p.stime) / hz;
             let started_secs = p.starttime as f64 / hz as f64;

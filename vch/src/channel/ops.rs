@@ -120,3 +120,65 @@ impl Channels {
             .retain(|_, (_, c)| !c.same_channel(conn));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether::channel::decode;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads frames from a fake tether's socket until one of `kind` arrives.
+    async fn expect(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, kind: Kind) -> Frame {
+        loop {
+            let mut frames = decode(buf);
+            if let Some(i) = frames.iter().position(|f| f.kind == kind) {
+                return frames.swap_remove(i);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "channel closed before {kind:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_get_their_frames_and_end_with_the_connection() {
+        let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = ch.uri.trim_start_matches("tcp://").to_string();
+        let mut vm = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        expect(&mut vm, &mut buf, Kind::Who).await;
+        vm.write_all(&Frame::new(Kind::Hello, 0, b"c1".to_vec()).encode())
+            .await
+            .unwrap();
+        assert!(
+            ch.wait_connected("c1", std::time::Duration::from_secs(5))
+                .await
+        );
+        let mut s = ch.ops("c1", &OpsRequest::Export).unwrap();
+        let req = expect(&mut vm, &mut buf, Kind::Request).await;
+        assert_eq!(
+            serde_json::from_slice::<OpsRequest>(&req.payload).unwrap(),
+            OpsRequest::Export
+        );
+        for f in [
+            Frame::new(Kind::Reply, req.session, b"{\"ok\":null}".to_vec()),
+            Frame::new(Kind::Data, req.session, b"tar".to_vec()),
+            Frame::new(Kind::Data, req.session + 1000, b"stray".to_vec()),
+        ] {
+            vm.write_all(&f.encode()).await.unwrap();
+        }
+        assert!(matches!(s.next().await, Some(OpsEvent::Reply(_))));
+        assert!(matches!(s.next().await, Some(OpsEvent::Data(d)) if &d[..] == b"tar"));
+        // Data nobody reads is cancelled at the tether.
+        let c = expect(&mut vm, &mut buf, Kind::Cancel).await;
+        assert_eq!(c.session, req.session + 1000);
+        // The VM goes away mid-stream: the session ends instead of waiting forever.
+        drop(vm);
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), s.next()).await;
+        assert!(matches!(end, Ok(None)));
+        assert!(ch.ops("c1", &OpsRequest::Top).is_none());
+    }
+}
