@@ -137,6 +137,21 @@ def test_update_resizes_the_vm_and_keeps_the_restart_policy(vch):
     vch.docker("rm", "-f", "upd")
 
 
+def test_updated_restart_policy_takes_effect(vch):
+    vch.docker("run", "-d", "--name", "rp", "busybox", "sh", "-c", "sleep 2; exit 3")
+    vch.docker("update", "--restart", "on-failure:1", "rp")
+    assert wait_for(lambda: inspect(vch, "rp")["RestartCount"] == 1
+                    and inspect(vch, "rp")["State"]["Status"] == "exited", 60)
+    assert inspect(vch, "rp")["State"]["ExitCode"] == 3
+    r = vch.docker("update", "--restart", "sometimes", "rp", check=False)
+    assert r.returncode != 0
+    vch.docker("rm", "rp")
+    vch.docker("create", "--rm", "--name", "rprm", "busybox", "true")
+    r = vch.docker("update", "--restart", "always", "rprm", check=False)
+    assert r.returncode != 0 and "AutoRemove" in r.stderr
+    vch.docker("rm", "rprm")
+
+
 HOG = "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived ${#x}"
 
 
