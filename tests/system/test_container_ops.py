@@ -62,7 +62,8 @@ def test_stats_shows_the_vm_memory_as_limit_and_a_busy_cpu(vch):
     assert row["Name"] == "busy"
     assert row["MemUsage"].endswith("/ 96MiB"), row
     cpu = float(row["CPUPerc"].rstrip("%"))
-    assert cpu > 50, row
+    # One vCPU spinning is ~100 %; the margin is for a loaded 2-core test machine.
+    assert cpu > 35, row
     assert row["PIDs"] == "1", row
     vch.docker("rm", "-f", "busy")
 
@@ -90,7 +91,7 @@ def stream_samples(vch, name, n):
 def test_stats_of_an_idle_container_is_low_and_streams(vch):
     vch.docker("run", "-d", "--name", "idle", "-m", "64m", "busybox", "sleep", "600")
     row = json.loads(vch.docker("stats", "--no-stream", "--format", "{{json .}}", "idle").stdout)
-    assert float(row["CPUPerc"].rstrip("%")) < 20, row
+    assert float(row["CPUPerc"].rstrip("%")) < 5, row
     assert row["MemUsage"].endswith("/ 64MiB"), row
     a, b = stream_samples(vch, "idle", 2)
     # Each sample's precpu is the previous sample.
