@@ -35,8 +35,8 @@ pub enum Kind {
     Reply = 33,
     /// Either way: bytes of `session`'s stream (a tar); an empty payload ends it.
     Data = 34,
-    /// tether → VCH: the tether consumed this many `Data` frames of `session` (flow control
-    /// for streams into the container).
+    /// tether → VCH: the tether consumed one `Data` frame of `session` (flow control for
+    /// streams into the container).
     Credit = 35,
     /// tether → VCH: `session`'s outgoing stream ended; payload empty (complete) or an error.
     Done = 36,

@@ -10,7 +10,9 @@
 //! acknowledges each with `Credit`, and sends its `Reply` once the tar is extracted.
 
 pub mod archive;
+mod extract;
 pub mod stats;
+mod tarball;
 pub mod top;
 
 use crate::channel::{Frame, Kind};
