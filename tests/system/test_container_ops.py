@@ -72,6 +72,7 @@ def stream_samples(vch, name, n):
     """The first `n` samples of the streaming stats API (the CLI's live view)."""
     import socket
     s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
     s.connect(str(vch.sock))
     s.sendall(f"GET /v1.50/containers/{name}/stats?stream=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     f = s.makefile("rb")
