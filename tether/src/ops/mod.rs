@@ -16,7 +16,7 @@ mod tarball;
 pub mod top;
 
 use crate::channel::{Frame, Kind};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::sync::{mpsc, Arc, Mutex};
@@ -92,20 +92,26 @@ fn reply(port: &Port, session: u32, r: &Reply) {
 
 /// Streams into the container (`put`) by session: the extractor thread's inbox.
 static PUTS: Mutex<Option<HashMap<u32, mpsc::Sender<Vec<u8>>>>> = Mutex::new(None);
-/// Outgoing streams the VCH no longer reads.
-static CANCELLED: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+/// Operations in progress, and whether the VCH cancelled them (nobody reads their
+/// stream any more). Only sessions in progress are tracked: session numbers are reused
+/// (a restarted VCH counts from 1 again), so a late Cancel must not outlive its session.
+static ACTIVE: Mutex<Option<HashMap<u32, bool>>> = Mutex::new(None);
 
 pub(crate) fn cancelled(session: u32) -> bool {
-    CANCELLED
+    ACTIVE
         .lock()
-        .map(|c| c.as_ref().is_some_and(|s| s.contains(&session)))
+        .map(|a| {
+            a.as_ref()
+                .and_then(|m| m.get(&session).copied())
+                .unwrap_or(false)
+        })
         .unwrap_or(false)
 }
 
 fn forget(session: u32) {
-    if let Ok(mut c) = CANCELLED.lock() {
-        if let Some(s) = c.as_mut() {
-            s.remove(&session);
+    if let Ok(mut a) = ACTIVE.lock() {
+        if let Some(m) = a.as_mut() {
+            m.remove(&session);
         }
     }
     if let Ok(mut p) = PUTS.lock() {
@@ -139,8 +145,10 @@ pub fn handle(port: &Port, f: Frame) {
             }
         }
         Kind::Cancel => {
-            if let Ok(mut c) = CANCELLED.lock() {
-                c.get_or_insert_with(HashSet::new).insert(f.session);
+            if let Ok(mut a) = ACTIVE.lock() {
+                if let Some(c) = a.as_mut().and_then(|m| m.get_mut(&f.session)) {
+                    *c = true;
+                }
             }
         }
         _ => {}
@@ -148,6 +156,9 @@ pub fn handle(port: &Port, f: Frame) {
 }
 
 fn start(port: Port, session: u32, req: OpsRequest) {
+    if let Ok(mut a) = ACTIVE.lock() {
+        a.get_or_insert_with(HashMap::new).insert(session, false);
+    }
     // The inbox must exist before this returns: the VCH may send Data right behind.
     let inbox = if let OpsRequest::Put { .. } = &req {
         let (tx, rx) = mpsc::channel();
@@ -177,4 +188,26 @@ fn start(port: Port, session: u32, req: OpsRequest) {
         }
         forget(session);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_only_touches_a_session_in_progress() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let port: Port = Arc::new(Mutex::new(File::from(w)));
+        // A late Cancel (its session already over) must not poison a reused number.
+        handle(&port, Frame::new(Kind::Cancel, 4242, Vec::new()));
+        assert!(!cancelled(4242));
+        if let Ok(mut a) = ACTIVE.lock() {
+            a.get_or_insert_with(HashMap::new).insert(4243, false);
+        }
+        handle(&port, Frame::new(Kind::Cancel, 4243, Vec::new()));
+        assert!(cancelled(4243));
+        forget(4243);
+        assert!(!cancelled(4243));
+        drop(r);
+    }
 }
