@@ -43,6 +43,21 @@ pub enum Kind {
     /// VCH → tether: a parked instant clone may run its process now (`docker start`).
     /// (Numbered apart from the stdio frames so the two sets can grow independently.)
     Start = 20,
+
+    // --- container operations (top, stats, archive); see `crate::ops` ---
+    /// VCH → tether: an `ops::OpsRequest` (JSON) for `session`.
+    Request = 32,
+    /// tether → VCH: the JSON answer of `session` (`ops::Reply`).
+    Reply = 33,
+    /// Either way: bytes of `session`'s stream (a tar); an empty payload ends it.
+    Data = 34,
+    /// tether → VCH: the tether consumed one `Data` frame of `session` (flow control for
+    /// streams into the container).
+    Credit = 35,
+    /// tether → VCH: `session`'s outgoing stream ended; payload empty (complete) or an error.
+    Done = 36,
+    /// VCH → tether: nobody reads `session` any more; stop producing it.
+    Cancel = 37,
 }
 
 /// Unacknowledged stdin bytes the VCH may have in flight per session.
@@ -62,6 +77,13 @@ impl Kind {
             9 => Kind::Resize,
             10 => Kind::StdinAck,
             20 => Kind::Start,
+            // container operations
+            32 => Kind::Request,
+            33 => Kind::Reply,
+            34 => Kind::Data,
+            35 => Kind::Credit,
+            36 => Kind::Done,
+            37 => Kind::Cancel,
             _ => return None,
         })
     }

@@ -238,6 +238,8 @@ pub fn serve(
                             run::signal_main(sig);
                         }
                     }
+                    // Container operations (top, stats, cp, export): see crate::ops.
+                    Kind::Request | Kind::Data | Kind::Cancel => crate::ops::handle(&port, f),
                     _ => {}
                 }
             }

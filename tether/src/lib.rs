@@ -9,6 +9,7 @@ pub mod control;
 pub mod esx;
 pub mod logport;
 pub mod net;
+pub mod ops;
 pub mod platform;
 pub mod rootfs;
 pub mod run;

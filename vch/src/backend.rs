@@ -21,6 +21,13 @@ use std::time::Duration;
 use tether::channel::{resize_payload, Frame, Kind};
 use vsphere_client::{FilterSpec, MoRef, Value};
 
+// Container operations: top, stats, update, cp, export.
+mod archive;
+mod guest_ops;
+mod stats;
+mod top;
+mod update;
+
 /// An exec session's record (for `exec inspect`).
 #[derive(Clone)]
 struct ExecRecord {
@@ -1885,6 +1892,46 @@ impl Backend for VchBackend {
             .lookup(id)
             .ok_or_else(|| Error::NoSuchNetwork(id.to_string()))?;
         serde_json::from_value(self.describe_network(mode)).map_err(internal)
+    }
+
+    // --- container operations (see the backend/ modules) ---
+    async fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<String>,
+    ) -> Result<ContainerTopResponse> {
+        self.top(id, ps_args).await
+    }
+    async fn container_stats(
+        &self,
+        id: &str,
+        opts: StatsOptions,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<ContainerStatsResponse>>> {
+        self.stats(id, opts).await
+    }
+    async fn container_update(
+        &self,
+        id: &str,
+        body: ContainerUpdateBody,
+    ) -> Result<ContainerUpdateResponse> {
+        self.update(id, body).await
+    }
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<PathStat> {
+        self.archive_stat(id, path).await
+    }
+    async fn container_archive_get(&self, id: &str, path: &str) -> Result<(PathStat, ByteStream)> {
+        self.archive_get(id, path).await
+    }
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        opts: PutArchiveOptions,
+        body: ByteStream,
+    ) -> Result<()> {
+        self.archive_put(id, opts, body).await
+    }
+    async fn container_export(&self, id: &str) -> Result<ByteStream> {
+        self.export(id).await
     }
 
     async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {

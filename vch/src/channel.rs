@@ -11,6 +11,9 @@ use tether::channel::{decode, Frame, Kind, STDIN_WINDOW};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+mod ops;
+pub use ops::{OpsEvent, OpsSession};
+
 /// What a session receives.
 #[derive(Debug)]
 pub enum SessionEvent {
@@ -33,6 +36,8 @@ struct Inner {
     /// acknowledges them (`StdinAck`). Closed when the container's connection ends, since
     /// acknowledgements of what was in flight will never come.
     credits: HashMap<(String, u32), Arc<tokio::sync::Semaphore>>,
+    /// Container operations in progress (top, stats, cp, export), by session.
+    ops: ops::OpsSenders,
 }
 
 #[derive(Clone)]
@@ -140,10 +145,15 @@ impl Channels {
                                 let _ = s.send(ev);
                             }
                         }
+                        // Container operations (top, stats, cp, export): see channel::ops.
+                        Kind::Reply | Kind::Data | Kind::Done | Kind::Credit => {
+                            self.route_ops(f, &tx).await
+                        }
                         _ => {}
                     }
                 }
             }
+            self.end_ops_of(&tx);
             if let Some(id) = me_id {
                 let mut g = self.inner.lock();
                 if g.conns

@@ -13,9 +13,10 @@ pub const SCRATCH_UNIT: i64 = 1;
 /// Its size bounds what a container may write (thin: costs nothing until written).
 const SCRATCH_KB: i64 = 8 << 20;
 
-/// Hardware every clone starts with; a container asking for more is reconfigured right
-/// after its clone (hot add, enabled on the template).
-pub const MEMORY_MB: i64 = 512;
+/// Hardware every clone starts with; a container's real size is a hot add right after its
+/// clone (enabled on the template). vSphere cannot hot-remove memory, so the template has
+/// the least a container may ask for (`-m 6m`, rounded up to vSphere's 4 MB steps).
+pub const MEMORY_MB: i64 = 8;
 pub const CPUS: i64 = 1;
 
 /// What clones need to know of their template.
@@ -85,6 +86,14 @@ pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_c
     }
     let (power, devices) = state(t, &vm).await?;
     if power != "poweredOn" {
+        // A template from before hot add was enabled gets it while it is off.
+        let hot = VmConfigSpec {
+            memory_hot_add_enabled: Some(true),
+            cpu_hot_add_enabled: Some(true),
+            cpu_hot_remove_enabled: Some(true),
+            ..Default::default()
+        };
+        t.client.reconfigure_vm(&vm, &hot).await?;
         t.client.power_on(&vm).await?;
     }
     wait_ready(t, &vm).await?;
@@ -200,6 +209,11 @@ fn config(t: &Target, name: &str, control_uri: &str) -> VmConfigSpec {
         vm_path_name: Some(format!("[{}]", t.datastore_name)),
         num_cpus: Some(CPUS),
         memory_mb: Some(MEMORY_MB),
+        // Clones inherit these: `docker create -m` and `docker update` resize a running
+        // clone (hot add), and they can only be set while a VM is off.
+        memory_hot_add_enabled: Some(true),
+        cpu_hot_add_enabled: Some(true),
+        cpu_hot_remove_enabled: Some(true),
         annotation: Some(format!(
             "Template of VCH {}: every container VM is an instant clone of it",
             t.name

@@ -296,6 +296,11 @@ pub struct VmConfigSpec {
     pub vm_path_name: Option<String>,
     pub num_cpus: Option<i64>,
     pub memory_mb: Option<i64>,
+    /// Hot-plug switches: vSphere only accepts memory/vCPU changes of a powered-on VM
+    /// when these are on, and only lets them change while it is off.
+    pub memory_hot_add_enabled: Option<bool>,
+    pub cpu_hot_add_enabled: Option<bool>,
+    pub cpu_hot_remove_enabled: Option<bool>,
     pub annotation: Option<String>,
     /// Empty value removes a key.
     pub extra_config: Vec<(String, String)>,
@@ -321,7 +326,19 @@ impl VmConfigSpec {
         }
         o = o
             .with("numCPUs", self.num_cpus.map(Value::int))
-            .with("memoryMB", self.memory_mb.map(Value::long));
+            .with("memoryMB", self.memory_mb.map(Value::long))
+            .with(
+                "memoryHotAddEnabled",
+                self.memory_hot_add_enabled.map(Value::bool),
+            )
+            .with(
+                "cpuHotAddEnabled",
+                self.cpu_hot_add_enabled.map(Value::bool),
+            )
+            .with(
+                "cpuHotRemoveEnabled",
+                self.cpu_hot_remove_enabled.map(Value::bool),
+            );
         if !self.devices.is_empty() {
             o = o.with(
                 "deviceChange",

@@ -173,6 +173,17 @@ pub struct VmData {
     pub instant_clone_parent: Option<MoRef>,
     pub cpu_alloc: Allocation,
     pub mem_alloc: Allocation,
+    /// Hot-plug switches (`config.memoryHotAddEnabled`...): whether memory and vCPUs may
+    /// change while the VM runs. Settable only while it is off.
+    #[serde(default)]
+    pub hot_plug: HotPlug,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotPlug {
+    pub memory_add: bool,
+    pub cpu_add: bool,
+    pub cpu_remove: bool,
 }
 
 impl VmData {

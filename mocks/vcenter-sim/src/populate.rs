@@ -307,6 +307,7 @@ fn populate_vms(inv: &mut Inventory, n: usize, pools: &[(MoRef, MoRef, Vec<MoRef
             instant_clone_parent: None,
             cpu_alloc: Allocation::default(),
             mem_alloc: Allocation::default(),
+            hot_plug: crate::model::HotPlug::default(),
         };
         inv.entities.insert(
             m.value.clone(),

@@ -363,6 +363,9 @@ fn vm_config(e: &Entity, v: &VmData) -> Value {
             )
             .with("cpuAllocation", alloc_value(&v.cpu_alloc))
             .with("memoryAllocation", alloc_value(&v.mem_alloc))
+            .with("memoryHotAddEnabled", Value::bool(v.hot_plug.memory_add))
+            .with("cpuHotAddEnabled", Value::bool(v.hot_plug.cpu_add))
+            .with("cpuHotRemoveEnabled", Value::bool(v.hot_plug.cpu_remove))
             .with(
                 "extraConfig",
                 extra_config_value(&v.effective_extra_config()),

@@ -34,6 +34,16 @@ pub trait HostRuntime: Send + Sync + 'static {
         parent: MoRef,
         child: VmRuntimeSpec,
     ) -> BoxFuture<'static, Result<(), Fault>>;
+    /// Applies a running VM's new memory and vCPU count (a hot add/remove that vSphere
+    /// semantics already allowed).
+    fn resize(
+        &self,
+        _vm: MoRef,
+        _memory_mb: i64,
+        _cpus: i64,
+    ) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
     /// Whether running VMs outlive a restart of the simulator. A runtime whose VMs are
     /// processes of the simulator says no, and VMs left "on" are marked off at start.
     fn vms_survive_restart(&self) -> bool {

@@ -3,6 +3,7 @@
 
 mod entity;
 mod files;
+mod hot_plug;
 mod pc;
 mod search;
 mod vm;

@@ -3,6 +3,7 @@
 
 use super::entity::{check_name, remove_from_parent, sibling_named};
 use super::files::{create_delta_vmdk, create_flat_vmdk, parse_ds_path, resolve_ds_path};
+use super::hot_plug;
 use super::{arg_elem, arg_moref, arg_text, opt_moref, Ctx};
 use crate::model::*;
 use crate::props::{self, is_nic, BASE_DEVICE_KEYS};
@@ -89,6 +90,7 @@ fn apply_config_spec(
     if let Some(g) = spec.child_text("guestId") {
         v.guest_id = g.to_string();
     }
+    hot_plug::apply(v, spec)?;
     if let Some(n) = spec.child_i64("numCPUs") {
         if !(1..=768).contains(&n) {
             return Err(Fault::invalid_argument("numCPUs"));
@@ -682,6 +684,7 @@ fn inherit_hardware(v: &mut VmData, source: &VmData) {
     v.num_cpu = source.num_cpu;
     v.cores_per_socket = source.cores_per_socket;
     v.memory_mb = source.memory_mb;
+    v.hot_plug = source.hot_plug;
     v.annotation = source.annotation.clone();
 }
 
@@ -722,6 +725,7 @@ fn new_vm_data(
             shares: 1280,
             ..Allocation::default()
         },
+        hot_plug: HotPlug::default(),
     }
 }
 
@@ -823,7 +827,7 @@ impl Sim {
             "ReconfigVM_Task",
             Some(&this.clone()),
             move |sim| async move {
-                sim.write(|st| {
+                let resize = sim.write(|st| {
                     let inv = &mut st.inv;
                     let e = inv
                         .get(&this)
@@ -840,14 +844,23 @@ impl Sim {
                             return Err(Fault::duplicate_name(&wanted, &existing));
                         }
                     }
+                    let before = (v.memory_mb, v.num_cpu);
                     apply_config_spec(inv, &mut name, &mut v, &spec)?;
+                    // A running VM's new size reaches the host (hot add/remove).
+                    let resize = (v.power_state == PowerState::PoweredOn
+                        && before != (v.memory_mb, v.num_cpu))
+                        .then_some((v.memory_mb, v.num_cpu));
                     // Admins read the .vmx: keep it in step with the inventory.
                     write_vmx(inv, &name, &v);
                     let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
                     ent.name = name;
                     ent.kind = Kind::Vm(v);
-                    Ok(None)
-                })
+                    Ok(resize)
+                })?;
+                if let Some((memory_mb, cpus)) = resize {
+                    sim.runtime.resize(this.clone(), memory_mb, cpus).await?;
+                }
+                Ok(None)
             },
         )
     }

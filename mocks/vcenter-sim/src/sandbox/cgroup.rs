@@ -67,6 +67,27 @@ impl VmCgroup {
         Ok(VmCgroup { dirs, freezer })
     }
 
+    /// Applies a new memory size and vCPU count to the running VM (hot add/remove). The
+    /// kernel reclaims, or OOM-kills inside the group, when memory shrinks below use.
+    pub fn resize(&self, memory_mb: i64, cpus: i64) -> io::Result<()> {
+        let bytes = ((memory_mb.max(4) as u64) << 20).to_string();
+        let quota = (cpus.max(1) as u64) * 100_000;
+        for d in &self.dirs {
+            if d.join("memory.max").exists() {
+                write(&d.join("memory.max"), &bytes)?;
+                write(&d.join("cpu.max"), &format!("{quota} 100000"))?;
+            } else if d.join("memory.limit_in_bytes").exists() {
+                // v1 wants memsw >= mem at every step: raise memsw first when growing.
+                let _ = write(&d.join("memory.memsw.limit_in_bytes"), &bytes);
+                write(&d.join("memory.limit_in_bytes"), &bytes)?;
+                let _ = write(&d.join("memory.memsw.limit_in_bytes"), &bytes);
+            } else if d.join("cpu.cfs_quota_us").exists() {
+                write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a group of this name exists in any hierarchy.
     pub fn exists(vm: &str) -> bool {
         ["", "memory", "cpu", "freezer"]

@@ -929,6 +929,23 @@ impl HostRuntime for SandboxRuntime {
         Box::pin(async move { r })
     }
 
+    fn resize(
+        &self,
+        vm: MoRef,
+        memory_mb: i64,
+        cpus: i64,
+    ) -> BoxFuture<'static, Result<(), Fault>> {
+        let r = match self.inner.vms.lock().get(&vm.value) {
+            Some(RunningVm {
+                cgroup: Some(cg), ..
+            }) => cg
+                .resize(memory_mb, cpus)
+                .map_err(|e| fault_io("hot add", e)),
+            _ => Ok(()),
+        };
+        Box::pin(async move { r })
+    }
+
     fn vms_survive_restart(&self) -> bool {
         false
     }
