@@ -33,8 +33,10 @@ def timed_runs(sock, n, args):
     times = []
     for _ in range(n):
         t = time.perf_counter()
-        subprocess.run([DOCKER, "-H", f"unix://{sock}", *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = subprocess.run([DOCKER, "-H", f"unix://{sock}", *args],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     return {"p50_ms": round(statistics.median(times), 1),

@@ -145,7 +145,15 @@ fn fork_clone(host_pidns: &File, req: ForkRequest, fds: Vec<OwnedFd>) -> io::Res
     // pid_for_children := the simulator's namespace, then a fresh one under it.
     setns(host_pidns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
     unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
-    let flags = (nix::libc::CLONE_PARENT | nix::libc::SIGCHLD) as nix::libc::c_ulong;
+    // The clone is born in its own mount/uts/ipc/net namespaces, before the simulator
+    // hears its pid: the simulator then moves the VM's NICs into that network namespace,
+    // which must already be the clone's.
+    let flags = (nix::libc::CLONE_PARENT
+        | nix::libc::CLONE_NEWNS
+        | nix::libc::CLONE_NEWUTS
+        | nix::libc::CLONE_NEWIPC
+        | nix::libc::CLONE_NEWNET
+        | nix::libc::SIGCHLD) as nix::libc::c_ulong;
     // SAFETY: a fork-like clone (no new stack, no shared memory) of a single-threaded
     // process; the child only runs `clone_child`, which never returns.
     let pid =
@@ -166,8 +174,8 @@ fn fork_clone(host_pidns: &File, req: ForkRequest, fds: Vec<OwnedFd>) -> io::Res
     }
 }
 
-/// The clone, pid 1 of its new pid namespace: gets its own namespaces, cgroup and
-/// devices, then runs the agent as a freshly cloned VM.
+/// The clone, pid 1 of its new pid namespace and born in its own other namespaces: puts
+/// its devices in place, then runs the agent as a freshly cloned VM.
 fn clone_child(req: ForkRequest, fds: Vec<OwnedFd>) -> ! {
     let die = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("tether: instant clone: {what}: {e}");
@@ -175,14 +183,6 @@ fn clone_child(req: ForkRequest, fds: Vec<OwnedFd>) -> ! {
     };
     // Our parent is the simulator: die with it, as every VM does.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    use nix::sched::{unshare, CloneFlags};
-    let ns = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET;
-    if let Err(e) = unshare(ns) {
-        die("unshare", &e);
-    }
     // Put the received descriptors where the hardware description says they are: first
     // out of the way (they may collide with the targets), then into place; everything
     // else inherited from the parent's monitor is closed.
