@@ -196,6 +196,10 @@ pub fn init_main() -> ! {
                 // If the monitor dies (power off), so does the whole VM.
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
                 drop(fork_port);
+                if let Err(e) = platform.join_cgroup() {
+                    eprintln!("tether: cannot join the VM's cgroup: {e}");
+                    std::process::exit(125);
+                }
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 // The monitor keeps no device of the VM: clones must not inherit them.

@@ -48,6 +48,10 @@ struct SimHardware {
     /// on instant clones, which are themselves forks.
     #[serde(default)]
     fork_fd: Option<i32>,
+    /// `cgroup.procs` files the guest's init joins (the VM's memory and CPU allocation);
+    /// the monitor, standing for the hypervisor, stays outside.
+    #[serde(default)]
+    cgroup_procs: Vec<String>,
 }
 
 pub struct SimPlatform {
@@ -55,6 +59,7 @@ pub struct SimPlatform {
     log: Option<File>,
     control: Option<File>,
     fork: Option<std::os::fd::OwnedFd>,
+    cgroup_procs: Vec<String>,
     disks: Vec<Disk>,
 }
 
@@ -90,8 +95,17 @@ impl SimPlatform {
             log,
             control,
             fork,
+            cgroup_procs: hw.cgroup_procs,
             disks: hw.disks,
         })
+    }
+
+    /// Moves the calling process (the guest's init) into the VM's cgroup.
+    pub fn join_cgroup(&self) -> io::Result<()> {
+        for f in &self.cgroup_procs {
+            std::fs::write(f, "0").map_err(|e| io::Error::new(e.kind(), format!("{f}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The fork port, taken once by the VM monitor (see `vmfork`).

@@ -60,6 +60,10 @@ struct Hardware {
     fork_fd: Option<i32>,
     /// NICs in device order; the guest finds each by its MAC.
     nics: Vec<net::NicPlan>,
+    /// `cgroup.procs` files the guest's init joins right after the monitor forks it: the
+    /// monitor stands for the hypervisor's VM process and is not charged to the VM (its
+    /// forks for instant clones must not count against the parent's memory).
+    cgroup_procs: Vec<String>,
 }
 
 /// One disk of a VM, resolved to the file backing it.
@@ -497,6 +501,7 @@ impl Inner {
             disks,
             fork_fd: None,
             nics: nics.clone(),
+            cgroup_procs: Vec::new(),
         };
         guest_fds.extend(log.map(OwnedFd::from));
         guest_fds.extend(control);
@@ -561,6 +566,12 @@ impl Inner {
         let (fork_host, fork_guest) =
             fork::seqpacket_pair().map_err(|e| fault_io("fork port", e))?;
         dev.hw.fork_fd = Some(FORK_FD);
+        dev.hw.cgroup_procs = dev
+            .cgroup
+            .procs_files()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
         let vm_dir = self.run_dir.join(&vm_id);
         let mount_point = vm_dir.join("boot");
         std::fs::create_dir_all(&mount_point).map_err(|e| fault_io("run dir", e))?;
@@ -569,7 +580,6 @@ impl Inner {
         let hw_json = serde_json::to_string(&dev.hw)
             .map_err(|e| fault_io("hardware description", e.into()))?;
         // Everything the pre-exec hook touches is prepared here: it must not allocate.
-        let procs = dev.cgroup.procs_files();
         let boot_dev = cstr(&dev.loops[0].path)?;
         let boot_fs = CString::new(fs_type(&plans[0].extent)).expect("static names");
         let mp = cstr(&mount_point)?;
@@ -599,15 +609,6 @@ impl Inner {
         // SAFETY: the hook only makes raw syscalls on data prepared above.
         unsafe {
             cmd.pre_exec(move || {
-                let mut buf = [0u8; 16];
-                let pid = itoa_pid(libc::getpid(), &mut buf);
-                for f in &procs {
-                    let fd = libc::open(f.as_ptr(), libc::O_WRONLY);
-                    if fd >= 0 {
-                        libc::write(fd, pid.as_ptr().cast(), pid.len());
-                        libc::close(fd);
-                    }
-                }
                 // The VM dies with the simulator (its init follows via its own pdeathsig),
                 // so a killed simulator leaves no VM, mount or loop device behind.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
@@ -862,21 +863,6 @@ fn fs_type(extent: &Path) -> &'static str {
     "ext4"
 }
 
-/// Formats a pid without allocating (for the pre-exec hook).
-fn itoa_pid(mut n: i32, buf: &mut [u8; 16]) -> &[u8] {
-    let mut i = buf.len();
-    if n == 0 {
-        i -= 1;
-        buf[i] = b'0';
-    }
-    while n > 0 && i > 0 {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    &buf[i..]
-}
-
 impl HostRuntime for SandboxRuntime {
     fn power_on(&self, spec: VmRuntimeSpec) -> BoxFuture<'static, Result<(), Fault>> {
         // A suspended VM resumes: thaw its cgroup (a VM without an OS has nothing to thaw).
@@ -981,13 +967,6 @@ mod tests {
             "holes were filled"
         );
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn pid_formatting_without_allocation() {
-        let mut b = [0u8; 16];
-        assert_eq!(itoa_pid(4242, &mut b), b"4242");
-        assert_eq!(itoa_pid(0, &mut b), b"0");
     }
 
     #[test]
