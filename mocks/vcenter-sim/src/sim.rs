@@ -172,11 +172,13 @@ impl Sim {
             instance_uuid,
         });
         sim.runtime.bind(Arc::downgrade(&sim));
-        {
+        let appended = {
             let mut st = sim.state.write();
-            sim.store.append_dirty(&mut st.inv)?;
+            sim.store.append_dirty(&mut st.inv)?
+        };
+        if let Some(seq) = appended {
+            sim.store.sync(seq)?;
         }
-        sim.store.sync()?;
         Ok(sim)
     }
 
@@ -202,14 +204,22 @@ impl Sim {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!("journal append failed: {e}");
-                    false
+                    None
                 }
             };
             (r, wrote)
         };
-        if wrote {
-            if let Err(e) = self.store.sync() {
-                tracing::error!("journal sync failed: {e}");
+        if let Some(seq) = wrote {
+            // The fsync blocks: on a multi-threaded runtime let the other tasks of this
+            // worker move elsewhere meanwhile.
+            let sync = || {
+                if let Err(e) = self.store.sync(seq) {
+                    tracing::error!("journal sync failed: {e}");
+                }
+            };
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(sync),
+                _ => sync(),
             }
         }
         self.bump();

@@ -42,6 +42,11 @@ enum Record {
 pub struct Store {
     dir: PathBuf,
     journal: parking_lot::Mutex<File>,
+    /// Group commit: appends are numbered; `synced` is the last number known durable.
+    /// A caller whose append an fsync already covered does not fsync again, so
+    /// concurrent calls share one fsync instead of queueing one each.
+    appended: std::sync::atomic::AtomicU64,
+    synced: parking_lot::Mutex<u64>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -130,6 +135,8 @@ impl Store {
             Store {
                 dir: dir.to_path_buf(),
                 journal: parking_lot::Mutex::new(journal),
+                appended: std::sync::atomic::AtomicU64::new(0),
+                synced: parking_lot::Mutex::new(0),
             },
             inv,
         ))
@@ -186,9 +193,10 @@ impl Store {
 
     /// Appends the dirty entities' state. Call with the inventory lock held so records
     /// reach the journal in mutation order; then `sync` without it.
-    pub fn append_dirty(&self, inv: &mut Inventory) -> Result<bool, StoreError> {
+    /// Returns the append's number for `sync`, or None when nothing changed.
+    pub fn append_dirty(&self, inv: &mut Inventory) -> Result<Option<u64>, StoreError> {
         if inv.dirty.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let mut buf = Vec::new();
         let mut ids: Vec<String> = inv.dirty.drain().collect();
@@ -208,14 +216,28 @@ impl Store {
             buf.push(b'\n');
         }
         let jp = Self::journal_path(&self.dir);
-        self.journal.lock().write_all(&buf).map_err(io(&jp))?;
-        Ok(true)
+        let mut j = self.journal.lock();
+        j.write_all(&buf).map_err(io(&jp))?;
+        Ok(Some(
+            self.appended
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1,
+        ))
     }
 
-    pub fn sync(&self) -> Result<(), StoreError> {
+    /// Makes append `seq` (and all before it) durable.
+    pub fn sync(&self, seq: u64) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock();
+        if *synced >= seq {
+            return Ok(());
+        }
+        // Everything appended so far is covered by this fsync.
+        let upto = self.appended.load(std::sync::atomic::Ordering::SeqCst);
         let jp = Self::journal_path(&self.dir);
         // Clone the handle so the fsync does not block other appenders.
         let f = self.journal.lock().try_clone().map_err(io(&jp))?;
-        f.sync_data().map_err(io(&jp))
+        f.sync_data().map_err(io(&jp))?;
+        *synced = upto;
+        Ok(())
     }
 }
