@@ -51,6 +51,11 @@ pub fn attach(backing: &Path, readonly: bool) -> io::Result<LoopDevice> {
         .write(!readonly)
         .open(backing)?;
     let ctl = File::open("/dev/loop-control")?;
+    // LOOP_CTL_GET_FREE hands the same free device to concurrent callers; within this
+    // process one attach at a time (each is well under a millisecond), and retries for
+    // other processes on the host.
+    static ATTACH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ATTACH.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..16 {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };

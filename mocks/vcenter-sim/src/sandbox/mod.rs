@@ -516,11 +516,13 @@ impl Inner {
         })
     }
 
-    fn attach_disks(spec: &VmRuntimeSpec) -> Result<AttachedDisks, Fault> {
+    /// Attaches the VM's disks; `skip_boot`: not the lowest (boot) disk, for an instant
+    /// clone, which runs the tether its parent already loaded from it.
+    fn attach_disks(spec: &VmRuntimeSpec, skip_boot: bool) -> Result<AttachedDisks, Fault> {
         let plans = plan_disks(spec)?;
         let mut loops = Vec::new();
         let mut hw_disks = Vec::new();
-        for p in &plans {
+        for p in plans.iter().skip(usize::from(skip_boot)) {
             let dev = loopdev::attach(&p.extent, p.readonly)
                 .map_err(|e| fault_io(&format!("attach disk {}", p.id), e))?;
             hw_disks.push(HwDisk {
@@ -541,7 +543,7 @@ impl Inner {
         if self.vms.lock().contains_key(&vm_id) {
             return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
         }
-        let (plans, loops, hw_disks) = Self::attach_disks(&spec)?;
+        let (plans, loops, hw_disks) = Self::attach_disks(&spec, false)?;
         let bootable = plans
             .first()
             .map(|p| has_filesystem(&p.extent))
@@ -715,7 +717,7 @@ impl Inner {
         if self.vms.lock().contains_key(&spec.vm.value) {
             return Err(Fault::invalid_power_state("poweredOn", Some("poweredOn")));
         }
-        let (_, loops, hw_disks) = Self::attach_disks(&spec)?;
+        let (_, loops, hw_disks) = Self::attach_disks(&spec, true)?;
         let dev = self.devices(&spec, loops, hw_disks)?;
         let request = serde_json::json!({
             "hardware": &dev.hw,
