@@ -16,7 +16,7 @@
 //! a kernel (and the firmware to load it), which the template image does not carry yet.
 
 use crate::backdoor::{IoPort, Rpci};
-use crate::platform::{reply, Disk, Platform};
+use crate::platform::{rpci_get, rpci_set, Disk, Platform};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -182,17 +182,11 @@ impl EsxPlatform {
 
 impl Platform for EsxPlatform {
     fn guestinfo_get(&mut self, key: &str) -> io::Result<Option<String>> {
-        let (ok, v) = reply(self.rpc.rpc(&format!("info-get {key}"))?);
-        Ok(ok.then_some(v))
+        rpci_get(|r| self.rpc.rpc(r), key)
     }
 
     fn guestinfo_set(&mut self, key: &str, value: &str) -> io::Result<()> {
-        let (ok, msg) = reply(self.rpc.rpc(&format!("info-set {key} {value}"))?);
-        if ok {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("info-set {key}: {msg}")))
-        }
+        rpci_set(|r| self.rpc.rpc(r), key, value)
     }
 
     fn disks(&self) -> &[Disk] {

@@ -143,19 +143,36 @@ pub(crate) fn reply(r: String) -> (bool, String) {
     }
 }
 
+/// `info-get` over any RPCI transport (the texts are the same on every platform).
+pub(crate) fn rpci_get(
+    rpc: impl FnOnce(&str) -> io::Result<String>,
+    key: &str,
+) -> io::Result<Option<String>> {
+    let (ok, v) = reply(rpc(&format!("info-get {key}"))?);
+    Ok(ok.then_some(v))
+}
+
+/// `info-set` over any RPCI transport.
+pub(crate) fn rpci_set(
+    rpc: impl FnOnce(&str) -> io::Result<String>,
+    key: &str,
+    value: &str,
+) -> io::Result<()> {
+    let (ok, msg) = reply(rpc(&format!("info-set {key} {value}"))?);
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("info-set {key}: {msg}")))
+    }
+}
+
 impl Platform for SimPlatform {
     fn guestinfo_get(&mut self, key: &str) -> io::Result<Option<String>> {
-        let (ok, v) = reply(self.rpc(&format!("info-get {key}"))?);
-        Ok(ok.then_some(v))
+        rpci_get(|r| self.rpc(r), key)
     }
 
     fn guestinfo_set(&mut self, key: &str, value: &str) -> io::Result<()> {
-        let (ok, msg) = reply(self.rpc(&format!("info-set {key} {value}"))?);
-        if ok {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("info-set {key}: {msg}")))
-        }
+        rpci_set(|r| self.rpc(r), key, value)
     }
 
     fn disks(&self) -> &[Disk] {

@@ -517,6 +517,25 @@ impl VchBackend {
             .collect()
     }
 
+    /// A name a container may take: Docker's syntax, and no other container has it.
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if !valid_name(name) {
+            return Err(Error::invalid(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        match self
+            .inner
+            .containers
+            .read()
+            .values()
+            .find(|c| c.meta.name == name)
+        {
+            Some(other) => Err(Error::name_conflict(name, &other.meta.id)),
+            None => Ok(()),
+        }
+    }
+
     /// Containers (other than `except`) that mount the volume.
     fn volume_users(&self, name: &str, except: Option<&str>) -> Vec<String> {
         self.inner
@@ -1036,26 +1055,10 @@ impl Backend for VchBackend {
         let icfg = cfg.config.clone().unwrap_or_default();
         let id = random_id();
         let name = match opts.name.filter(|n| !n.is_empty()) {
-            Some(n) => {
-                let n = n.trim_start_matches('/').to_string();
-                if !valid_name(&n) {
-                    return Err(Error::invalid(format!(
-                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                    )));
-                }
-                n
-            }
+            Some(n) => n.trim_start_matches('/').to_string(),
             None => format!("vch_{}", &id[..8]),
         };
-        if let Some(other) = self
-            .inner
-            .containers
-            .read()
-            .values()
-            .find(|c| c.meta.name == name)
-        {
-            return Err(Error::name_conflict(&name, &other.meta.id));
-        }
+        self.check_new_name(&name)?;
         let entrypoint = body
             .entrypoint
             .clone()
@@ -1459,20 +1462,7 @@ impl Backend for VchBackend {
     async fn container_rename(&self, id: &str, new_name: &str) -> Result<()> {
         let id = self.resolve(id)?;
         let new_name = new_name.trim_start_matches('/').to_string();
-        if !valid_name(&new_name) {
-            return Err(Error::invalid(format!(
-                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
-        if let Some(other) = self
-            .inner
-            .containers
-            .read()
-            .values()
-            .find(|c| c.meta.name == new_name)
-        {
-            return Err(Error::name_conflict(&new_name, &other.meta.id));
-        }
+        self.check_new_name(&new_name)?;
         let (vm, meta) = {
             let mut cs = self.inner.containers.write();
             let c = cs

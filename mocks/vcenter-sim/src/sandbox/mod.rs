@@ -665,39 +665,7 @@ impl Inner {
         // Reaped by pid below (std's Child does not reap on drop).
         drop(child);
         drop(fork_guest);
-        let Devices {
-            loops,
-            cgroup,
-            guest_fds,
-            guestinfo_host,
-            nics,
-            sim_net,
-            ..
-        } = dev;
-        drop(guest_fds);
-        let nics = match connect_nics(sim_net, pid, &nics) {
-            Ok(h) => h,
-            Err(f) => {
-                cgroup.kill_all();
-                // SAFETY: plain kill(2) of the monitor we just started.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                let _ = std::fs::remove_dir(&mount_point);
-                return Err(f);
-            }
-        };
-        guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
-        self.track(
-            &spec.vm,
-            Launched {
-                pid,
-                cgroup,
-                loops,
-                nics,
-                fork: Some(fork_host),
-                mount_point: Some(mount_point),
-            },
-        );
-        Ok(())
+        self.running(&sim, &spec.vm, dev, pid, Some(fork_host), Some(mount_point))
     }
 
     /// Instant clone: forks the running parent's tether into the child's namespaces.
@@ -733,6 +701,21 @@ impl Inner {
             fork::request(&port, request.to_string().as_bytes(), &dev.guest_fds)
                 .map_err(|e| fault_io("instant clone (fork of the parent's tether)", e))?
         };
+        self.running(&sim, &spec.vm, dev, pid, None, None)
+    }
+
+    /// The second half of both launch paths, once the VM's init (`pid`) exists: connect
+    /// its NICs, serve its guestinfo, and track it until it ends. A VM whose NICs cannot
+    /// be connected is killed and released.
+    fn running(
+        self: &Arc<Self>,
+        sim: &Arc<Sim>,
+        vm: &MoRef,
+        dev: Devices,
+        pid: u32,
+        fork: Option<OwnedFd>,
+        mount_point: Option<PathBuf>,
+    ) -> Result<(), Fault> {
         let Devices {
             loops,
             cgroup,
@@ -747,19 +730,24 @@ impl Inner {
             Ok(h) => h,
             Err(f) => {
                 cgroup.kill_all();
+                // SAFETY: plain kill(2) of the VM's init (or monitor) we just started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                if let Some(mp) = &mount_point {
+                    let _ = std::fs::remove_dir(mp);
+                }
                 return Err(f);
             }
         };
-        guestinfo::serve(guestinfo_host, spec.vm.clone(), Arc::downgrade(&sim));
+        guestinfo::serve(guestinfo_host, vm.clone(), Arc::downgrade(sim));
         self.track(
-            &spec.vm,
+            vm,
             Launched {
                 pid,
                 cgroup,
                 loops,
                 nics,
-                fork: None,
-                mount_point: None,
+                fork,
+                mount_point,
             },
         );
         Ok(())
