@@ -13,20 +13,15 @@ for the reference. Prints one JSON object.
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
-import conftest as sysenv  # noqa: E402  (the whole-system harness)
+import benchenv
 
-DOCKER = sysenv.DOCKER
+DOCKER = benchenv.DOCKER
 
 
 def timed_runs(sock, n, args):
@@ -52,28 +47,8 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="vch-run-bench-"))
     procs = []
     try:
-        port = sysenv.free_port()
-        (base / "registry.yml").write_text(
-            f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {base}/registry}}}}\n"
-            f"http: {{addr: 127.0.0.1:{port}}}\nlog: {{level: error}}\n")
-        procs.append(subprocess.Popen(["docker-registry", "serve", str(base / "registry.yml")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        sysenv.busybox_oci(base / "rootfs", base / "oci")
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base}/oci:latest",
-                        f"docker://127.0.0.1:{port}/busybox:latest"], check=True)
-        image = f"127.0.0.1:{port}/busybox:latest"
-
-        os.environ.setdefault("VCH_BIN", str(sysenv.REPO / "target" / "release" / "vch"))
-        vch = sysenv.Vch(base, f"127.0.0.1:{port}").start()
-        procs.append(vch.proc)
-        vch.docker("pull", "-q", image)
-        vch.docker("tag", image, "busybox:latest")
+        image = benchenv.start_registry(base, procs)
+        vch = benchenv.start_vch(base, image, procs)
         vch.docker("run", "--rm", "busybox", "true")  # warm-up
         out["vch"] = timed_runs(vch.sock, args.runs, ["run", "--rm", "busybox", "true"])
         vch.docker("run", "-d", "--name", "execbench", "busybox", "sleep", "600")
@@ -83,22 +58,9 @@ def main():
         rss = int(next(l.split()[1] for l in open(f"/proc/{vch.proc.pid}/status") if l.startswith("VmRSS")))
         out["vch"]["daemon_rss_mib"] = round(rss / 1024, 1)
 
-        dockerd = shutil.which("dockerd")
-        if dockerd:
-            dsock = base / "dockerd.sock"
-            dlog = open(base / "dockerd.log", "wb")
-            p = subprocess.Popen([dockerd, "--host", f"unix://{dsock}", "--data-root", str(base / "docker"),
-                                  "--exec-root", str(base / "docker-exec"), "--pidfile", str(base / "dockerd.pid"),
-                                  "--bridge=none", "--iptables=false", "--ip-masq=false"],
-                                 stdout=dlog, stderr=dlog)
-            procs.append(p)
-            for _ in range(300):
-                if dsock.exists():
-                    break
-                time.sleep(0.1)
+        dsock = benchenv.start_dockerd(base, image, procs)
+        if dsock:
             env_d = [DOCKER, "-H", f"unix://{dsock}"]
-            subprocess.run([*env_d, "pull", "-q", image], check=True, stdout=subprocess.DEVNULL)
-            subprocess.run([*env_d, "tag", image, "busybox:latest"], check=True)
             subprocess.run([*env_d, "run", "--rm", "--network", "none", "busybox", "true"], check=True)
             out["dockerd_20_10"] = timed_runs(dsock, args.runs, ["run", "--rm", "--network", "none", "busybox", "true"])
             subprocess.run([*env_d, "run", "-d", "--network", "none", "--name", "execbench", "busybox", "sleep", "600"],
@@ -109,14 +71,7 @@ def main():
         else:
             out["dockerd_20_10"] = "not installed (apt-get install docker.io)"
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        shutil.rmtree(base, ignore_errors=True)
+        benchenv.stop_all(procs, base)
     print(json.dumps(out))
 
 

@@ -14,12 +14,8 @@ Needs root, docker-registry, skopeo, the docker CLI and docker-py. Prints one JS
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,10 +24,9 @@ from pathlib import Path
 
 import docker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
-import conftest as sysenv  # noqa: E402  (the whole-system harness)
+import benchenv
 
-DOCKER = sysenv.DOCKER
+DOCKER = benchenv.DOCKER
 
 
 def pss_kib(pid):
@@ -143,57 +138,15 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="vch-scale-bench-"))
     procs = []
     try:
-        port = sysenv.free_port()
-        (base / "registry.yml").write_text(
-            f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {base}/registry}}}}\n"
-            f"http: {{addr: 127.0.0.1:{port}}}\nlog: {{level: error}}\n")
-        procs.append(subprocess.Popen(["docker-registry", "serve", str(base / "registry.yml")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        sysenv.busybox_oci(base / "rootfs", base / "oci")
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base}/oci:latest",
-                        f"docker://127.0.0.1:{port}/busybox:latest"], check=True)
-        image = f"127.0.0.1:{port}/busybox:latest"
-
-        os.environ.setdefault("VCH_BIN", str(sysenv.REPO / "target" / "release" / "vch"))
-        vch = sysenv.Vch(base, f"127.0.0.1:{port}").start()
-        procs.append(vch.proc)
-        vch.docker("pull", "-q", image)
-        vch.docker("tag", image, "busybox:latest")
+        image = benchenv.start_registry(base, procs)
+        vch = benchenv.start_vch(base, image, procs)
         vch.docker("run", "--rm", "--network", "none", "busybox", "true")  # warm-up
         out["vch"] = scale(vch.sock, args.count, args.concurrency, "s", vch.proc.pid)
-
-        dockerd = shutil.which("dockerd")
-        if dockerd and not args.no_reference:
-            dsock = base / "dockerd.sock"
-            dlog = open(base / "dockerd.log", "wb")
-            p = subprocess.Popen([dockerd, "--host", f"unix://{dsock}", "--data-root", str(base / "docker"),
-                                  "--exec-root", str(base / "docker-exec"), "--pidfile", str(base / "dockerd.pid"),
-                                  "--bridge=none", "--iptables=false", "--ip-masq=false"],
-                                 stdout=dlog, stderr=dlog)
-            procs.append(p)
-            for _ in range(300):
-                if dsock.exists():
-                    break
-                time.sleep(0.1)
-            env_d = [DOCKER, "-H", f"unix://{dsock}"]
-            subprocess.run([*env_d, "pull", "-q", image], check=True, stdout=subprocess.DEVNULL)
-            subprocess.run([*env_d, "tag", image, "busybox:latest"], check=True)
+        dsock = None if args.no_reference else benchenv.start_dockerd(base, image, procs)
+        if dsock:
             out["dockerd_20_10"] = scale(dsock, args.count, args.concurrency, "s")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        shutil.rmtree(base, ignore_errors=True)
+        benchenv.stop_all(procs, base)
     print(json.dumps(out))
 
 

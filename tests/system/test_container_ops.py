@@ -9,28 +9,8 @@ import subprocess
 import tarfile
 import time
 
-from pyVmomi import vim
-
-
-def vms_named(si, prefix):
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        return [vm for vm in view.view if vm.name.startswith(prefix)]
-    finally:
-        view.Destroy()
-
-
-def inspect(vch, name):
-    return json.loads(vch.docker("container", "inspect", name).stdout)[0]
-
-
-def wait_for(pred, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+from test_docker_run import inspect_state as inspect
+from test_docker_run import vms_named, wait_for
 
 
 def test_top_lists_the_container_processes(vch):
