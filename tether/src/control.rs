@@ -85,7 +85,12 @@ fn exec_session(
         env.retain(|e| e.split('=').next() != Some(key.as_str()));
         env.push(kv);
     }
-    let mut cmd = match run::prepare(&req.cmd, &env, &req.user, &req.workdir) {
+    // Never before the container is ready: until then pid 1's world is the VM's.
+    let jail = match crate::gate::wait(crate::gate::WAIT) {
+        Ok(j) => j,
+        Err(e) => return (126, Some(format!("cannot exec in the container: {e}"))),
+    };
+    let mut cmd = match run::prepare(&req.cmd, &env, &req.user, &req.workdir, &jail) {
         Ok(c) => c,
         Err(e) => return (e.code, e.error),
     };

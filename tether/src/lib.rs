@@ -4,9 +4,12 @@
 //! and powers the VM off when the process ends. See docs/container-vm.md.
 
 pub mod backdoor;
+pub mod cgroups;
 pub mod channel;
+pub mod confine;
 pub mod control;
 pub mod esx;
+pub mod gate;
 pub mod logport;
 pub mod net;
 pub mod ops;
@@ -78,7 +81,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
     let fail = |p: &mut dyn Platform, log: &Arc<Mutex<LogWriter>>, code: i32, msg: String| {
         if let Ok(mut l) = log.lock() {
             l.write("stderr", format!("{msg}\n").as_bytes());
-            l.exit(code, Some(&msg));
+            l.exit(code, Some(&msg), false);
         }
         set_state(
             p,
@@ -109,36 +112,15 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             );
         }
     }
-    let root = match rootfs::assemble(&spec, p.disks()) {
-        Ok(r) => r,
-        Err(e) => {
-            return fail(
-                p,
-                &log,
-                125,
-                format!("cannot set up the root filesystem: {e}"),
-            )
+    let (jail, oom) = match enter_container(&spec, p.disks()) {
+        Ok((jail, oom)) => (Arc::new(jail), oom),
+        Err(msg) => {
+            gate::open(Err(msg.clone()));
+            return fail(p, &log, 125, msg);
         }
     };
-    if let Err(e) = rootfs::pivot(&root) {
-        return fail(
-            p,
-            &log,
-            125,
-            format!("cannot enter the root filesystem: {e}"),
-        );
-    }
-    if let Err(e) = net::configure(&spec.interfaces) {
-        return fail(p, &log, 125, format!("cannot configure the network: {e}"));
-    }
-    let hostname = if spec.hostname.is_empty() {
-        spec.id.chars().take(12).collect()
-    } else {
-        spec.hostname.clone()
-    };
-    let _ = nix::unistd::sethostname(&hostname);
-    run::protect_from_oom();
-    let exit = run::run(&spec, log.clone(), |pid| {
+    gate::open(Ok(jail.clone()));
+    let exit = run::run(&spec, &jail, oom.as_ref(), log.clone(), |pid| {
         set_state(
             &mut *p,
             &[
@@ -148,11 +130,14 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             ],
         )
     });
+    if exit.oom_killed {
+        set_state(p, &[(spec::OOM_KILLED_KEY, "true".into())]);
+    }
     match &exit.error {
         Some(msg) => fail(p, &log, exit.code, msg.clone()),
         None => {
             if let Ok(mut l) = log.lock() {
-                l.exit(exit.code, None);
+                l.exit(exit.code, None, exit.oom_killed);
             }
             set_state(
                 p,
@@ -165,6 +150,43 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             exit.code
         }
     }
+}
+
+/// Builds the container's world and moves pid 1 into it: root filesystem, cgroups
+/// (opened while the VM's are visible), network, hostname, then a cgroup namespace so the
+/// container sees its own group as the root. Returns how its processes are confined and
+/// the VM's OOM counter; an error is the reason the container cannot start.
+fn enter_container(
+    spec: &spec::ContainerSpec,
+    disks: &[platform::Disk],
+) -> Result<(gate::Jail, Option<cgroups::OomCounter>), String> {
+    let confinement = confine::Confinement::new(&spec.security)
+        .map_err(|e| format!("cannot confine the container: {e}"))?;
+    let root = rootfs::assemble(spec, disks)
+        .map_err(|e| format!("cannot set up the root filesystem: {e}"))?;
+    let oom = cgroups::OomCounter::open();
+    let cgroup_procs = cgroups::pids_group(spec.security.pids_limit)
+        .map_err(|e| format!("cannot apply the pids limit: {e}"))?;
+    rootfs::pivot(&root).map_err(|e| format!("cannot enter the root filesystem: {e}"))?;
+    net::configure(&spec.interfaces).map_err(|e| format!("cannot configure the network: {e}"))?;
+    let hostname = if spec.hostname.is_empty() {
+        spec.id.chars().take(12).collect()
+    } else {
+        spec.hostname.clone()
+    };
+    let _ = nix::unistd::sethostname(&hostname);
+    // Inherited by every container process: /proc/self/cgroup shows "/", and the VM's
+    // groups (with their limits) are out of the container's sight.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    run::protect_from_oom();
+    Ok((
+        gate::Jail {
+            confinement,
+            cgroup_procs,
+        },
+        oom,
+    ))
 }
 
 /// Whether this process was started as a container VM's init (the simulator sets

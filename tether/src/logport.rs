@@ -23,6 +23,9 @@ struct ExitRecord<'a> {
     exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// Killed for exceeding the VM's memory (Docker's `State.OOMKilled`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    oom_killed: bool,
     time: String,
 }
 
@@ -112,7 +115,7 @@ impl LogWriter {
     }
 
     /// The final record; synced so it is on the datastore before the VM powers off.
-    pub fn exit(&mut self, code: i32, error: Option<&str>) {
+    pub fn exit(&mut self, code: i32, error: Option<&str>, oom_killed: bool) {
         self.flush_partial("stdout");
         self.flush_partial("stderr");
         let Some(port) = self.port.as_mut() else {
@@ -122,6 +125,7 @@ impl LogWriter {
             event: "exit",
             exit_code: code,
             error,
+            oom_killed,
             time: now(),
         };
         if let Ok(mut json) = serde_json::to_vec(&rec) {
@@ -144,7 +148,7 @@ mod tests {
         w.write("stdout", b"hel");
         w.write("stderr", b"oops\n");
         w.write("stdout", b"lo\nwor");
-        w.exit(3, None);
+        w.exit(3, None, false);
         let mut s = String::new();
         File::open(&path).unwrap().read_to_string(&mut s).unwrap();
         let lines: Vec<serde_json::Value> = s

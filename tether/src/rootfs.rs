@@ -190,20 +190,108 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
         upper.display(),
         work.display()
     );
+    // nodev: a node the container makes with mknod (CAP_MKNOD is in Docker's default
+    // set) can never be opened, so no disk of another VM is reachable through one.
     mount(
         Some("overlay"),
         &root,
         Some("overlay"),
-        MsFlags::empty(),
+        MsFlags::MS_NODEV,
         Some(opts.as_str()),
     )
     .map_err(sys("mount overlay", &root))?;
     kernel_filesystems(&root)?;
+    mask_kernel_paths(&root)?;
     etc_files(&root, spec)?;
     for m in &spec.mounts {
         mount_volume(&root, m, disks)?;
     }
+    if spec.security.readonly_rootfs {
+        // `--read-only`: the root alone; /dev, /proc, /dev/shm and volumes stay as they are.
+        remount_readonly(&root)?;
+    }
     Ok(root)
+}
+
+/// Files of /proc and /sys that Docker hides from containers (kernel memory, keyrings,
+/// timers, firmware), and the kernel log: /dev/null is bound over the files, an empty
+/// read-only tmpfs over the directories.
+const MASKED: [&str; 13] = [
+    "proc/asound",
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/kmsg",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+    "proc/sysrq-trigger",
+];
+
+/// Parts of /proc that stay readable but never writable: sysctls (`core_pattern` would
+/// run a program as host root), IRQ and bus settings.
+const READ_ONLY: [&str; 4] = ["proc/bus", "proc/fs", "proc/irq", "proc/sys"];
+
+fn mask_kernel_paths(root: &Path) -> Result<(), RootfsError> {
+    for rel in MASKED {
+        let at = root.join(rel);
+        let Ok(md) = fs::symlink_metadata(&at) else {
+            continue; // not on this kernel
+        };
+        if md.is_dir() {
+            mount(
+                Some("tmpfs"),
+                &at,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )
+            .map_err(sys("mask", &at))?;
+        } else {
+            mount(
+                Some("/dev/null"),
+                &at,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys("mask", &at))?;
+        }
+    }
+    for rel in READ_ONLY {
+        let at = root.join(rel);
+        if at.exists() {
+            mount(
+                Some(&at),
+                &at,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind", &at))?;
+            remount_readonly(&at)?;
+        }
+    }
+    Ok(())
+}
+
+fn remount_readonly(at: &Path) -> Result<(), RootfsError> {
+    mount(
+        None::<&str>,
+        at,
+        None::<&str>,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(sys("remount read-only", at))
 }
 
 /// Mounts a volume disk at its path inside the (not yet entered) root. The path is
@@ -275,11 +363,13 @@ fn kernel_filesystems(root: &Path) -> Result<(), RootfsError> {
     .map_err(sys("mount", &sys_))?;
     let dev = root.join("dev");
     mkdir(&dev)?;
+    // nodev like every other mount the container can write to: the nodes below are
+    // bind mounts of their own, the only devices the container can open.
     mount(
         Some("tmpfs"),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )
     .map_err(sys("mount", &dev))?;

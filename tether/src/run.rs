@@ -8,6 +8,7 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -172,6 +173,18 @@ pub fn protect_from_oom() {
 pub struct Exit {
     pub code: i32,
     pub error: Option<String>,
+    /// The kernel killed the process for exceeding the VM's memory.
+    pub oom_killed: bool,
+}
+
+impl Exit {
+    pub fn failed(code: i32, error: impl Into<String>) -> Exit {
+        Exit {
+            code,
+            error: Some(error.into()),
+            oom_killed: false,
+        }
+    }
 }
 
 fn pump(
@@ -204,19 +217,14 @@ pub fn prepare(
     env_in: &[String],
     user: &str,
     workdir: &str,
+    jail: &Arc<crate::gate::Jail>,
 ) -> Result<Command, Exit> {
     let Some(program) = argv.first() else {
-        return Err(Exit {
-            code: 127,
-            error: Some("no command specified".into()),
-        });
+        return Err(Exit::failed(127, "no command specified"));
     };
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let id = resolve_user(user, &passwd, &group).map_err(|e| Exit {
-        code: 126,
-        error: Some(e),
-    })?;
+    let id = resolve_user(user, &passwd, &group).map_err(|e| Exit::failed(126, e))?;
     let mut env: Vec<(String, String)> = env_in
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -254,10 +262,18 @@ pub fn prepare(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let (uid, gid, groups) = (id.uid, id.gid, id.groups.clone());
+    let jail = jail.clone();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            let gids: Vec<nix::libc::gid_t> = groups.clone();
+            jail.confinement.apply_before_setuid()?;
+            if let Some(procs) = &jail.cgroup_procs {
+                // "0" is the writer itself: into the container's pids group.
+                if nix::libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let gids: &[nix::libc::gid_t] = &groups;
             if nix::libc::setgroups(gids.len(), gids.as_ptr()) != 0
                 || nix::libc::setgid(gid) != 0
                 || nix::libc::setuid(uid) != 0
@@ -275,7 +291,7 @@ pub fn prepare(
             for s in 1..32 {
                 nix::libc::signal(s, nix::libc::SIG_DFL);
             }
-            Ok(())
+            jail.confinement.apply_last()
         });
     }
     Ok(cmd)
@@ -293,16 +309,19 @@ pub fn spawn_error(program: &str, e: &std::io::Error) -> Exit {
         }
         _ => (126, format!("exec: \"{program}\": {e}")),
     };
-    Exit {
-        code,
-        error: Some(msg),
-    }
+    Exit::failed(code, msg)
 }
 
 /// Starts the process, waits for it (reaping orphans meanwhile), and returns its exit.
 /// Also reports the pid through `on_start` once it runs.
-pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOnce(u32)) -> Exit {
-    let mut cmd = match prepare(&spec.cmd, &spec.env, &spec.user, &spec.workdir) {
+pub fn run(
+    spec: &ContainerSpec,
+    jail: &Arc<crate::gate::Jail>,
+    oom: Option<&crate::cgroups::OomCounter>,
+    log: Arc<Mutex<LogWriter>>,
+    on_start: impl FnOnce(u32),
+) -> Exit {
+    let mut cmd = match prepare(&spec.cmd, &spec.env, &spec.user, &spec.workdir, jail) {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -314,13 +333,9 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
     };
     let tty_output = match crate::stdio::plumb(0, wants) {
         Ok(p) => p.install(&mut cmd),
-        Err(e) => {
-            return Exit {
-                code: 125,
-                error: Some(format!("cannot set up the container's stdio: {e}")),
-            }
-        }
+        Err(e) => return Exit::failed(125, format!("cannot set up the container's stdio: {e}")),
     };
+    let ooms_before = oom.map(|o| o.count()).unwrap_or(0);
     let spawned = cmd.spawn();
     // The command holds the parent's copies of the terminal: they must go, or the
     // terminal's output never ends.
@@ -373,7 +388,13 @@ pub fn run(spec: &ContainerSpec, log: Arc<Mutex<LogWriter>>, on_start: impl FnOn
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
-    Exit { code, error: None }
+    // Killed (9) while the VM's OOM killer struck: the memory limit did it.
+    let oom_killed = code == 128 + 9 && oom.is_some_and(|o| o.count() > ooms_before);
+    Exit {
+        code,
+        error: None,
+        oom_killed,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub const STARTED_KEY: &str = "guestinfo.vch.started_at";
 pub const FINISHED_KEY: &str = "guestinfo.vch.finished_at";
 pub const EXIT_CODE_KEY: &str = "guestinfo.vch.exit_code";
 pub const ERROR_KEY: &str = "guestinfo.vch.error";
+/// `true` when the container's process was killed for exceeding the VM's memory.
+pub const OOM_KILLED_KEY: &str = "guestinfo.vch.oom_killed";
 /// On a template VM (no spec): the disk id of the scratch disk its clones inherit; the
 /// template formats it once so that no clone has to.
 pub const TEMPLATE_SCRATCH_KEY: &str = "guestinfo.vch.template.scratch";
@@ -57,6 +59,25 @@ pub struct ContainerSpec {
     /// One entry per NIC the VCH gave the VM; none = only loopback (`--network none`).
     /// Absent in specs written before networking existed, hence the default.
     pub interfaces: Vec<Interface>,
+    /// What the user changed of the default confinement (`--cap-add`, `--read-only`, ...);
+    /// the defaults are dockerd's.
+    pub security: Security,
+}
+
+/// The container's confinement, as far as the user may change it. Every field's default
+/// is dockerd's default; the VCH refuses (400) what the tether cannot honour.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct Security {
+    /// Capabilities added to / dropped from Docker's default set (`NAME`, `CAP_NAME`, `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Seccomp profile: empty or `default` for Docker's default profile.
+    pub seccomp: String,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// `--pids-limit`: most processes (and threads) the container may have at once.
+    pub pids_limit: Option<i64>,
 }
 
 /// A volume disk (ext4, formatted on first use if blank) mounted at `path`.

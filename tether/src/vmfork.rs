@@ -181,7 +181,9 @@ fn clone_child(req: ForkRequest, fds: Vec<OwnedFd>) -> ! {
         eprintln!("tether: instant clone: {what}: {e}");
         std::process::exit(125)
     };
-    // Our parent is the simulator: die with it, as every VM does.
+    // Our parent is the simulator (CLONE_PARENT: the thread that forked our parent's
+    // monitor, the simulator's launcher thread, which lives as long as the simulator):
+    // die with it, as every VM does.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // Put the received descriptors where the hardware description says they are: first
     // out of the way (they may collide with the targets), then into place; everything

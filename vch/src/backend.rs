@@ -265,6 +265,12 @@ impl VchBackend {
     /// Records the exit, persists it in the (now powered-off) VM's extraConfig, and
     /// removes the container if it was created with --rm.
     async fn finish(&self, id: &str, code: i64, error: Option<String>) {
+        // A SIGKILL (137) may be the VM's OOM killer: the exit record says so.
+        let oom_killed = code == 137
+            && match self.log_file(id) {
+                Some(lf) => lf.oom_killed().await,
+                None => false,
+            };
         let (vm, fin, auto_remove, policy) = {
             let mut cs = self.inner.containers.write();
             let Some(c) = cs.get_mut(id) else { return };
@@ -274,6 +280,7 @@ impl VchBackend {
                 restart_count: before.restart_count,
                 exit_code: code,
                 error,
+                oom_killed,
                 finished_at: now(),
                 started_at: c.started_at.clone().unwrap_or_default(),
             };
@@ -696,7 +703,7 @@ impl VchBackend {
         let f = c.finished.clone().unwrap_or_default();
         serde_json::json!({
             "Status": status, "Running": running, "Paused": c.status == Status::Paused, "Restarting": false,
-            "OOMKilled": false, "Dead": false, "Pid": 0, "ExitCode": f.exit_code,
+            "OOMKilled": f.oom_killed, "Dead": false, "Pid": 0, "ExitCode": f.exit_code,
             "Error": f.error.unwrap_or_default(),
             "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": if f.finished_at.is_empty() { "0001-01-01T00:00:00Z".to_string() } else { f.finished_at },
@@ -716,12 +723,7 @@ impl VchBackend {
     /// Flags this VCH cannot honour are refused by name rather than ignored.
     fn check_supported(body: &ContainerCreateBody) -> Result<()> {
         if let Some(h) = &body.host_config {
-            if h.privileged == Some(true) {
-                return Err(Error::invalid("--privileged is not supported by this VCH"));
-            }
-            if h.pid_mode.as_deref().is_some_and(|p| !p.is_empty()) {
-                return Err(Error::invalid("--pid is not supported by this VCH"));
-            }
+            crate::security::from_host_config(h)?;
             if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
                 return Err(Error::not_implemented("port publishing (-p)"));
             }
@@ -1125,6 +1127,7 @@ impl Backend for VchBackend {
             parked: false,
             mounts: vec![],
             interfaces: vec![],
+            security: crate::security::from_host_config(&host)?,
         };
         let volumes = self.volumes_for(&id, &body).await?;
         let volume_disks: Vec<String> = volumes

@@ -49,6 +49,9 @@ pub struct FinalState {
     pub restart_count: i64,
     pub exit_code: i64,
     pub error: Option<String>,
+    /// The kernel killed the process for exceeding the VM's memory (`State.OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
     pub finished_at: String,
     pub started_at: String,
 }

@@ -8,6 +8,7 @@
 //! - [`volumes`]: named volumes as VMDKs on the datastore.
 //! - [`logfile`]: the container log on the datastore.
 //! - [`stdin`]: attached clients' stdin on its way to the container VM.
+//! - [`security`]: a container's confinement options, honoured or refused by name.
 //! - [`backend`]: the Docker API backend.
 
 pub mod backend;
@@ -17,6 +18,7 @@ pub mod images;
 pub mod logfile;
 pub mod mounts;
 pub mod network;
+pub mod security;
 pub mod stdin;
 pub mod target;
 pub mod template;

@@ -20,6 +20,8 @@ pub enum Record {
     Exit {
         code: i64,
         error: Option<String>,
+        /// Killed for exceeding the VM's memory.
+        oom_killed: bool,
         time: String,
     },
 }
@@ -31,6 +33,8 @@ struct Raw {
     event: Option<String>,
     exit_code: Option<i64>,
     error: Option<String>,
+    #[serde(default)]
+    oom_killed: bool,
     #[serde(default)]
     time: String,
 }
@@ -49,6 +53,7 @@ pub fn parse(buf: &[u8]) -> (Vec<Record>, usize) {
             out.push(Record::Exit {
                 code: r.exit_code.unwrap_or(-1),
                 error: r.error,
+                oom_killed: r.oom_killed,
                 time: r.time,
             });
         } else if let Some(log) = r.log {
@@ -100,6 +105,19 @@ impl LogFile {
                 Record::Exit { code, error, .. } => Some((code, error)),
                 _ => None,
             })
+    }
+
+    /// Whether the last exit record says the process was killed for memory.
+    pub async fn oom_killed(&self) -> bool {
+        self.read_all()
+            .await
+            .into_iter()
+            .rev()
+            .find_map(|r| match r {
+                Record::Exit { oom_killed, .. } => Some(oom_killed),
+                _ => None,
+            })
+            == Some(true)
     }
 
     /// Current size of the log (0 when there is none yet).
@@ -164,9 +182,19 @@ mod tests {
             Record::Exit {
                 code: 3,
                 error: None,
+                oom_killed: false,
                 time: "u".into()
             }
         );
         assert_eq!(&buf[used..], b"{\"log\":\"par");
+        let (recs, _) = parse(b"{\"event\":\"exit\",\"exit_code\":137,\"oom_killed\":true}\n");
+        assert!(matches!(
+            recs[0],
+            Record::Exit {
+                code: 137,
+                oom_killed: true,
+                ..
+            }
+        ));
     }
 }

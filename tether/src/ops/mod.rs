@@ -170,6 +170,13 @@ fn start(port: Port, session: u32, req: OpsRequest) {
         None
     };
     std::thread::spawn(move || {
+        // Only in the container's world: until it is ready, pid 1 sees the VM's.
+        if let Err(e) = crate::gate::wait(crate::gate::WAIT) {
+            let r = Reply::error(ErrorKind::Internal, format!("container not ready: {e}"));
+            reply(&port, session, &r);
+            forget(session);
+            return;
+        }
         match req {
             OpsRequest::Top => reply(&port, session, &top::top()),
             OpsRequest::Stats => reply(&port, session, &stats::sample()),

@@ -10,6 +10,13 @@ use std::path::{Path, PathBuf};
 const ROOT: &str = "/sys/fs/cgroup";
 const GROUP: &str = "vcenter-sim";
 
+/// A VM's kernel sizes its process table by its memory (Linux: `threads-max` is RAM /
+/// 128 KiB): 8 tasks per MiB, and no fewer than a small guest needs. A fork bomb inside a
+/// VM exhausts the VM, never the host.
+fn pids_max(memory_mb: i64) -> u64 {
+    (memory_mb.max(8) as u64 * 8).max(256)
+}
+
 #[derive(Debug)]
 pub struct VmCgroup {
     dirs: Vec<PathBuf>,
@@ -31,14 +38,15 @@ impl VmCgroup {
             // Controllers must be enabled on the way down; failures leave limits unset.
             let _ = write(
                 &Path::new(ROOT).join("cgroup.subtree_control"),
-                "+memory +cpu",
+                "+memory +cpu +pids",
             );
-            let _ = write(&parent.join("cgroup.subtree_control"), "+memory +cpu");
+            let _ = write(&parent.join("cgroup.subtree_control"), "+memory +cpu +pids");
             let dir = parent.join(vm);
             fs::create_dir_all(&dir)?;
             write(&dir.join("memory.max"), &bytes.to_string())?;
             let _ = write(&dir.join("memory.swap.max"), "0");
             let _ = write(&dir.join("cpu.max"), &format!("{quota} 100000"));
+            write(&dir.join("pids.max"), &pids_max(memory_mb).to_string())?;
             return Ok(VmCgroup {
                 freezer: Some((dir.join("cgroup.freeze"), true)),
                 dirs: vec![dir],
@@ -57,6 +65,11 @@ impl VmCgroup {
             let _ = write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string());
             dirs.push(cpu);
         }
+        let pids = Path::new(ROOT).join("pids").join(GROUP).join(vm);
+        if fs::create_dir_all(&pids).is_ok() {
+            write(&pids.join("pids.max"), &pids_max(memory_mb).to_string())?;
+            dirs.push(pids);
+        }
         let frz = Path::new(ROOT).join("freezer").join(GROUP).join(vm);
         let freezer = if fs::create_dir_all(&frz).is_ok() {
             dirs.push(frz.clone());
@@ -73,6 +86,9 @@ impl VmCgroup {
         let bytes = ((memory_mb.max(4) as u64) << 20).to_string();
         let quota = (cpus.max(1) as u64) * 100_000;
         for d in &self.dirs {
+            if d.join("pids.max").exists() {
+                write(&d.join("pids.max"), &pids_max(memory_mb).to_string())?;
+            }
             if d.join("memory.max").exists() {
                 write(&d.join("memory.max"), &bytes)?;
                 write(&d.join("cpu.max"), &format!("{quota} 100000"))?;
@@ -90,7 +106,7 @@ impl VmCgroup {
 
     /// Whether a group of this name exists in any hierarchy.
     pub fn exists(vm: &str) -> bool {
-        ["", "memory", "cpu", "freezer"]
+        ["", "memory", "cpu", "freezer", "pids"]
             .iter()
             .any(|h| Path::new(ROOT).join(h).join(GROUP).join(vm).exists())
     }
@@ -128,17 +144,118 @@ impl VmCgroup {
     }
 }
 
+/// This simulator's prefix for its groups: `<pid>.<start time>`, so that a group whose
+/// owner is gone (killed, crashed) is recognised as stale by the next simulator on the
+/// host, even when the pid has been reused since.
+pub fn owner_tag() -> String {
+    let me = std::process::id();
+    format!("{me}.{}", start_time(me).unwrap_or(0))
+}
+
+/// The start time of a process (clock ticks since boot), field 22 of `/proc/<pid>/stat`.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the simulator that made a group (`<pid>.<start time>-<vm>`) still runs.
+fn owner_alive(group: &str) -> bool {
+    let owner = group.split('-').next().unwrap_or_default();
+    let Some((pid, start)) = owner.split_once('.') else {
+        // A name from before owners were recorded: those versions died with their VMs.
+        return false;
+    };
+    match (pid.parse::<u32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
+        _ => false,
+    }
+}
+
+/// Removes the groups of simulators that are gone (killed before they could release
+/// them), killing anything still inside. Run at start: cleanup after a crash does not
+/// depend on a signal having arrived. Returns how many groups were removed.
+pub fn sweep_stale() -> usize {
+    let mut removed = 0;
+    for h in ["", "memory", "cpu", "freezer", "pids"] {
+        let parent = Path::new(ROOT).join(h).join(GROUP);
+        let Ok(entries) = fs::read_dir(&parent) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !e.path().is_dir() || owner_alive(&name) {
+                continue;
+            }
+            let freezer = [("cgroup.freeze", true), ("freezer.state", false)]
+                .into_iter()
+                .map(|(f, v2)| (e.path().join(f), v2))
+                .find(|(f, _)| f.exists());
+            let stale = VmCgroup {
+                dirs: vec![e.path()],
+                freezer,
+            };
+            let _ = stale.freeze(false);
+            stale.kill_all();
+            drop(stale);
+            if !e.path().exists() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Removes a group and the groups its guest made inside it (the tether's container
+/// group for `--pids-limit`), deepest first.
+fn remove_group(d: &Path) {
+    if let Ok(entries) = fs::read_dir(d) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_group(&e.path());
+            }
+        }
+    }
+    // rmdir succeeds once the group is empty; retry briefly while the kernel reaps.
+    for _ in 0..50 {
+        if fs::remove_dir(d).is_ok() || !d.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 impl Drop for VmCgroup {
     fn drop(&mut self) {
         let _ = self.freeze(false);
         for d in &self.dirs {
-            // rmdir succeeds once the group is empty; retry briefly while the kernel reaps.
-            for _ in 0..50 {
-                if fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            remove_group(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_told_apart_by_pid_and_start_time() {
+        let me = owner_tag();
+        assert!(owner_alive(&format!("{me}-vm-12")));
+        let (pid, start) = me.split_once('.').unwrap();
+        // Same pid, another start: the pid was reused, the owner is gone.
+        assert!(!owner_alive(&format!(
+            "{pid}.{}-vm-12",
+            start.parse::<u64>().unwrap() + 1
+        )));
+        assert!(!owner_alive("4194304.1-vm-1"), "no such pid");
+        assert!(!owner_alive("1a2b3c4d-vm-1"), "an old random tag");
+    }
+
+    #[test]
+    fn process_tables_grow_with_memory() {
+        assert_eq!(pids_max(8), 256);
+        assert_eq!(pids_max(512), 4096);
     }
 }

@@ -17,6 +17,7 @@
 mod cgroup;
 mod fork;
 mod guestinfo;
+pub mod launcher;
 mod loopdev;
 pub mod net;
 mod netlink;
@@ -104,13 +105,31 @@ struct Inner {
 }
 
 impl SandboxRuntime {
+    /// A runtime whose VMs' working files live under `run_dir`. What a killed
+    /// predecessor left there, and its cgroups, are swept first: cleanup after a crash
+    /// is part of every start, not the hope that a signal arrived.
     pub fn new(run_dir: impl Into<PathBuf>) -> SandboxRuntime {
+        let run_dir = run_dir.into();
+        let swept = cgroup::sweep_stale();
+        if swept > 0 {
+            tracing::info!(
+                groups = swept,
+                "removed the cgroups of VMs of a simulator that is gone"
+            );
+        }
+        // Nothing runs yet: every entry is a VM of a previous run (its mounts lived in the
+        // VM's own mount namespace, gone with it).
+        if let Ok(entries) = std::fs::read_dir(&run_dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         SandboxRuntime {
             inner: Arc::new(Inner {
-                tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+                tag: cgroup::owner_tag(),
                 sim: OnceLock::new(),
                 vms: Mutex::new(HashMap::new()),
-                run_dir: run_dir.into(),
+                run_dir,
                 net: OnceLock::new(),
                 resetting: Mutex::new(std::collections::HashSet::new()),
             }),
@@ -612,7 +631,9 @@ impl Inner {
         unsafe {
             cmd.pre_exec(move || {
                 // The VM dies with the simulator (its init follows via its own pdeathsig),
-                // so a killed simulator leaves no VM, mount or loop device behind.
+                // so a killed simulator leaves no VM, mount or loop device behind. The
+                // signal follows the forking thread: that is the launcher, which lives as
+                // long as the process (see `launcher`).
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
                 let flags = libc::CLONE_NEWNS
                     | libc::CLONE_NEWUTS
@@ -660,7 +681,11 @@ impl Inner {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| fault_io("boot", e))?;
+        // Forked by the launcher thread: the monitor's death signal follows the process,
+        // not the lifetime of whichever thread handled this power-on.
+        let child = launcher::run(move || cmd.spawn())
+            .and_then(|r| r)
+            .map_err(|e| fault_io("boot", e))?;
         let pid = child.id();
         // Reaped by pid below (std's Child does not reap on drop).
         drop(child);
