@@ -153,8 +153,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
 }
 
 /// Builds the container's world and moves pid 1 into it: root filesystem, cgroups
-/// (opened while the VM's are visible), network, hostname, then a cgroup namespace so the
-/// container sees its own group as the root. Returns how its processes are confined and
+/// (opened while the VM's are visible), network, hostname. Returns how its processes are confined and
 /// the VM's OOM counter; an error is the reason the container cannot start.
 fn enter_container(
     spec: &spec::ContainerSpec,
@@ -168,6 +167,11 @@ fn enter_container(
     let cgroup_procs = cgroups::pids_group(spec.security.pids_limit)
         .map_err(|e| format!("cannot apply the pids limit: {e}"))?;
     rootfs::pivot(&root).map_err(|e| format!("cannot enter the root filesystem: {e}"))?;
+    if spec.security.readonly_rootfs {
+        // `--read-only`: the root alone; /dev, /proc, /dev/shm and volumes stay writable.
+        rootfs::remount_readonly(std::path::Path::new("/"))
+            .map_err(|e| format!("cannot make the root filesystem read-only: {e}"))?;
+    }
     net::configure(&spec.interfaces).map_err(|e| format!("cannot configure the network: {e}"))?;
     let hostname = if spec.hostname.is_empty() {
         spec.id.chars().take(12).collect()
@@ -175,10 +179,6 @@ fn enter_container(
         spec.hostname.clone()
     };
     let _ = nix::unistd::sethostname(&hostname);
-    // Inherited by every container process: /proc/self/cgroup shows "/", and the VM's
-    // groups (with their limits) are out of the container's sight.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
     run::protect_from_oom();
     Ok((
         gate::Jail {

@@ -206,10 +206,6 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
     for m in &spec.mounts {
         mount_volume(&root, m, disks)?;
     }
-    if spec.security.readonly_rootfs {
-        // `--read-only`: the root alone; /dev, /proc, /dev/shm and volumes stay as they are.
-        remount_readonly(&root)?;
-    }
     Ok(root)
 }
 
@@ -279,7 +275,8 @@ fn mask_kernel_paths(root: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
-fn remount_readonly(at: &Path) -> Result<(), RootfsError> {
+/// Makes the mount at `at` read-only (a bind remount: only that mount, not those below).
+pub fn remount_readonly(at: &Path) -> Result<(), RootfsError> {
     mount(
         None::<&str>,
         at,

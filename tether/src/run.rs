@@ -273,6 +273,12 @@ pub fn prepare(
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            // A cgroup namespace rooted at the process's own group: /proc/self/cgroup
+            // shows "/", the VM's groups and their limits are out of sight. Per process,
+            // since namespaces are per thread and execs are forked from other threads.
+            if nix::libc::unshare(nix::libc::CLONE_NEWCGROUP) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             let gids: &[nix::libc::gid_t] = &groups;
             if nix::libc::setgroups(gids.len(), gids.as_ptr()) != 0
                 || nix::libc::setgid(gid) != 0
