@@ -66,4 +66,68 @@ mod tests {
         assert!(r.is_err(), "a panic is reported to the caller");
         assert_eq!(thread_id(), a, "and the launcher survives it");
     }
+
+    /// `sleep` with the death signal VM monitors get, spawned on the calling thread.
+    fn spawn_with_pdeathsig() -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        // SAFETY: prctl only.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                Ok(())
+            });
+        }
+        cmd.spawn().unwrap()
+    }
+
+    /// Alive and not a zombie.
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    }
+
+    fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The defect this module exists for: a child's death signal fires when the thread
+    /// that forked it exits (as tokio's idle blocking threads do), not the process.
+    #[test]
+    fn a_vm_outlives_the_thread_that_asked_for_it() {
+        let direct = std::thread::spawn(spawn_with_pdeathsig).join().unwrap();
+        let launched = std::thread::spawn(|| run(spawn_with_pdeathsig).unwrap())
+            .join()
+            .unwrap();
+        // The requesting threads are gone: the directly forked child dies with its thread,
+        // the launched one lives on.
+        assert!(
+            wait_until(|| !running(direct.id())),
+            "the kernel ties the death signal to the forking thread"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            running(launched.id()),
+            "a launched VM must outlive the caller"
+        );
+        for mut c in [direct, launched] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
