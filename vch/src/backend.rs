@@ -873,6 +873,7 @@ impl Backend for VchBackend {
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
         let images = self.inner.images.clone();
+        let url = self.inner.t.url.clone();
         let auth = opts.auth.clone().and_then(|a| serde_json::to_value(a).ok());
         let auth: Option<crate::images::auth::RegistryAuth> =
             auth.and_then(|v| serde_json::from_value(v).ok());
@@ -893,6 +894,10 @@ impl Backend for VchBackend {
             if let Err(e) = r {
                 let _ = tx.send(Err(match e {
                     crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
+                    // Layer disks go to the datastore: vCenter away is a 503 here too.
+                    crate::images::error::ImageError::Datastore(e) => {
+                        crate::vsphere_errors::to_docker(&url, e)
+                    }
                     other => Error::internal(other),
                 }));
             }
@@ -960,6 +965,7 @@ impl Backend for VchBackend {
             .map_err(|e| match e {
                 crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
                 crate::images::error::ImageError::Conflict(m) => Error::Conflict(m),
+                crate::images::error::ImageError::Datastore(e) => self.vs(e),
                 other => internal(other),
             })?;
         serde_json::from_value(serde_json::to_value(items).map_err(internal)?).map_err(internal)
