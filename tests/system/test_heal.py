@@ -106,7 +106,8 @@ def test_kill_9_recovery_shows_the_real_state(vch):
                "if [ -f /ran ]; then sleep 600; fi; touch /ran; exit 3", check=False)
     assert inspect_state(vch, "k9again")["State"]["ExitCode"] == 3
     vch.docker("start", "k9again")
-    assert wait_for(lambda: inspect_state(vch, "k9again")["State"]["Status"] == "running", 10)
+    assert wait_for(lambda: inspect_state(vch, "k9again")["State"]["Status"] == "running", 10), (
+        inspect_state(vch, "k9again")["State"], vch.docker("logs", "k9again").stdout)
     vch.docker("create", "--name", "k9created", "busybox", "true")
     vch.stop(kill=True)
     vch.start()

@@ -187,7 +187,7 @@ impl VchBackend {
                 // in its log, or 137 when the VM was killed) - never `created`.
                 b.record_exit(&id).await;
             } else if status == Status::Running {
-                // The pool watch (below) sees its VM power off.
+                // The pool watch (started above) sees its VM power off.
             } else if status == Status::Exited {
                 // Policies are enforced by the VCH, also across its own restarts.
                 let c = b.get(&id)?;
@@ -197,14 +197,10 @@ impl VchBackend {
                 {
                     let _ = b.start_now(&id).await;
                 }
-            } else if status == Status::Created {
-                let lf = b.log_file(&id);
-                if let Some(lf) = lf {
-                    if let Some((code, error)) = lf.exit().await {
-                        b.finish(&id, code, error).await;
-                    }
-                }
             }
+            // A created container without a start record never ran, whatever its log
+            // says: a parked clone's tether writes an exit record (125) when it loses its
+            // control channel, as when the VCH dies.
         }
         Ok(b)
     }
@@ -365,11 +361,17 @@ impl VchBackend {
             // Running before the word: the pool watch may see the exit right after it.
             let ch = &self.inner.channels;
             let connected = ch.wait_connected(id, Duration::from_secs(10)).await;
+            if connected {
+                self.persist_started(&c.vm, &started).await;
+            }
             self.set_running(id, false, &started);
             if !connected || !ch.start(id) {
                 if let Some(cc) = self.inner.containers.write().get_mut(id) {
                     cc.status = Status::Created;
                     cc.parked = true;
+                }
+                if connected {
+                    self.persist_started(&c.vm, "").await;
                 }
                 return Err(internal(format!(
                     "container VM {} did not connect its control channel",
@@ -387,16 +389,17 @@ impl VchBackend {
             if let Some(cc) = self.inner.containers.write().get_mut(id) {
                 cc.watched = true;
             }
+            self.persist_started(&c.vm, &started).await;
             if let Err(e) = self.inner.t.client.power_on(&c.vm).await {
                 if let Some(cc) = self.inner.containers.write().get_mut(id) {
                     cc.watched = false;
                 }
+                self.persist_started(&c.vm, "").await;
                 return Err(self.vs(e));
             }
             self.set_running(id, true, &started);
             self.monitor(id.to_string());
         }
-        self.persist_started(&c.vm, &started).await;
         self.bump();
         self.event(id, "start", &[]);
         Ok(())
@@ -411,8 +414,10 @@ impl VchBackend {
         }
     }
 
-    /// Persists that a run started, before the start is acknowledged (see
-    /// containers::STARTED_KEY). Not guestinfo: it must outlive the run.
+    /// Persists that a run starts, before the guest is told to run (see
+    /// containers::STARTED_KEY): a start that is acknowledged is never lost, one that
+    /// was cut short may show as exited. `""` takes it back (the start failed). Not
+    /// guestinfo: it must outlive the run.
     async fn persist_started(&self, vm: &MoRef, started: &str) {
         let spec = vsphere_client::spec::VmConfigSpec {
             extra_config: vec![(containers::STARTED_KEY.into(), started.to_string())],

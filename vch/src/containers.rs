@@ -210,7 +210,8 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
                     META_KEY => meta = serde_json::from_str::<Meta>(v).ok(),
                     EXIT_KEY => fin = serde_json::from_str::<FinalState>(v).ok(),
                     GUEST_STATE_KEY => guest_state = Some(v.to_string()),
-                    STARTED_KEY => started = Some(v.to_string()),
+                    // Empty: a start that failed took it back.
+                    STARTED_KEY if !v.is_empty() => started = Some(v.to_string()),
                     _ => {}
                 }
             }

@@ -90,11 +90,6 @@ impl LogFile {
         parse(&self.read_from(0).await).0
     }
 
-    /// The exit record, if the container has finished.
-    pub async fn exit(&self) -> Option<(i64, Option<String>)> {
-        self.exit_since(None).await
-    }
-
     /// The exit record of the run that started at `since` (RFC 3339): the log holds
     /// every run of the container, and an earlier run's exit is not this one's.
     pub async fn exit_since(&self, since: Option<&str>) -> Option<(i64, Option<String>)> {
