@@ -41,6 +41,17 @@ def vch_binary():
     cannot_run("vch is not built (cargo build -p vch)")
 
 
+def sim_binary():
+    """The standalone simulator: VCSIM_BIN, or beside the vch binary."""
+    env = os.environ.get("VCSIM_BIN")
+    if env:
+        return env
+    p = Path(vch_binary()).parent / "vcenter-sim"
+    if p.exists():
+        return str(p)
+    cannot_run("vcenter-sim is not built (cargo build -p vcenter-sim)")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -44,8 +44,8 @@ struct Inner {
     /// The bridge network: port group and address allocation.
     bridge: Bridge,
     channels: crate::channel::Channels,
-    /// The running VM every container is instant-cloned from.
-    template: crate::template::Template,
+    /// The running VM every container is instant-cloned from, healed when it goes away.
+    template: crate::supervisor::TemplateSupervisor,
     volumes: crate::volumes::VolumeStore,
     execs: parking_lot::Mutex<HashMap<String, ExecRecord>>,
     images: ImageStore,
@@ -101,6 +101,8 @@ fn volume_error(e: crate::volumes::VolumeError) -> Error {
     match e {
         V::Invalid(m) => Error::invalid(m),
         V::NotFound(n) => Error::NoSuchVolume(n),
+        // Without the URL at hand: the 503 still says vCenter is away.
+        V::Vsphere(e) => crate::vsphere_errors::to_docker("", e),
         other => internal(other),
     }
 }
@@ -126,6 +128,11 @@ fn valid_name(n: &str) -> bool {
 }
 
 impl VchBackend {
+    /// A vSphere error as the Docker client sees it (see vsphere_errors).
+    fn vs(&self, e: vsphere_client::Error) -> Error {
+        crate::vsphere_errors::to_docker(&self.inner.t.url, e)
+    }
+
     pub async fn new(
         t: Target,
         images: ImageStore,
@@ -138,10 +145,13 @@ impl VchBackend {
         let volumes = crate::volumes::VolumeStore::open(&t)
             .await
             .map_err(|e| internal(format!("volume store: {e}")))?;
-        let loaded = containers::load(&t).await.map_err(internal)?;
+        let loaded = containers::load(&t)
+            .await
+            .map_err(|e| crate::vsphere_errors::to_docker(&t.url, e))?;
         // Addresses of containers that exist are taken before any new one is handed out.
         bridge.rebuild(loaded.iter().map(|c| &c.spec));
         let (tx, _) = tokio::sync::watch::channel(0);
+        let template = crate::supervisor::TemplateSupervisor::new(template, channels.uri.clone());
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
@@ -159,15 +169,25 @@ impl VchBackend {
                 event_log: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             }),
         };
-        b.watch_pool();
         // Recovery is the normal start path: containers that were running are watched
-        // again; ones that exited while the VCH was away get their final state.
-        for c in loaded {
-            let id = c.meta.id.clone();
-            let status = c.status;
-            b.inner.containers.write().insert(id.clone(), c);
-            if status == Status::Running {
-                // The pool watch (below) sees its VM power off.
+        // again; ones that exited while the VCH was away get their final state. All are
+        // known before the pool watch reports their VMs.
+        let loaded: Vec<(String, Status, bool)> = loaded
+            .into_iter()
+            .map(|c| {
+                let entry = (c.meta.id.clone(), c.status, c.interrupted);
+                b.inner.containers.write().insert(c.meta.id.clone(), c);
+                entry
+            })
+            .collect();
+        b.watch_pool();
+        for (id, status, interrupted) in loaded {
+            if interrupted {
+                // Its start was acknowledged and its VM is off: it exited (with the code
+                // in its log, or 137 when the VM was killed) - never `created`.
+                b.record_exit(&id).await;
+            } else if status == Status::Running {
+                // The pool watch (started above) sees its VM power off.
             } else if status == Status::Exited {
                 // Policies are enforced by the VCH, also across its own restarts.
                 let c = b.get(&id)?;
@@ -177,14 +197,10 @@ impl VchBackend {
                 {
                     let _ = b.start_now(&id).await;
                 }
-            } else if status == Status::Created {
-                let lf = b.log_file(&id);
-                if let Some(lf) = lf {
-                    if let Some((code, error)) = lf.exit().await {
-                        b.finish(&id, code, error).await;
-                    }
-                }
             }
+            // A created container without a start record never ran, whatever its log
+            // says: a parked clone's tether writes an exit record (125) when it loses its
+            // control channel, as when the VCH dies.
         }
         Ok(b)
     }
@@ -345,16 +361,24 @@ impl VchBackend {
 
     async fn start_now(&self, id: &str) -> Result<()> {
         let c = self.get(id)?;
+        // Taken before the guest can run: the run's exit record is never older.
+        let started = now();
         if c.parked {
             // A created container is a running clone whose tether waits for the word.
             // Running before the word: the pool watch may see the exit right after it.
             let ch = &self.inner.channels;
             let connected = ch.wait_connected(id, Duration::from_secs(10)).await;
-            self.set_running(id, false);
+            if connected {
+                self.persist_started(&c.vm, &started).await;
+            }
+            self.set_running(id, false, &started);
             if !connected || !ch.start(id) {
                 if let Some(cc) = self.inner.containers.write().get_mut(id) {
                     cc.status = Status::Created;
                     cc.parked = true;
+                }
+                if connected {
+                    self.persist_started(&c.vm, "").await;
                 }
                 return Err(internal(format!(
                     "container VM {} did not connect its control channel",
@@ -372,13 +396,15 @@ impl VchBackend {
             if let Some(cc) = self.inner.containers.write().get_mut(id) {
                 cc.watched = true;
             }
+            self.persist_started(&c.vm, &started).await;
             if let Err(e) = self.inner.t.client.power_on(&c.vm).await {
                 if let Some(cc) = self.inner.containers.write().get_mut(id) {
                     cc.watched = false;
                 }
-                return Err(internal(e));
+                self.persist_started(&c.vm, "").await;
+                return Err(self.vs(e));
             }
-            self.set_running(id, true);
+            self.set_running(id, true, &started);
             self.monitor(id.to_string());
         }
         self.bump();
@@ -386,12 +412,29 @@ impl VchBackend {
         Ok(())
     }
 
-    fn set_running(&self, id: &str, watched: bool) {
+    fn set_running(&self, id: &str, watched: bool, started: &str) {
         if let Some(cc) = self.inner.containers.write().get_mut(id) {
             cc.status = Status::Running;
             cc.parked = false;
             cc.watched = watched;
-            cc.started_at = Some(now());
+            cc.started_at = Some(started.to_string());
+        }
+    }
+
+    /// Persists that a run starts, before the guest is told to run (see
+    /// containers::STARTED_KEY): a start that is acknowledged is never lost, one that
+    /// was cut short may show as exited. `""` takes it back (the start failed). Not
+    /// guestinfo: it must outlive the run.
+    async fn persist_started(&self, vm: &MoRef, started: &str) {
+        let spec = vsphere_client::spec::VmConfigSpec {
+            extra_config: vec![(containers::STARTED_KEY.into(), started.to_string())],
+            ..Default::default()
+        };
+        match self.inner.t.client.reconfigure_vm(vm, &spec).await {
+            // A --rm container may be gone already.
+            Err(e) if e.fault_type() == Some("ManagedObjectNotFound") => {}
+            Err(e) => tracing::warn!(vm = %vm.value, "cannot persist the start: {e}"),
+            Ok(()) => {}
         }
     }
 
@@ -411,7 +454,17 @@ impl VchBackend {
                         || u.changes.iter().any(|ch| {
                             ch.val.as_ref().and_then(Value::as_text) == Some("poweredOff")
                         });
-                    if off {
+                    if !off {
+                        continue;
+                    }
+                    if b.inner.template.is_template(&u.obj) {
+                        // Off or deleted, by an admin, a crash or a restarted vCenter.
+                        let b = b.clone();
+                        tokio::spawn(async move {
+                            let why = "the template VM was powered off or removed";
+                            b.inner.template.heal(&b.inner.t, why).await;
+                        });
+                    } else {
                         b.vm_powered_off(&u.obj);
                     }
                 }
@@ -441,8 +494,9 @@ impl VchBackend {
 
     /// The durable exit record is the log's last line; none means the VM was killed.
     async fn record_exit(&self, id: &str) {
+        let since = self.get(id).ok().and_then(|c| c.started_at);
         let exit = match self.log_file(id) {
-            Some(lf) => lf.exit().await,
+            Some(lf) => lf.exit_since(since.as_deref()).await,
             None => None,
         };
         let (code, error) = exit.unwrap_or((137, None));
@@ -604,7 +658,7 @@ impl VchBackend {
             .client
             .property(vm, "config.hardware.device")
             .await
-            .map_err(internal)?
+            .map_err(|e| self.vs(e))?
         {
             Some(Value::Array { items, .. }) => items,
             _ => return Ok(()),
@@ -646,7 +700,7 @@ impl VchBackend {
             .client
             .reconfigure_vm(vm, &spec)
             .await
-            .map_err(|e| internal(format!("detaching volumes: {e}")))
+            .map_err(|e| self.vs(e))
     }
 
     async fn remove_now(&self, id: &str, force: bool, anonymous_volumes: bool) -> Result<()> {
@@ -671,7 +725,7 @@ impl VchBackend {
         }
         if let Err(e) = self.inner.t.client.destroy(&c.vm).await {
             if e.fault_type() != Some("ManagedObjectNotFound") {
-                return Err(internal(e));
+                return Err(self.vs(e));
             }
         }
         if anonymous_volumes {
@@ -826,6 +880,7 @@ impl Backend for VchBackend {
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
         let images = self.inner.images.clone();
+        let url = self.inner.t.url.clone();
         let auth = opts.auth.clone().and_then(|a| serde_json::to_value(a).ok());
         let auth: Option<crate::images::auth::RegistryAuth> =
             auth.and_then(|v| serde_json::from_value(v).ok());
@@ -846,6 +901,10 @@ impl Backend for VchBackend {
             if let Err(e) = r {
                 let _ = tx.send(Err(match e {
                     crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
+                    // Layer disks go to the datastore: vCenter away is a 503 here too.
+                    crate::images::error::ImageError::Datastore(e) => {
+                        crate::vsphere_errors::to_docker(&url, e)
+                    }
                     other => Error::internal(other),
                 }));
             }
@@ -913,6 +972,7 @@ impl Backend for VchBackend {
             .map_err(|e| match e {
                 crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
                 crate::images::error::ImageError::Conflict(m) => Error::Conflict(m),
+                crate::images::error::ImageError::Datastore(e) => self.vs(e),
                 other => internal(other),
             })?;
         serde_json::from_value(serde_json::to_value(items).map_err(internal)?).map_err(internal)
@@ -1150,22 +1210,45 @@ impl Backend for VchBackend {
         // The address is taken now; it goes back unless the VM is made (lease.keep()).
         let lease = self.inner.bridge.lease(mode)?;
         spec.interfaces = lease.interfaces().to_vec();
-        let clone = containers::clone_spec(
-            &self.inner.t,
-            &self.inner.template,
-            &vm_name,
-            &layer_paths,
-            &mut spec,
-            &meta,
-            &volume_disks,
-            lease.nic(),
-        )
-        .map_err(Error::invalid)?;
         let client = &self.inner.t.client;
-        let vm = client
-            .instant_clone(&self.inner.template.vm, &clone)
-            .await
-            .map_err(internal)?;
+        let mut healed = false;
+        let vm = loop {
+            // While the template is healed, creates wait for it (bounded), then 503.
+            let tpl = self
+                .inner
+                .template
+                .get(crate::supervisor::READY_BOUND)
+                .await
+                .map_err(Error::Unavailable)?;
+            let clone = containers::clone_spec(
+                &self.inner.t,
+                &tpl,
+                &vm_name,
+                &layer_paths,
+                &mut spec,
+                &meta,
+                &volume_disks,
+                lease.nic(),
+            )
+            .map_err(Error::invalid)?;
+            match client.instant_clone(&tpl.vm, &clone).await {
+                Ok(vm) => break vm,
+                // The parent is off or gone and the pool watch has not said so yet:
+                // heal it now and clone once more.
+                Err(e)
+                    if !healed
+                        && matches!(
+                            e.fault_type(),
+                            Some("InvalidPowerState" | "ManagedObjectNotFound")
+                        ) =>
+                {
+                    healed = true;
+                    let why = format!("instant clone refused: {e}");
+                    self.inner.template.heal(&self.inner.t, &why).await;
+                }
+                Err(e) => return Err(self.vs(e)),
+            }
+        };
         if (memory_mb, cpus) != (crate::template::MEMORY_MB, crate::template::CPUS) {
             // Clones start with the template's hardware; the rest is a hot reconfigure.
             let shape = vsphere_client::spec::VmConfigSpec {
@@ -1176,7 +1259,7 @@ impl Backend for VchBackend {
             if let Err(e) = client.reconfigure_vm(&vm, &shape).await {
                 let _ = client.power_off(&vm).await;
                 let _ = client.destroy(&vm).await;
-                return Err(internal(format!("container VM {vm_name}: {e}")));
+                return Err(self.vs(e));
             }
         }
         lease.keep();
@@ -1192,6 +1275,7 @@ impl Backend for VchBackend {
                 finished: None,
                 parked: true,
                 watched: false,
+                interrupted: false,
             },
         );
         self.bump();
@@ -1416,7 +1500,7 @@ impl Backend for VchBackend {
         }
         // It may have ended meanwhile (its own exit): powered off already is stopped.
         match self.inner.t.client.power_off(&c.vm).await {
-            Err(e) if e.fault_type() != Some("InvalidPowerState") => return Err(internal(e)),
+            Err(e) if e.fault_type() != Some("InvalidPowerState") => return Err(self.vs(e)),
             _ => {}
         }
         self.until_not_running(&id).await;
@@ -1448,7 +1532,13 @@ impl Backend for VchBackend {
                     "cannot send signal {sig}: container {id} has no control channel connected"
                 )));
             }
-            return self.inner.t.client.power_off(&c.vm).await.map_err(internal);
+            return self
+                .inner
+                .t
+                .client
+                .power_off(&c.vm)
+                .await
+                .map_err(|e| self.vs(e));
         }
         Ok(())
     }
@@ -1487,7 +1577,7 @@ impl Backend for VchBackend {
             .client
             .reconfigure_vm(&vm, &spec)
             .await
-            .map_err(internal)?;
+            .map_err(|e| self.vs(e))?;
         self.bump();
         self.event(&id, "rename", &[]);
         Ok(())
@@ -1504,7 +1594,12 @@ impl Backend for VchBackend {
             _ => return Err(Error::not_running(&id)),
         }
         // A paused container is a suspended VM.
-        self.inner.t.client.suspend(&c.vm).await.map_err(internal)?;
+        self.inner
+            .t
+            .client
+            .suspend(&c.vm)
+            .await
+            .map_err(|e| self.vs(e))?;
         if let Some(cc) = self.inner.containers.write().get_mut(&id) {
             cc.status = Status::Paused;
         }
@@ -1524,7 +1619,7 @@ impl Backend for VchBackend {
             .client
             .power_on(&c.vm)
             .await
-            .map_err(internal)?;
+            .map_err(|e| self.vs(e))?;
         if let Some(cc) = self.inner.containers.write().get_mut(&id) {
             cc.status = Status::Running;
         }

@@ -18,6 +18,10 @@ pub const META_KEY: &str = "vch.meta";
 pub const GUEST_STATE_KEY: &str = tether::spec::STATE_KEY;
 /// Final state, persisted by the VCH once the VM is off (also not guestinfo).
 pub const EXIT_KEY: &str = "vch.final";
+/// When the current run started, persisted before a start is acknowledged: a run whose
+/// VM went off while nobody watched (the VCH was killed, and the embedded vCenter and
+/// its VMs with it) is then known to have run, and is recovered as exited, not created.
+pub const STARTED_KEY: &str = "vch.started";
 
 /// The spec the tether reads (one definition, shared with the guest side).
 pub use tether::spec::ContainerSpec as TetherSpec;
@@ -79,6 +83,9 @@ pub struct Container {
     /// Someone is already waiting for this VM to power off (the pool watch claimed it,
     /// or a cold power-on has its own watch): the exit is recorded once.
     pub watched: bool,
+    /// Found at load: a started run whose VM is off with no final state recorded (it
+    /// ended while the VCH was away). The VCH records its exit before it serves.
+    pub interrupted: bool,
 }
 
 /// SCSI unit numbers for container disks (unit 7 is the controller's own).
@@ -194,6 +201,7 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let mut meta = None;
         let mut fin = None;
         let mut guest_state = None;
+        let mut started = None;
         if let Some(Value::Array { items, .. }) = oc.get("config.extraConfig") {
             for o in items.iter().filter_map(Value::as_obj) {
                 let (Some(k), Some(v)) = (o.text("key"), o.get("value").and_then(Value::as_text))
@@ -205,6 +213,8 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
                     META_KEY => meta = serde_json::from_str::<Meta>(v).ok(),
                     EXIT_KEY => fin = serde_json::from_str::<FinalState>(v).ok(),
                     GUEST_STATE_KEY => guest_state = Some(v.to_string()),
+                    // Empty: a start that failed took it back.
+                    STARTED_KEY if !v.is_empty() => started = Some(v.to_string()),
                     _ => {}
                 }
             }
@@ -216,21 +226,29 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let parked =
             power == "poweredOn" && guest_state.as_deref() == Some(tether::spec::STATE_CREATED);
         let running = power != "poweredOff" && !parked;
+        // The final state is of the last run when it names that run's start.
+        let interrupted = power == "poweredOff"
+            && started
+                .as_ref()
+                .is_some_and(|s| fin.as_ref().map(|f| &f.started_at) != Some(s));
         out.push(Container {
             parked,
-            watched: false,
+            // Its exit is recorded by the start path, not by the pool watch.
+            watched: interrupted,
+            interrupted,
             vm_name: oc.text("name").unwrap_or_default().to_string(),
             vm: oc.obj.clone(),
             status: if power == "suspended" {
                 Status::Paused
-            } else if running {
+            } else if running || interrupted {
+                // An interrupted run is running until its exit is recorded.
                 Status::Running
             } else if fin.is_some() {
                 Status::Exited
             } else {
                 Status::Created
             },
-            started_at: fin.as_ref().map(|f| f.started_at.clone()),
+            started_at: started.or_else(|| fin.as_ref().map(|f| f.started_at.clone())),
             finished: fin,
             meta,
             spec,

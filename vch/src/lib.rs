@@ -4,6 +4,8 @@
 //!   folder, datastore directory and boot disk.
 //! - [`images`]: registry pulls into read-only layer disks on the datastore.
 //! - [`template`]: the running template VM containers are instant-cloned from.
+//! - [`supervisor`]: heals the template VM when vSphere takes it away.
+//! - [`vsphere_errors`]: vSphere errors as Docker API errors (503 when vCenter is away).
 //! - [`containers`]: containers as VMs (devices, guestinfo) and their recovery.
 //! - [`volumes`]: named volumes as VMDKs on the datastore.
 //! - [`logfile`]: the container log on the datastore.
@@ -20,6 +22,8 @@ pub mod mounts;
 pub mod network;
 pub mod security;
 pub mod stdin;
+pub mod supervisor;
 pub mod target;
 pub mod template;
 pub mod volumes;
+pub mod vsphere_errors;

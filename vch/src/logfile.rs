@@ -95,16 +95,10 @@ impl LogFile {
         parse(&self.read_from(0).await).0
     }
 
-    /// The exit record, if the container has finished.
-    pub async fn exit(&self) -> Option<(i64, Option<String>)> {
-        self.read_all()
-            .await
-            .into_iter()
-            .rev()
-            .find_map(|r| match r {
-                Record::Exit { code, error, .. } => Some((code, error)),
-                _ => None,
-            })
+    /// The exit record of the run that started at `since` (RFC 3339): the log holds
+    /// every run of the container, and an earlier run's exit is not this one's.
+    pub async fn exit_since(&self, since: Option<&str>) -> Option<(i64, Option<String>)> {
+        last_exit(&self.read_all().await, since)
     }
 
     /// Whether the last exit record says the process was killed for memory.
@@ -168,9 +162,37 @@ impl LogFile {
     }
 }
 
+/// The last exit record, if it is not older than `since`.
+fn last_exit(records: &[Record], since: Option<&str>) -> Option<(i64, Option<String>)> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let since = since.and_then(parse);
+    records.iter().rev().find_map(|r| match r {
+        Record::Exit { code, error, time } => {
+            let current = match (since, parse(time)) {
+                (Some(s), Some(t)) => t >= s,
+                _ => true,
+            };
+            current.then(|| (*code, error.clone()))
+        }
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_earlier_runs_exit_is_not_the_current_runs() {
+        let buf = b"{\"event\":\"exit\",\"exit_code\":3,\"time\":\"2024-01-01T00:00:01.5Z\"}\n";
+        let (recs, _) = parse(buf);
+        assert_eq!(last_exit(&recs, None), Some((3, None)));
+        assert_eq!(
+            last_exit(&recs, Some("2024-01-01T00:00:01Z")),
+            Some((3, None))
+        );
+        assert_eq!(last_exit(&recs, Some("2024-01-01T00:00:02Z")), None);
+    }
 
     #[test]
     fn parses_lines_and_keeps_partial_tail() {

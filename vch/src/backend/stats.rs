@@ -51,7 +51,7 @@ async fn hardware(b: &VchBackend, vm: &MoRef) -> Result<(i64, i64)> {
             None,
         )
         .await
-        .map_err(internal)?;
+        .map_err(|e| b.vs(e))?;
     let num = |p: &str| {
         objs.first()
             .and_then(|o| o.text(p))

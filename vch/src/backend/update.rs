@@ -153,7 +153,7 @@ impl VchBackend {
                      (a paused container's VM is suspended and cannot change at all). \
                      Stop the container, update it, and start it again"
                 )),
-                _ => internal(e),
+                _ => self.vs(e),
             });
         }
         if let Some(cc) = self.inner.containers.write().get_mut(&id) {
