@@ -282,9 +282,15 @@ impl VchBackend {
     /// removes the container if it was created with --rm.
     async fn finish(&self, id: &str, code: i64, error: Option<String>) {
         // A SIGKILL (137) may be the VM's OOM killer: the exit record says so.
+        let started_at = self
+            .inner
+            .containers
+            .read()
+            .get(id)
+            .and_then(|c| c.started_at.clone());
         let oom_killed = code == 137
             && match self.log_file(id) {
-                Some(lf) => lf.oom_killed().await,
+                Some(lf) => lf.oom_killed_since(started_at.as_deref()).await,
                 None => false,
             };
         let (vm, fin, auto_remove, policy) = {

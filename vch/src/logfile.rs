@@ -101,17 +101,16 @@ impl LogFile {
         last_exit(&self.read_all().await, since)
     }
 
-    /// Whether the last exit record says the process was killed for memory.
-    pub async fn oom_killed(&self) -> bool {
-        self.read_all()
-            .await
-            .into_iter()
-            .rev()
-            .find_map(|r| match r {
-                Record::Exit { oom_killed, .. } => Some(oom_killed),
-                _ => None,
+    /// Whether the exit record of the run that started at `since` says the process was
+    /// killed for exceeding the VM's memory.
+    pub async fn oom_killed_since(&self, since: Option<&str>) -> bool {
+        matches!(
+            last_exit_record(&self.read_all().await, since),
+            Some(Record::Exit {
+                oom_killed: true,
+                ..
             })
-            == Some(true)
+        )
     }
 
     /// Current size of the log (0 when there is none yet).
@@ -164,18 +163,27 @@ impl LogFile {
 
 /// The last exit record, if it is not older than `since`.
 fn last_exit(records: &[Record], since: Option<&str>) -> Option<(i64, Option<String>)> {
+    match last_exit_record(records, since)? {
+        Record::Exit { code, error, .. } => Some((*code, error.clone())),
+        _ => None,
+    }
+}
+
+fn last_exit_record<'a>(records: &'a [Record], since: Option<&str>) -> Option<&'a Record> {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
     let since = since.and_then(parse);
-    records.iter().rev().find_map(|r| match r {
-        Record::Exit { code, error, time } => {
-            let current = match (since, parse(time)) {
-                (Some(s), Some(t)) => t >= s,
-                _ => true,
-            };
-            current.then(|| (*code, error.clone()))
-        }
-        _ => None,
-    })
+    let exit = records
+        .iter()
+        .rev()
+        .find(|r| matches!(r, Record::Exit { .. }))?;
+    let Record::Exit { time, .. } = exit else {
+        return None;
+    };
+    let current = match (since, parse(time)) {
+        (Some(s), Some(t)) => t >= s,
+        _ => true,
+    };
+    current.then_some(exit)
 }
 
 #[cfg(test)]
