@@ -13,7 +13,7 @@ const ROOT: &str = "/sys/fs/cgroup";
 
 /// The directory of this process's group for `controller`: on cgroup v1 under the
 /// controller's own hierarchy, on v2 in the unified one.
-fn own_dir(controller: &str) -> Option<PathBuf> {
+pub(crate) fn own_dir(controller: &str) -> Option<PathBuf> {
     let table = fs::read_to_string("/proc/self/cgroup").ok()?;
     for line in table.lines() {
         let mut f = line.splitn(3, ':');

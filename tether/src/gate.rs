@@ -16,6 +16,8 @@ pub struct Jail {
     /// The container's own `cgroup.procs` (its `--pids-limit`), opened before the root
     /// filesystem was entered: each process moves itself in before exec.
     pub cgroup_procs: Option<std::fs::File>,
+    /// The CPUs the container's processes run on: as many as the VM has (`nproc`).
+    pub cpus: Option<nix::libc::cpu_set_t>,
 }
 
 type State = Option<Result<Arc<Jail>, String>>;
@@ -74,6 +76,7 @@ mod tests {
         open(Ok(Arc::new(Jail {
             confinement: Confinement::new(&Default::default()).unwrap(),
             cgroup_procs: None,
+            cpus: None,
         })));
         assert_eq!(
             waiter.join().unwrap().unwrap_err(),

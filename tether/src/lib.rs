@@ -19,6 +19,7 @@ pub mod run;
 pub mod spec;
 pub mod stdio;
 pub mod vmfork;
+pub mod vmview;
 
 use logport::LogWriter;
 use platform::{Platform, SimPlatform};
@@ -164,6 +165,13 @@ fn enter_container(
     let root = rootfs::assemble(spec, disks)
         .map_err(|e| format!("cannot set up the root filesystem: {e}"))?;
     let oom = cgroups::OomCounter::open();
+    // The VM's size as the container sees it (a guest kernel's job; see `vmview`).
+    if let Some(group) = vmview::MemoryGroup::open() {
+        if let Err(e) = vmview::install_meminfo(&root, group) {
+            eprintln!("tether: /proc/meminfo keeps the host's view: {e}");
+        }
+    }
+    let cpus = vmview::vm_cpus().and_then(|n| vmview::cpu_set(n, &spec.id));
     let cgroup_procs = cgroups::pids_group(spec.security.pids_limit)
         .map_err(|e| format!("cannot apply the pids limit: {e}"))?;
     rootfs::pivot(&root).map_err(|e| format!("cannot enter the root filesystem: {e}"))?;
@@ -184,6 +192,7 @@ fn enter_container(
         gate::Jail {
             confinement,
             cgroup_procs,
+            cpus,
         },
         oom,
     ))

@@ -273,6 +273,9 @@ pub fn prepare(
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            if let Some(set) = &jail.cpus {
+                nix::libc::sched_setaffinity(0, std::mem::size_of_val(set), set);
+            }
             // A cgroup namespace rooted at the process's own group: /proc/self/cgroup
             // shows "/", the VM's groups and their limits are out of sight. Per process,
             // since namespaces are per thread and execs are forked from other threads.
