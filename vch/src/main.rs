@@ -303,6 +303,10 @@ async fn serve(s: Serve) -> Result<(), String> {
 
 fn main() {
     if tether::started_as_init() {
+        // A VM started by the embedded simulator inherits `vch serve`'s umask 077 (see
+        // below); container processes get runc's and dockerd's 022, as on a real VM.
+        // SAFETY: umask only changes the process's file creation mask.
+        unsafe { libc::umask(0o022) };
         tether::init_main();
     }
     tracing_subscriber::fmt()
