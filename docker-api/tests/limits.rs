@@ -388,3 +388,21 @@ async fn invalid_specs_are_400_naming_the_field() {
     .await;
     assert_eq!(status, 201, "{msg}");
 }
+
+/// What a docker CLI user sees when their uid holds too many connections.
+#[tokio::test]
+async fn docker_cli_shows_the_connection_error() {
+    let srv = start_with(|b| b.max_connections(1, 100)).await;
+    let mut held = Raw::unix(&srv.sock).await;
+    ping(&mut held).await;
+    let Some(out) = srv.docker(&["ps"]).await else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no docker CLI in CI"
+        );
+        return;
+    };
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("too many connections"), "{err}");
+}
