@@ -50,6 +50,12 @@ pub enum Error {
     /// 403.
     #[error("{0}")]
     Forbidden(String),
+    /// 408: the client stopped sending a request body it announced.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 429: one client holds too many connections (see `limits.rs`).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 501 "<feature> is not supported by this VCH".
     #[error("{0} is not supported by this VCH")]
     NotImplemented(String),
@@ -77,6 +83,8 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

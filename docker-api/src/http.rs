@@ -57,8 +57,13 @@ impl Ctx {
     /// Reads and decodes a JSON body. `Ok(None)` for an empty body (dockerd accepts an
     /// empty body wherever a JSON one is optional).
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        self.json_limited(self.app.config.max_body_bytes).await
+    }
+
+    /// [`Ctx::json`] with a body limit of its own (container create keeps a tighter one).
+    pub async fn json_limited<T: DeserializeOwned>(&mut self, limit: usize) -> Result<Option<T>> {
         check_json_content_type(&self.headers)?;
-        let bytes = self.body_bytes().await?;
+        let bytes = self.body_bytes_limited(limit).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
@@ -67,8 +72,15 @@ impl Ctx {
 
     /// Reads the whole body, refusing more than the configured limit with 413.
     pub async fn body_bytes(&mut self) -> Result<Bytes> {
-        let limit = self.app.config.max_body_bytes;
-        let Some(body) = self.body.take() else {
+        self.body_bytes_limited(self.app.config.max_body_bytes)
+            .await
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes with 413 and a client that
+    /// stalls (no data for `body_read_timeout`, or 4x that in all) with 408: the body
+    /// is buffered, so a client trickling it must not hold the handler forever.
+    pub async fn body_bytes_limited(&mut self, limit: usize) -> Result<Bytes> {
+        let Some(mut body) = self.body.take() else {
             return Ok(Bytes::new());
         };
         if let Some(len) = self
@@ -81,11 +93,33 @@ impl Ctx {
                 return Err(too_large(limit));
             }
         }
-        match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-            Err(e) => Err(Error::invalid(format!("error reading request body: {e}"))),
+        let idle = self.app.config.body_read_timeout;
+        let deadline = tokio::time::Instant::now() + idle * 4;
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            let wait_until = deadline.min(tokio::time::Instant::now() + idle);
+            let frame = match tokio::time::timeout_at(wait_until, body.frame()).await {
+                Err(_) => {
+                    return Err(Error::RequestTimeout(format!(
+                    "timed out reading the request body after {} bytes (limit: {}s without data)",
+                    buf.len(),
+                    idle.as_secs_f64()
+                )))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(Error::invalid(format!("error reading request body: {e}")))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large(limit));
+                }
+                buf.extend_from_slice(&data);
+            }
         }
+        Ok(buf.freeze())
     }
 
     /// The body as an unbounded byte stream (tarballs: load, import, archive upload).

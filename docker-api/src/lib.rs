@@ -7,19 +7,22 @@
 //! Layout: [`server`] listeners and connections, [`version`] negotiation, [`routes`] the
 //! route table and handlers, [`hijack`] attach/exec connection takeover, [`stdcopy`]
 //! framing, [`streaming`] streamed bodies, [`errors`] the error type and its mapping to
-//! HTTP, [`filters`] the `filters` parameter, [`backend`] + [`options`] the contract.
+//! HTTP, [`filters`] the `filters` parameter, [`backend`] + [`options`] the contract,
+//! [`limits`] connection caps per client and in total, [`validate`] container spec checks.
 
 pub mod backend;
 pub mod errors;
 pub mod filters;
 pub mod hijack;
 pub mod http;
+pub mod limits;
 pub mod options;
 pub mod progress;
 pub mod routes;
 pub mod server;
 pub mod stdcopy;
 pub mod streaming;
+pub mod validate;
 pub mod version;
 
 /// Request/response models generated from Docker's swagger (API 1.49 family).

@@ -45,6 +45,7 @@ use tokio_util::task::TaskTracker;
 use crate::backend::Backend;
 use crate::hijack::{ConnState, HijackIo, Hijacked};
 use crate::http::{error_response, page_not_found, Body, Ctx, Query};
+use crate::limits::{ClientKey, ConnLimiter, Counted};
 use crate::routes;
 use crate::version::{negotiate, split_version_prefix, MAX_API_VERSION};
 
@@ -94,6 +95,15 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long a TLS handshake may take.
     pub tls_handshake_timeout: Duration,
+    /// How long a buffered (JSON) request body may go without a byte arriving, and how
+    /// long it may take in all (x4): a client that announces a body and stalls gets 408
+    /// instead of holding a handler forever. Streamed uploads are not covered.
+    pub body_read_timeout: Duration,
+    /// Open connections one client may hold (peer IP for TCP, peer uid for unix
+    /// sockets); over it the client gets 429 "too many connections".
+    pub max_connections_per_client: usize,
+    /// Open connections in all; over it clients get 503 "too many connections".
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -106,6 +116,11 @@ impl Default for Config {
             builder_version: "1".into(),
             header_read_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            // dockerd has no limits; these are far above what the CLI, compose or a CI
+            // runner use, and far below the default fd limit (see `limits.rs`).
+            max_connections_per_client: 256,
+            max_connections: 1024,
         }
     }
 }
@@ -149,10 +164,13 @@ pub struct App {
     sessions: TaskTracker,
     /// Headers on every response (dockerd's version middleware).
     common: Vec<(HeaderName, HeaderValue)>,
+    /// Open connections per client and in total.
+    limiter: ConnLimiter,
 }
 
 impl App {
     fn new(backend: Arc<dyn Backend>, config: Config) -> Self {
+        let limiter = ConnLimiter::new(config.max_connections_per_client, config.max_connections);
         let server = format!("Docker/{} (linux)", config.engine_version);
         let common = [
             ("api-version", MAX_API_VERSION.to_string()),
@@ -170,6 +188,7 @@ impl App {
             kill: CancellationToken::new(),
             sessions: TaskTracker::new(),
             common,
+            limiter,
         }
     }
 
@@ -335,6 +354,23 @@ impl ServerBuilder {
 
     pub fn engine_version(mut self, v: impl Into<String>) -> Self {
         self.config.engine_version = v.into();
+        self
+    }
+
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.config.header_read_timeout = d;
+        self
+    }
+
+    pub fn body_read_timeout(mut self, d: Duration) -> Self {
+        self.config.body_read_timeout = d;
+        self
+    }
+
+    /// Connection limits: per client, and in total.
+    pub fn max_connections(mut self, per_client: usize, total: usize) -> Self {
+        self.config.max_connections_per_client = per_client;
+        self.config.max_connections = total;
         self
     }
 
@@ -552,17 +588,35 @@ async fn accept_loop(b: Bound, app: Arc<App>, stop: CancellationToken, conns: Ta
             _ = stop.cancelled() => return,
             a = accept(&b) => a,
         };
+        let (accepted, key) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let permit = match app.limiter.acquire(key.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(client = %key, error = %e, "connection refused");
+                reject(&app, accepted, e);
+                continue;
+            }
+        };
+        let (app, stop) = (app.clone(), stop.clone());
         match accepted {
-            Ok(Accepted::Plain(io)) => {
-                let (app, stop) = (app.clone(), stop.clone());
+            Accepted::Plain(io) => {
+                let io = Counted::new(io, permit);
                 conns.spawn(async move { serve_connection(io, app, stop).await });
             }
-            Ok(Accepted::Unix(io)) => {
-                let (app, stop) = (app.clone(), stop.clone());
+            Accepted::Unix(io) => {
+                let io = Counted::new(io, permit);
                 conns.spawn(async move { serve_connection(io, app, stop).await });
             }
-            Ok(Accepted::Tls(tcp, acceptor)) => {
-                let (app, stop) = (app.clone(), stop.clone());
+            Accepted::Tls(tcp, acceptor) => {
+                let tcp = Counted::new(tcp, permit);
                 conns.spawn(async move {
                     // Handshake in the connection task: a slow client must not stall
                     // the accept loop.
@@ -577,11 +631,25 @@ async fn accept_loop(b: Bound, app: Arc<App>, stop: CancellationToken, conns: Ta
                     }
                 });
             }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        }
+    }
+}
+
+/// Answers a connection over the limits with `err` (TLS clients after a handshake, so
+/// they can read it) and closes it; see `limits.rs`.
+fn reject(app: &Arc<App>, accepted: Accepted, err: crate::Error) {
+    let headers = app.common_headers_canonical();
+    match accepted {
+        Accepted::Plain(io) => app.limiter.reject(io, err, headers),
+        Accepted::Unix(io) => app.limiter.reject(io, err, headers),
+        Accepted::Tls(tcp, acceptor) => {
+            let limiter = app.limiter.clone();
+            let timeout = app.config.tls_handshake_timeout.min(Duration::from_secs(2));
+            tokio::spawn(async move {
+                if let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    limiter.reject(tls, err, headers);
+                }
+            });
         }
     }
 }
@@ -592,19 +660,30 @@ enum Accepted {
     Tls(tokio::net::TcpStream, TlsAcceptor),
 }
 
-async fn accept(b: &Bound) -> io::Result<Accepted> {
+/// Accepts one connection and says who the client is (for the connection limits).
+async fn accept(b: &Bound) -> io::Result<(Accepted, ClientKey)> {
     match b {
-        Bound::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
-        Bound::Tcp(l) => {
+        Bound::Unix(l, _) => {
             let (s, _) = l.accept().await?;
+            let key = s
+                .peer_cred()
+                .map(|c| ClientKey::Uid(c.uid()))
+                .unwrap_or(ClientKey::Unknown);
+            Ok((Accepted::Unix(s), key))
+        }
+        Bound::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
             // Small request/response exchanges: don't wait for Nagle.
             let _ = s.set_nodelay(true);
-            Ok(Accepted::Plain(s))
+            Ok((Accepted::Plain(s), ClientKey::Ip(peer.ip().to_canonical())))
         }
         Bound::Tls(l, acc) => {
-            let (s, _) = l.accept().await?;
+            let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Ok(Accepted::Tls(s, acc.clone()))
+            Ok((
+                Accepted::Tls(s, acc.clone()),
+                ClientKey::Ip(peer.ip().to_canonical()),
+            ))
         }
     }
 }

@@ -222,7 +222,10 @@ fn listener(h: &str, s: &Serve) -> Result<docker_api::Listener, String> {
 }
 
 async fn serve(s: Serve) -> Result<(), String> {
-    std::fs::create_dir_all(&s.state_dir).map_err(|e| format!("{}: {e}", s.state_dir.display()))?;
+    // 0700, also when it already exists from an older version that left it open: it holds
+    // the simulator's key and password, the image store and (below it) container logs.
+    vcenter_sim::private::private_dir(&s.state_dir)
+        .map_err(|e| format!("{}: {e}", s.state_dir.display()))?;
     let password = match &s.password_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -300,6 +303,10 @@ async fn serve(s: Serve) -> Result<(), String> {
 
 fn main() {
     if tether::started_as_init() {
+        // A VM started by the embedded simulator inherits `vch serve`'s umask 077 (see
+        // below); container processes get runc's and dockerd's 022, as on a real VM.
+        // SAFETY: umask only changes the process's file creation mask.
+        unsafe { libc::umask(0o022) };
         tether::init_main();
     }
     tracing_subscriber::fmt()
@@ -316,6 +323,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Belt and braces for "private state": whatever the daemon or the embedded simulator
+    // creates (state files, datastore files, container logs) is readable by this user
+    // only, even where the code that creates it forgets to say so. Set before any thread
+    // exists. The Docker socket gets its 0660 explicitly (docker group convention).
+    // SAFETY: umask only changes the process's file creation mask.
+    unsafe { libc::umask(0o077) };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let r = rt.block_on(async {
         match cmd {

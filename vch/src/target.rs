@@ -66,7 +66,8 @@ async fn start_embedded(
             Arc::new(vcenter_sim::StateOnlyRuntime)
         }
     };
-    let sim_cfg = vcenter_sim::SimConfig::new(&dir);
+    let sim_cfg = vcenter_sim::SimConfig::embedded(&dir)
+        .map_err(|e| TargetError::Simulator(format!("{}: {e}", dir.display())))?;
     let (user, password) = (sim_cfg.username.clone(), sim_cfg.password.clone());
     let server = vcenter_sim::SimServer::start(
         sim_cfg,
@@ -87,7 +88,11 @@ async fn start_embedded(
         "url": server.url, "username": user, "password": password,
         "sha1": server.sha1_thumbprint, "sha256": server.sha256_thumbprint,
     });
-    let _ = std::fs::write(dir.join("sim-info.json"), info.to_string());
+    // It holds the password: 0600, like the key (see vcenter_sim::private).
+    let info_path = dir.join("sim-info.json");
+    if let Err(e) = vcenter_sim::private::write_private(&info_path, info.to_string().as_bytes()) {
+        tracing::warn!(path = %info_path.display(), error = %e, "cannot write sim-info.json");
+    }
     tracing::info!(url = %server.url, thumbprint = %server.sha1_thumbprint, "embedded vCenter simulator");
     Ok((server, client))
 }

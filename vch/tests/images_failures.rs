@@ -330,3 +330,25 @@ async fn registry_disconnecting_mid_blob_fails_cleanly() {
     assert_clean(&sim, &store, 1);
     sim.done().await;
 }
+
+/// A run killed mid-pull (or mid-load) leaves `spool/*.part` files and `load-*`
+/// directories that no drop guard removed: the next open of the store sweeps them, and
+/// leaves alone what is not its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_spool_files_are_swept_at_open() {
+    skip_unless_ready!(false);
+    let reg = RegistryProc::start();
+    let sim = Sim::start().await;
+    let spool = sim.dir.join("spool");
+    std::fs::create_dir_all(spool.join("load-1234/blobs")).unwrap();
+    std::fs::write(spool.join("load-1234/blobs/x"), b"half a tarball").unwrap();
+    std::fs::write(spool.join("0b7c0a5e-dead-beef.part"), vec![0u8; 4096]).unwrap();
+    std::fs::write(spool.join("README"), b"not ours to remove").unwrap();
+    let store = sim.store(&reg).await;
+    assert_eq!(entries(&spool), vec!["README".to_string()]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "spool dir mode {mode:o}");
+    drop(store);
+    sim.done().await;
+}

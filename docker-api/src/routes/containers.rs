@@ -15,6 +15,7 @@ use crate::models::{
 };
 use crate::options::*;
 use crate::streaming;
+use crate::validate;
 
 use super::{hijack, IdBody};
 
@@ -35,35 +36,22 @@ pub async fn list(ctx: &mut Ctx) -> Result<Response<Body>> {
     http::json(StatusCode::OK, &list)
 }
 
-/// dockerd's `validContainerNamePattern`: `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`.
-fn validate_name(name: &str) -> Result<String> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = bare.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && bare.len() >= 2
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(bare.to_string())
-    } else {
-        Err(Error::invalid(format!(
-            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
-    }
-}
-
 pub async fn create(ctx: &mut Ctx) -> Result<Response<Body>> {
     let name = match ctx.query.string("name") {
-        Some(n) => Some(validate_name(&n)?),
+        Some(n) => Some(validate::container_name(&n)?),
         None => None,
     };
     let opts = ContainerCreateOptions {
         name,
         platform: ctx.query.string("platform"),
     };
+    // The tighter of the server's limit and create's own.
+    let limit = ctx.app.config.max_body_bytes.min(validate::MAX_CREATE_BODY);
     let body: ContainerCreateBody = ctx
-        .json()
+        .json_limited(limit)
         .await?
         .ok_or_else(|| Error::invalid("config cannot be empty in order to create a container"))?;
+    validate::create_body(&body)?;
     let created = ctx.app.backend.container_create(opts, body).await?;
     http::json(StatusCode::CREATED, &created)
 }
@@ -236,7 +224,7 @@ pub async fn rename(ctx: &mut Ctx) -> Result<Response<Body>> {
         .query
         .string("name")
         .ok_or_else(|| Error::invalid("Neither old nor new names may be empty"))?;
-    let new_name = validate_name(&new_name)?;
+    let new_name = validate::container_name(&new_name)?;
     ctx.app
         .backend
         .container_rename(ctx.param(0), &new_name)
@@ -392,18 +380,6 @@ pub async fn archive_put(ctx: &mut Ctx) -> Result<Response<Body>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(validate_name("/web-1").unwrap(), "web-1");
-        assert_eq!(validate_name("a.b_c").unwrap(), "a.b_c");
-        assert!(validate_name("a").is_err());
-        assert!(validate_name("-x").is_err());
-        assert_eq!(
-            validate_name("bad name").unwrap_err().to_string(),
-            "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        );
-    }
 
     #[test]
     fn tail() {

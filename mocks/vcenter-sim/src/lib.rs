@@ -8,6 +8,7 @@ pub mod datastore_http;
 pub mod methods;
 pub mod model;
 pub mod populate;
+pub mod private;
 pub mod props;
 pub mod runtime;
 pub mod sandbox;

@@ -111,7 +111,8 @@ async fn main() {
             "ready_ms": ready_ms as u64,
             "pid": std::process::id(),
         });
-        if let Err(e) = std::fs::write(path, info.to_string()) {
+        // It holds the password: 0600.
+        if let Err(e) = vcenter_sim::private::write_private(path, info.to_string().as_bytes()) {
             eprintln!("vcenter-sim: cannot write {}: {e}", path.display());
         }
     }

@@ -64,6 +64,17 @@ impl SimConfig {
             session_timeout: Duration::from_secs(30 * 60),
         }
     }
+
+    /// The configuration of a simulator embedded in another program (the VCH): its data
+    /// directory is private (0700) and its password is random, generated once per data
+    /// directory and kept in `sim-password` (0600). Never the documented `vmware` of the
+    /// hand-run binary: the embedded vCenter runs VMs as root on this machine.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let mut cfg = SimConfig::new(data_dir);
+        crate::private::private_dir(&cfg.data_dir)?;
+        cfg.password = crate::private::load_or_create_secret(&cfg.data_dir.join("sim-password"))?;
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -65,9 +65,16 @@ impl Identity {
             let cert = params.self_signed(&kp)?;
             std::fs::create_dir_all(dir).map_err(io(dir))?;
             // Key first, certificate last: a half-written pair is regenerated next start.
-            std::fs::write(&key, kp.serialize_pem()).map_err(io(&key))?;
+            // The key is 0600 from its first byte.
+            crate::private::write_private(&key, kp.serialize_pem().as_bytes()).map_err(io(&key))?;
             std::fs::write(&crt, cert.pem()).map_err(io(&crt))?;
         }
+        // A key written by an older version may be world-readable.
+        std::fs::set_permissions(
+            &key,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .map_err(io(&key))?;
         let cert_pem = std::fs::read_to_string(&crt).map_err(io(&crt))?;
         let key_pem = std::fs::read_to_string(&key).map_err(io(&key))?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())

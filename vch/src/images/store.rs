@@ -45,6 +45,8 @@ pub struct StoreConfig {
     /// Platform pulled when none is asked for.
     pub default_platform: Platform,
     /// Local scratch space for layer images being built (one file per layer in flight).
+    /// Owned by this store: what a crashed run left in it is removed at open, so two
+    /// stores must not share one (the default is per process).
     pub spool_dir: PathBuf,
     pub limits: Limits,
     pub max_concurrent_downloads: usize,
@@ -63,7 +65,7 @@ impl StoreConfig {
             directory: directory.into(),
             insecure_registries: Vec::new(),
             default_platform: Platform::linux_amd64(),
-            spool_dir: std::env::temp_dir().join("vch-image-spool"),
+            spool_dir: std::env::temp_dir().join(format!("vch-image-spool-{}", std::process::id())),
             limits: Limits::default(),
             max_concurrent_downloads: 3,
             download_attempts: 3,
@@ -150,6 +152,37 @@ impl Drop for Spool {
     }
 }
 
+/// Removes what a run killed mid-pull or mid-load left in the spool: `*.part` layer
+/// files ([`Spool`]) and `load-*` directories (`docker load`). Drop guards clean up
+/// every failure the process lives through; this covers the ones it does not (kill -9,
+/// power loss). Returns how many entries were removed.
+pub(crate) fn sweep_spool(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        let gone = if name.ends_with(".part") {
+            std::fs::remove_file(&path)
+        } else if name.starts_with("load-") && entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            continue;
+        };
+        match gone {
+            Ok(()) => removed += 1,
+            Err(e) => warn!(path = %path.display(), error = %e, "cannot remove stale spool entry"),
+        }
+    }
+    Ok(removed)
+}
+
 /// An image whose layers are stored, to be recorded by [`ImageStore::register`].
 pub(crate) struct NewImage<'a> {
     pub id: &'a Digest,
@@ -192,6 +225,15 @@ impl ImageStore {
             None => Index::default(),
         };
         std::fs::create_dir_all(&config.spool_dir)?;
+        // Layer contents of private images: this user only (umask aside).
+        std::fs::set_permissions(
+            &config.spool_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        let swept = sweep_spool(&config.spool_dir)?;
+        if swept > 0 {
+            info!(swept, dir = %config.spool_dir.display(), "removed partial files of an interrupted run");
+        }
         info!(
             images = index.images.len(),
             layers = index.layers.len(),
