@@ -296,6 +296,8 @@ pub fn prepare(
                 nix::libc::write(fd, b"0".as_ptr().cast(), 1);
                 nix::libc::close(fd);
             }
+            // Docker's umask for the container, whatever the agent was started with.
+            nix::libc::umask(0o022);
             // Pid 1's signal handlers must not leak into the process.
             for s in 1..32 {
                 nix::libc::signal(s, nix::libc::SIG_DFL);
