@@ -6,6 +6,7 @@ a vCenter that goes away gives 503 and the VCH recovers when it returns."""
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -66,6 +67,41 @@ def test_template_destroyed_out_of_band_is_recreated(vch):
     assert r.stdout == "hi\n"
     assert wait_for(lambda: template(si)._moId != old
                     and template(si).runtime.powerState == "poweredOn", HEAL_DEADLINE)
+
+
+def template_monitor(vch, si):
+    """The template VM's monitor process (the VCH's child booted from the template's boot
+    disk, outside the VMs' cgroups: clones are forks of it but live in their own)."""
+    run_dir = f"/run/{template(si)._moId}/boot/"
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (p / "cmdline").read_bytes().decode(errors="replace")
+            cgroups = (p / "cgroup").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == vch.proc.pid and run_dir in cmd and "vcenter-sim/" not in cgroups:
+            return int(p.name)
+    raise AssertionError("no template monitor found")
+
+
+def test_a_template_that_stops_answering_is_power_cycled(vch):
+    si = vch.vsphere()
+    monitor = template_monitor(vch, si)
+    # A hung VM: on, but its monitor answers nothing (no instant clone can be forked).
+    os.kill(monitor, signal.SIGSTOP)
+    try:
+        r = vch.docker("run", "--rm", "busybox", "echo", "hi", timeout=HEAL_DEADLINE + 30)
+        assert r.stdout == "hi\n", r.stderr
+        assert template_monitor(vch, si) != monitor, "the template was power-cycled"
+        assert vch.docker("run", "--rm", "busybox", "echo", "again").stdout == "again\n"
+    finally:
+        try:
+            os.kill(monitor, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 
 def test_container_vm_powered_off_out_of_band_is_exited_137(vch):

@@ -1252,6 +1252,12 @@ impl Backend for VchBackend {
                     let why = format!("instant clone refused: {e}");
                     self.inner.template.heal(&self.inner.t, &why).await;
                 }
+                // The template is on but does not answer (hung): power-cycle it, once.
+                Err(e) if !healed && crate::supervisor::not_answering(&e) => {
+                    healed = true;
+                    let why = format!("instant clone failed: {e}");
+                    self.inner.template.reset(&self.inner.t, &why).await;
+                }
                 Err(e) => return Err(self.vs(e)),
             }
         };

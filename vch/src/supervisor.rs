@@ -102,6 +102,26 @@ impl TemplateSupervisor {
     }
 }
 
+/// Whether an instant clone failed because the template VM is on but does not answer
+/// (the simulator's runtime says "not answering" when the parent's monitor gives no
+/// reply): a power cycle is the cure, as for a hung VM on ESXi.
+pub fn not_answering(e: &vsphere_client::Error) -> bool {
+    matches!(e, vsphere_client::Error::Fault(f) if f.msg.contains("not answering"))
+}
+
+impl TemplateSupervisor {
+    /// Power-cycles a template that is on but hung, then heals it (power on again).
+    pub async fn reset(&self, t: &Target, why: &str) {
+        self.mark_unready();
+        let vm = self.vm.lock().clone();
+        tracing::warn!(why, vm = %vm.value, "template VM: not answering, powering it off");
+        if let Err(e) = t.client.power_off(&vm).await {
+            tracing::warn!("template VM: power off failed: {e}");
+        }
+        self.heal(t, why).await;
+    }
+}
+
 impl TemplateSupervisor {
     /// Not ready from now on: creates wait instead of cloning a parent that is off.
     fn mark_unready(&self) {

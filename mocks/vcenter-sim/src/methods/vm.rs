@@ -1352,7 +1352,12 @@ impl Sim {
                     Ok((moref, child_spec))
                 })?;
                 if let Err(f) = sim.runtime.instant_clone(src.clone(), child_spec).await {
+                    // A failed clone task leaves no VM behind, as on vCenter: its name
+                    // is free for the next attempt.
                     sim.mark_powered_off(&vm);
+                    if let Err(e) = sim.destroy_vm_now(&vm).await {
+                        tracing::warn!(vm = %vm.value, "cannot remove a failed clone: {e:?}");
+                    }
                     return Err(f);
                 }
                 Ok(Some(Value::MoRef(vm)))

@@ -24,9 +24,46 @@ pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// How long a VM monitor may take to answer a fork request (a fork takes milliseconds):
+/// past it the parent VM is not answering, and the caller gets an error, not a hang.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn set_timeouts(port: &OwnedFd, t: std::time::Duration) -> std::io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt with a timeval of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                port.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Sends one fork request (JSON + the clone's device descriptors) to a VM monitor and
 /// returns the clone's pid (see tether's `vmfork` for the other end).
 pub fn request(port: &OwnedFd, request: &[u8], fds: &[OwnedFd]) -> std::io::Result<u32> {
+    request_within(port, request, fds, ANSWER_TIMEOUT)
+}
+
+fn request_within(
+    port: &OwnedFd,
+    request: &[u8],
+    fds: &[OwnedFd],
+    timeout: std::time::Duration,
+) -> std::io::Result<u32> {
+    set_timeouts(port, timeout)?;
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(raw.as_slice()) as u32) } as usize;
     let mut cbuf = vec![0u8; space];
@@ -54,6 +91,15 @@ pub fn request(port: &OwnedFd, request: &[u8], fds: &[OwnedFd]) -> std::io::Resu
     let mut reply = [0u8; 512];
     // SAFETY: recv into a local buffer.
     let n = unsafe { libc::recv(port.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the parent VM is not answering (no reply within {} s)",
+                timeout.as_secs()
+            ),
+        ));
+    }
     if n <= 0 {
         return Err(std::io::Error::other("the parent VM's monitor is gone"));
     }
@@ -65,5 +111,21 @@ pub fn request(port: &OwnedFd, request: &[u8], fds: &[OwnedFd]) -> std::io::Resu
             .map_err(|_| std::io::Error::other(format!("bad fork reply {reply:?}"))),
         Some((_, msg)) => Err(std::io::Error::other(msg.to_string())),
         None => Err(std::io::Error::other(format!("bad fork reply {reply:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_monitor_that_does_not_answer_is_an_error_not_a_hang() {
+        let (sim_end, _monitor_end) = seqpacket_pair().unwrap();
+        let t0 = std::time::Instant::now();
+        let e = request_within(&sim_end, b"{}", &[], std::time::Duration::from_millis(200))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("not answering"), "{e}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
     }
 }
