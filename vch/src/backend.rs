@@ -41,6 +41,8 @@ struct ExecRecord {
 
 struct Inner {
     t: Target,
+    /// The starts this VCH acknowledged, durable across its own crashes.
+    starts: crate::start_journal::StartJournal,
     /// The bridge network: port group and address allocation.
     bridge: Bridge,
     channels: crate::channel::Channels,
@@ -138,6 +140,7 @@ impl VchBackend {
         images: ImageStore,
         channels: crate::channel::Channels,
         bridge: Bridge,
+        starts: crate::start_journal::StartJournal,
     ) -> Result<VchBackend> {
         let template = crate::template::ensure(&t, &channels.uri)
             .await
@@ -145,7 +148,7 @@ impl VchBackend {
         let volumes = crate::volumes::VolumeStore::open(&t)
             .await
             .map_err(|e| internal(format!("volume store: {e}")))?;
-        let loaded = containers::load(&t)
+        let loaded = containers::load(&t, &starts)
             .await
             .map_err(|e| crate::vsphere_errors::to_docker(&t.url, e))?;
         // Addresses of containers that exist are taken before any new one is handed out.
@@ -155,6 +158,7 @@ impl VchBackend {
         let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
+                starts,
                 bridge,
                 channels,
                 template,
@@ -375,7 +379,7 @@ impl VchBackend {
             let ch = &self.inner.channels;
             let connected = ch.wait_connected(id, Duration::from_secs(10)).await;
             if connected {
-                self.persist_started(&c.vm, &started).await;
+                self.persist_started(id, &started).await;
             }
             self.set_running(id, false, &started);
             if !connected || !ch.start(id) {
@@ -384,7 +388,7 @@ impl VchBackend {
                     cc.parked = true;
                 }
                 if connected {
-                    self.persist_started(&c.vm, "").await;
+                    self.persist_started(id, "").await;
                 }
                 return Err(internal(format!(
                     "container VM {} did not connect its control channel",
@@ -402,12 +406,12 @@ impl VchBackend {
             if let Some(cc) = self.inner.containers.write().get_mut(id) {
                 cc.watched = true;
             }
-            self.persist_started(&c.vm, &started).await;
+            self.persist_started(id, &started).await;
             if let Err(e) = self.inner.t.client.power_on(&c.vm).await {
                 if let Some(cc) = self.inner.containers.write().get_mut(id) {
                     cc.watched = false;
                 }
-                self.persist_started(&c.vm, "").await;
+                self.persist_started(id, "").await;
                 return Err(self.vs(e));
             }
             self.set_running(id, true, &started);
@@ -431,16 +435,11 @@ impl VchBackend {
     /// containers::STARTED_KEY): a start that is acknowledged is never lost, one that
     /// was cut short may show as exited. `""` takes it back (the start failed). Not
     /// guestinfo: it must outlive the run.
-    async fn persist_started(&self, vm: &MoRef, started: &str) {
-        let spec = vsphere_client::spec::VmConfigSpec {
-            extra_config: vec![(containers::STARTED_KEY.into(), started.to_string())],
-            ..Default::default()
-        };
-        match self.inner.t.client.reconfigure_vm(vm, &spec).await {
-            // A --rm container may be gone already.
-            Err(e) if e.fault_type() == Some("ManagedObjectNotFound") => {}
-            Err(e) => tracing::warn!(vm = %vm.value, "cannot persist the start: {e}"),
-            Ok(()) => {}
+    /// Records the start durably before it is acknowledged (see `start_journal`); an
+    /// empty `started` takes a failed start back.
+    async fn persist_started(&self, id: &str, started: &str) {
+        if let Err(e) = self.inner.starts.record(id, started).await {
+            tracing::warn!(container = id, "cannot record the start: {e}");
         }
     }
 
@@ -748,6 +747,7 @@ impl VchBackend {
         self.inner.removed.write().insert(id.to_string(), code);
         self.event(id, "destroy", &[]);
         self.inner.containers.write().remove(id);
+        self.inner.starts.forget(id).await;
         self.bump();
         Ok(())
     }

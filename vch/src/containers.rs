@@ -184,7 +184,10 @@ pub fn clone_spec(
 }
 
 /// Reads every container VM of the VCH's pool back from vSphere.
-pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
+pub async fn load(
+    t: &Target,
+    starts: &crate::start_journal::StartJournal,
+) -> Result<Vec<Container>, vsphere_client::Error> {
     let objs = t
         .client
         .retrieve(
@@ -222,6 +225,8 @@ pub async fn load(t: &Target) -> Result<Vec<Container>, vsphere_client::Error> {
         let (Some(spec), Some(meta)) = (spec, meta) else {
             continue;
         };
+        // The VCH's journal of acknowledged starts (extraConfig: VCHs before it).
+        let started = starts.started(&meta.id).or(started);
         let power = oc.text("runtime.powerState").unwrap_or("poweredOff");
         let parked =
             power == "poweredOn" && guest_state.as_deref() == Some(tether::spec::STATE_CREATED);

@@ -10,6 +10,7 @@
 //! - [`volumes`]: named volumes as VMDKs on the datastore.
 //! - [`logfile`]: the container log on the datastore.
 //! - [`stdin`]: attached clients' stdin on its way to the container VM.
+//! - [`start_journal`]: the starts the VCH acknowledged, durable across a kill -9.
 //! - [`security`]: a container's confinement options, honoured or refused by name.
 //! - [`backend`]: the Docker API backend.
 
@@ -21,6 +22,7 @@ pub mod logfile;
 pub mod mounts;
 pub mod network;
 pub mod security;
+pub mod start_journal;
 pub mod stdin;
 pub mod supervisor;
 pub mod target;

@@ -274,7 +274,9 @@ async fn serve(s: Serve) -> Result<(), String> {
         .await
         .map_err(|e| format!("attach listener {}: {e}", s.attach_addr))?;
     let bridge = vch::network::Bridge::open(&target, bridge_cfg).await?;
-    let backend = VchBackend::new(target, images, channels, bridge)
+    let starts = vch::start_journal::StartJournal::open(&s.state_dir)
+        .map_err(|e| format!("start journal in {}: {e}", s.state_dir.display()))?;
+    let backend = VchBackend::new(target, images, channels, bridge, starts)
         .await
         .map_err(|e| e.to_string())?;
     let mut builder = docker_api::Server::builder().backend(Arc::new(backend));
@@ -329,6 +331,7 @@ fn main() {
     // exists. The Docker socket gets its 0660 explicitly (docker group convention).
     // SAFETY: umask only changes the process's file creation mask.
     unsafe { libc::umask(0o077) };
+    raise_fd_limit();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let r = rt.block_on(async {
         match cmd {
@@ -422,5 +425,23 @@ mod tests {
             .unwrap();
         assert!(err.contains("stat-dir"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime does for dockerd):
+/// every running container VM holds a few descriptors (serial ports, guestinfo channel),
+/// and every client connection one, so the usual soft 1024 runs out at a few hundred
+/// containers. The connection caps (docker-api) stay far below it.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
