@@ -344,6 +344,24 @@ fn main() {
     }
 }
 
+/// Raises the soft limit on open files to the hard one (as Go's runtime does for dockerd):
+/// every running container VM holds a few descriptors (serial ports, guestinfo channel),
+/// and every client connection one, so the usual soft 1024 runs out at a few hundred
+/// containers. The connection caps (docker-api) stay far below it.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,23 +443,5 @@ mod tests {
             .unwrap();
         assert!(err.contains("stat-dir"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
-    }
-}
-
-/// Raises the soft limit on open files to the hard one (as Go's runtime does for dockerd):
-/// every running container VM holds a few descriptors (serial ports, guestinfo channel),
-/// and every client connection one, so the usual soft 1024 runs out at a few hundred
-/// containers. The connection caps (docker-api) stay far below it.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }
