@@ -49,11 +49,12 @@ fn check_caps(names: &[String], option: &str) -> Result<(), Error> {
 fn check_cap_add(names: &[String]) -> Result<(), Error> {
     check_caps(names, "--cap-add")?;
     for n in names {
-        let upper = n.to_ascii_uppercase();
-        let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-        let default =
-            cap_number(bare).is_some_and(|c| tether::confine::DEFAULT_CAPS & (1 << c) != 0);
-        if !default && !ADDABLE_CAPS.contains(&bare) {
+        // `cap_number` knows every spelling (CAP_ prefix, any case); ALL has no number.
+        let allowed = cap_number(n).is_some_and(|c| {
+            tether::confine::DEFAULT_CAPS & (1 << c) != 0
+                || ADDABLE_CAPS.contains(&tether::confine::CAP_NAMES[c as usize])
+        });
+        if !allowed {
             return Err(refuse(
                 &format!("--cap-add {n}"),
                 "it would reach the host that runs the container VMs",
