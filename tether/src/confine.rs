@@ -8,86 +8,13 @@
 //! after the identity change, the permitted/effective sets of a root process,
 //! `no_new_privs` and the seccomp filters last (they still allow `execve`).
 
-use crate::spec::Security;
+use container_vm::caps::cap_mask;
+use container_vm::spec::Security;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
 use std::collections::BTreeMap;
-
-/// Capability names, by number (`CAP_` omitted), up to CAP_CHECKPOINT_RESTORE.
-pub const CAP_NAMES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-/// dockerd's default capability set (`CapEff: 00000000a80425fb` for a root process):
-/// CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW
-/// SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
-pub const DEFAULT_CAPS: u64 = 0xa804_25fb;
-
-/// The number of a capability given as `NAME` or `CAP_NAME` (any case).
-pub fn cap_number(name: &str) -> Option<u32> {
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    CAP_NAMES.iter().position(|n| *n == bare).map(|i| i as u32)
-}
-
-/// The capability mask of a container: the default set with `add` and without `drop`
-/// (Docker applies drops after adds; `ALL` in either means every capability).
-pub fn cap_mask(add: &[String], drop: &[String]) -> Result<u64, String> {
-    let all = (1u64 << CAP_NAMES.len()) - 1;
-    let resolve = |names: &[String]| -> Result<u64, String> {
-        names.iter().try_fold(0u64, |m, n| {
-            if n.eq_ignore_ascii_case("ALL") {
-                return Ok(all);
-            }
-            cap_number(n)
-                .map(|c| m | (1 << c))
-                .ok_or_else(|| format!("unknown capability: {n:?}"))
-        })
-    };
-    Ok((DEFAULT_CAPS | resolve(add)?) & !resolve(drop)?)
-}
 
 /// Syscalls Docker's default profile refuses a container that lacks CAP_SYS_ADMIN and
 /// friends (and a few it refuses to everyone): kernel modules, mounts and namespaces,
@@ -328,45 +255,6 @@ impl Confinement {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_set_is_dockers() {
-        let names: Vec<&str> = (0..64)
-            .filter(|c| DEFAULT_CAPS & (1 << c) != 0)
-            .map(|c| CAP_NAMES[c])
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "CHOWN",
-                "DAC_OVERRIDE",
-                "FOWNER",
-                "FSETID",
-                "KILL",
-                "SETGID",
-                "SETUID",
-                "SETPCAP",
-                "NET_BIND_SERVICE",
-                "NET_RAW",
-                "SYS_CHROOT",
-                "MKNOD",
-                "AUDIT_WRITE",
-                "SETFCAP"
-            ]
-        );
-    }
-
-    #[test]
-    fn adds_then_drops_by_any_spelling() {
-        let m = cap_mask(&["cap_net_admin".into()], &["MKNOD".into()]).unwrap();
-        assert_ne!(m & (1 << 12), 0);
-        assert_eq!(m & (1 << 27), 0);
-        assert_eq!(cap_mask(&[], &["ALL".into()]).unwrap(), 0);
-        assert_eq!(cap_mask(&["ALL".into()], &[]).unwrap(), (1 << 41) - 1);
-        assert!(cap_mask(&["NOPE".into()], &[])
-            .unwrap_err()
-            .contains("NOPE"));
-    }
 
     #[test]
     fn filters_compile_and_unknown_profiles_are_refused() {

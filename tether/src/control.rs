@@ -1,9 +1,12 @@
 //! Serves the control channel (serial port 1): says who it is, runs exec sessions with
 //! their own output and exit code, and delivers signals to the main process.
 
-use crate::channel::{decode, parse_resize, ExecRequest, Frame, Kind};
 use crate::run::{self, EXITS};
 use crate::stdio;
+use container_vm::channel::{
+    ack_payload, decode, exit_payload, out_payload, parse_resize, parse_signal, ExecRequest, Frame,
+    Kind,
+};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -44,8 +47,7 @@ fn find_program(program: &str, env: &[String]) -> std::io::Result<()> {
 }
 
 fn exit_frame(session: u32, code: i32, error: Option<String>) -> Frame {
-    let msg = format!("{code}\n{}", error.unwrap_or_default());
-    Frame::new(Kind::Exit, session, msg.into_bytes())
+    Frame::new(Kind::Exit, session, exit_payload(code, error.as_deref()))
 }
 
 /// Runs one exec session: output as `Out` frames, then `Exit`. The session's stdio is
@@ -136,25 +138,28 @@ fn exec_session(
     };
     let pumps: Vec<_> = [
         // A TTY has one output stream, which Docker reports as stdout.
-        (tty_output.map(|s| Box::new(s) as Box<dyn Read + Send>), 1u8),
+        (
+            tty_output.map(|s| Box::new(s) as Box<dyn Read + Send>),
+            false,
+        ),
         (
             child
                 .stdout
                 .take()
                 .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            1u8,
+            false,
         ),
         (
             child
                 .stderr
                 .take()
                 .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            2u8,
+            true,
         ),
     ]
     .into_iter()
-    .filter_map(|(s, n)| s.map(|s| (s, n)))
-    .map(|(mut s, n)| {
+    .filter_map(|(s, stderr)| s.map(|s| (s, stderr)))
+    .map(|(mut s, stderr)| {
         let port = port.clone();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 32 * 1024];
@@ -162,10 +167,10 @@ fn exec_session(
                 if k == 0 {
                     break;
                 }
-                let mut payload = Vec::with_capacity(k + 1);
-                payload.push(n);
-                payload.extend_from_slice(&buf[..k]);
-                send(&port, Frame::new(Kind::Out, session, payload));
+                send(
+                    &port,
+                    Frame::new(Kind::Out, session, out_payload(stderr, &buf[..k])),
+                );
             }
         })
     })
@@ -194,10 +199,7 @@ pub fn serve(
         let acks = port.clone();
         stdio::set_ack_sink(move |session, n| {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
-            send(
-                &acks,
-                Frame::new(Kind::StdinAck, session, n.to_be_bytes().to_vec()),
-            );
+            send(&acks, Frame::new(Kind::StdinAck, session, ack_payload(n)));
         });
         send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes()));
         let mut buf = Vec::new();
@@ -220,11 +222,7 @@ pub fn serve(
                         Ok(req) => exec(port.clone(), f.session, req, env.clone()),
                         Err(e) => send(
                             &port,
-                            Frame::new(
-                                Kind::Exit,
-                                f.session,
-                                format!("126\nbad exec request: {e}").into_bytes(),
-                            ),
+                            exit_frame(f.session, 126, Some(format!("bad exec request: {e}"))),
                         ),
                     },
                     Kind::Stdin => stdio::input(f.session, f.payload),
@@ -235,10 +233,7 @@ pub fn serve(
                         }
                     }
                     Kind::Signal => {
-                        let sig: i32 = String::from_utf8_lossy(&f.payload)
-                            .trim()
-                            .parse()
-                            .unwrap_or(15);
+                        let sig = parse_signal(&f.payload).unwrap_or(15);
                         if f.session == 0 {
                             run::signal_main(sig);
                         }

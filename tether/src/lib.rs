@@ -5,7 +5,6 @@
 
 pub mod backdoor;
 pub mod cgroups;
-pub mod channel;
 pub mod confine;
 pub mod control;
 pub mod esx;
@@ -21,6 +20,8 @@ pub mod stdio;
 pub mod vmfork;
 pub mod vmview;
 
+use container_vm::guestinfo as keys;
+use container_vm::state::ContainerState;
 use logport::LogWriter;
 use platform::{Platform, SimPlatform};
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ fn set_state(p: &mut dyn Platform, pairs: &[(&str, String)]) {
 /// A template formats the scratch disk its clones inherit (so none of them has to), then
 /// says it is ready.
 fn prepare_template(p: &mut dyn Platform) {
-    let scratch = p.guestinfo_get(spec::TEMPLATE_SCRATCH_KEY).ok().flatten();
+    let scratch = p.guestinfo_get(keys::TEMPLATE_SCRATCH_KEY).ok().flatten();
     let r = match scratch {
         Some(id) => rootfs::find(p.disks(), id.trim())
             .and_then(rootfs::prepare_scratch)
@@ -44,10 +45,13 @@ fn prepare_template(p: &mut dyn Platform) {
         None => Ok(()),
     };
     match r {
-        Ok(()) => set_state(p, &[(spec::STATE_KEY, spec::STATE_TEMPLATE_READY.into())]),
+        Ok(()) => set_state(
+            p,
+            &[(keys::STATE_KEY, ContainerState::TemplateReady.to_string())],
+        ),
         Err(e) => set_state(
             p,
-            &[(spec::ERROR_KEY, format!("template scratch disk: {e}"))],
+            &[(keys::ERROR_KEY, format!("template scratch disk: {e}"))],
         ),
     }
 }
@@ -68,9 +72,9 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             set_state(
                 p,
                 &[
-                    (spec::STATE_KEY, "exited".into()),
-                    (spec::ERROR_KEY, e.to_string()),
-                    (spec::EXIT_CODE_KEY, "125".into()),
+                    (keys::STATE_KEY, ContainerState::Exited.to_string()),
+                    (keys::ERROR_KEY, e.to_string()),
+                    (keys::EXIT_CODE_KEY, "125".into()),
                 ],
             );
             return 125;
@@ -87,10 +91,10 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
         set_state(
             p,
             &[
-                (spec::STATE_KEY, "exited".into()),
-                (spec::EXIT_CODE_KEY, code.to_string()),
-                (spec::ERROR_KEY, msg),
-                (spec::FINISHED_KEY, logport::now()),
+                (keys::STATE_KEY, ContainerState::Exited.to_string()),
+                (keys::EXIT_CODE_KEY, code.to_string()),
+                (keys::ERROR_KEY, msg),
+                (keys::FINISHED_KEY, logport::now()),
             ],
         );
         code
@@ -103,7 +107,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
         drop(start_tx);
     }
     if forked && spec.parked {
-        set_state(p, &[(spec::STATE_KEY, spec::STATE_CREATED.into())]);
+        set_state(p, &[(keys::STATE_KEY, ContainerState::Created.to_string())]);
         if start_rx.recv().is_err() {
             return fail(
                 p,
@@ -125,14 +129,14 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
         set_state(
             &mut *p,
             &[
-                (spec::STATE_KEY, "running".into()),
-                (spec::PID_KEY, pid.to_string()),
-                (spec::STARTED_KEY, logport::now()),
+                (keys::STATE_KEY, ContainerState::Running.to_string()),
+                (keys::PID_KEY, pid.to_string()),
+                (keys::STARTED_KEY, logport::now()),
             ],
         )
     });
     if exit.oom_killed {
-        set_state(p, &[(spec::OOM_KILLED_KEY, "true".into())]);
+        set_state(p, &[(keys::OOM_KILLED_KEY, "true".into())]);
     }
     match &exit.error {
         Some(msg) => fail(p, &log, exit.code, msg.clone()),
@@ -143,9 +147,9 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
             set_state(
                 p,
                 &[
-                    (spec::STATE_KEY, "exited".into()),
-                    (spec::EXIT_CODE_KEY, exit.code.to_string()),
-                    (spec::FINISHED_KEY, logport::now()),
+                    (keys::STATE_KEY, ContainerState::Exited.to_string()),
+                    (keys::EXIT_CODE_KEY, exit.code.to_string()),
+                    (keys::FINISHED_KEY, logport::now()),
                 ],
             );
             exit.code
@@ -157,7 +161,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
 /// (opened while the VM's are visible), network, hostname. Returns how its processes are confined and
 /// the VM's OOM counter; an error is the reason the container cannot start.
 fn enter_container(
-    spec: &spec::ContainerSpec,
+    spec: &container_vm::spec::ContainerSpec,
     disks: &[platform::Disk],
 ) -> Result<(gate::Jail, Option<cgroups::OomCounter>), String> {
     let confinement = confine::Confinement::new(&spec.security)
@@ -198,15 +202,14 @@ fn enter_container(
     ))
 }
 
-/// Whether this process was started as a container VM's init (the simulator sets
-/// `VCSIM_HW`). Lets another binary double as the tether (see `init_main`).
-pub fn started_as_init() -> bool {
-    std::env::var_os(platform::SIM_HW_ENV).is_some()
-}
-
-/// The tether's entry point: never returns. A binary that embeds the tether (the `vch`
-/// daemon copies itself onto the boot disk) calls this when `started_as_init()`.
+/// The tether's entry point (the `tether` binary's `main`): never returns.
 pub fn init_main() -> ! {
+    // A VM the simulator starts inherits the simulator's umask (077 inside `vch serve`);
+    // container processes get runc's and dockerd's 022, as on a real VM's init.
+    // SAFETY: umask only changes the process's file creation mask.
+    unsafe {
+        nix::libc::umask(0o022);
+    }
     // One malloc arena: the agent's few threads allocate little, and an arena per thread
     // (glibc's default) costs every container VM a few hundred KiB of dirtied memory.
     // SAFETY: mallopt before any thread exists.

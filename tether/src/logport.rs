@@ -1,33 +1,15 @@
 //! The container log on serial port 2: one json-file line per line of output, as dockerd
 //! writes them (`{"log":"hi\n","stream":"stdout","time":"..."}`), plus a final
 //! `{"event":"exit",...}` record that the VCH reads back if it missed the exit while the
-//! VM ran. The file lives on the datastore, so `docker logs` survives VCH restarts.
+//! VM ran. The file lives on the datastore, so `docker logs` survives VCH restarts. The
+//! record format is the contract's (`container_vm::log`); this splits output into lines.
 
-use serde::Serialize;
+use container_vm::log::{encode_exit, encode_output, Stream};
 use std::fs::File;
 use std::io::Write;
 
 /// A partial line longer than this is written out anyway (dockerd splits at 16 KiB).
 const MAX_LINE: usize = 16 * 1024;
-
-#[derive(Serialize)]
-struct Line<'a> {
-    log: &'a str,
-    stream: &'a str,
-    time: String,
-}
-
-#[derive(Serialize)]
-struct ExitRecord<'a> {
-    event: &'a str,
-    exit_code: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    /// Killed for exceeding the VM's memory (Docker's `State.OOMKilled`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    oom_killed: bool,
-    time: String,
-}
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -65,16 +47,13 @@ impl LogWriter {
             return;
         };
         let text = String::from_utf8_lossy(bytes);
-        let line = Line {
-            log: &text,
-            stream,
-            time: now(),
+        let stream = if stream == "stderr" {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
         };
-        if let Ok(mut json) = serde_json::to_vec(&line) {
-            json.push(b'\n');
-            // A log port that fails must not stop the container.
-            let _ = port.write_all(&json);
-        }
+        // A log port that fails must not stop the container.
+        let _ = port.write_all(&encode_output(stream, &text, &now()));
     }
 
     pub fn write(&mut self, stream: &str, data: &[u8]) {
@@ -121,17 +100,7 @@ impl LogWriter {
         let Some(port) = self.port.as_mut() else {
             return;
         };
-        let rec = ExitRecord {
-            event: "exit",
-            exit_code: code,
-            error,
-            oom_killed,
-            time: now(),
-        };
-        if let Ok(mut json) = serde_json::to_vec(&rec) {
-            json.push(b'\n');
-            let _ = port.write_all(&json);
-        }
+        let _ = port.write_all(&encode_exit(code.into(), error, oom_killed, &now()));
         let _ = port.sync_data();
     }
 }

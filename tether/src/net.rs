@@ -4,7 +4,7 @@
 //! Classic `SIOC*` ioctls rather than netlink: five fixed requests, no parsing, and nothing
 //! the static tether binary has to carry beyond libc.
 
-use crate::spec::Interface;
+use container_vm::spec::Interface;
 use nix::libc;
 use std::io;
 use std::net::Ipv4Addr;
@@ -213,10 +213,10 @@ mod tests {
 
     #[test]
     fn specs_without_interfaces_still_parse() {
-        let s: crate::spec::ContainerSpec =
+        let s: container_vm::spec::ContainerSpec =
             serde_json::from_str(r#"{"id":"x","cmd":["true"]}"#).unwrap();
         assert!(s.interfaces.is_empty());
-        let s: crate::spec::ContainerSpec = serde_json::from_str(
+        let s: container_vm::spec::ContainerSpec = serde_json::from_str(
             r#"{"id":"x","interfaces":[{"mac":"00:50:56:00:00:01","address":"172.17.0.2","prefix":16,"gateway":"172.17.0.1"}]}"#,
         )
         .unwrap();

@@ -2,27 +2,20 @@
 //! the log serial port, and power-off. One trait, a transport per hypervisor.
 //!
 //! - `SimPlatform`: vcenter-sim's process sandbox. The "hardware" is described in the
-//!   `VCSIM_HW` environment variable; guestinfo is a socket speaking the same
-//!   `info-get`/`info-set` RPC text as VMware's backdoor, framed by a u32 length.
+//!   `VCSIM_HW` environment variable (`container_vm::hardware`); guestinfo is a socket
+//!   speaking the same `info-get`/`info-set` RPC text as VMware's backdoor, framed by a
+//!   u32 length.
 //! - `esx::EsxPlatform`: a real VMware VM; guestinfo is the same RPC text over the
 //!   backdoor I/O port (`backdoor`), disks are found by SCSI address, the serial ports
 //!   are the kernel's UARTs.
 
-use serde::Deserialize;
+use container_vm::hardware::{self, Hardware};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Disk {
-    /// `scsi<bus>:<unit>`, the same name on every platform.
-    pub id: String,
-    /// Block device node.
-    pub dev: PathBuf,
-    pub readonly: bool,
-}
+pub use container_vm::hardware::Disk;
 
 pub trait Platform {
     fn guestinfo_get(&mut self, key: &str) -> io::Result<Option<String>>;
@@ -36,24 +29,6 @@ pub trait Platform {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct SimHardware {
-    guestinfo_fd: i32,
-    log_fd: Option<i32>,
-    #[serde(default)]
-    control_fd: Option<i32>,
-    #[serde(default)]
-    disks: Vec<Disk>,
-    /// The VM's fork port (see `vmfork`): present on VMs the simulator booted, absent
-    /// on instant clones, which are themselves forks.
-    #[serde(default)]
-    fork_fd: Option<i32>,
-    /// `cgroup.procs` files the guest's init joins (the VM's memory and CPU allocation);
-    /// the monitor, standing for the hypervisor, stays outside.
-    #[serde(default)]
-    cgroup_procs: Vec<String>,
-}
-
 pub struct SimPlatform {
     rpc: UnixStream,
     log: Option<File>,
@@ -64,7 +39,7 @@ pub struct SimPlatform {
 }
 
 /// Environment variable through which the simulator describes the VM's hardware.
-pub const SIM_HW_ENV: &str = "VCSIM_HW";
+pub const SIM_HW_ENV: &str = hardware::ENV;
 
 impl SimPlatform {
     /// Reads the hardware description. Takes ownership of the inherited descriptors.
@@ -79,9 +54,15 @@ impl SimPlatform {
     /// message an instant clone is forked with). Takes ownership of the descriptors it
     /// names.
     pub fn from_json(raw: &str) -> io::Result<SimPlatform> {
-        let hw: SimHardware = serde_json::from_str(raw).map_err(|e| {
+        let hw = Hardware::from_json(raw).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidData, format!("{SIM_HW_ENV}: {e}"))
         })?;
+        Ok(Self::from_hardware(hw))
+    }
+
+    /// Builds the platform from a parsed hardware description. Takes ownership of the
+    /// descriptors it names.
+    pub fn from_hardware(hw: Hardware) -> SimPlatform {
         // SAFETY: the simulator passes these descriptors to this process and nothing
         // else in it uses them; we take sole ownership here, once.
         let rpc = unsafe { UnixStream::from_raw_fd(hw.guestinfo_fd) };
@@ -90,14 +71,14 @@ impl SimPlatform {
         let fork = hw
             .fork_fd
             .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-        Ok(SimPlatform {
+        SimPlatform {
             rpc,
             log,
             control,
             fork,
             cgroup_procs: hw.cgroup_procs,
             disks: hw.disks,
-        })
+        }
     }
 
     /// Moves the calling process (the guest's init) into the VM's cgroup.

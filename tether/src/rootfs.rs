@@ -3,7 +3,7 @@
 //! container expects in /etc, then pivot_root into it.
 
 use crate::platform::Disk;
-use crate::spec::ContainerSpec;
+use container_vm::spec::ContainerSpec;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -296,7 +296,7 @@ pub fn remount_readonly(at: &Path) -> Result<(), RootfsError> {
 /// resolved against the VM's root, not the container's.
 fn mount_volume(
     root: &Path,
-    m: &crate::spec::VolumeMount,
+    m: &container_vm::spec::VolumeMount,
     disks: &[Disk],
 ) -> Result<(), RootfsError> {
     let rel = Path::new(&m.path);

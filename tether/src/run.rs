@@ -3,7 +3,7 @@
 //! the log port as json-file lines; reaps every zombie; forwards signals.
 
 use crate::logport::LogWriter;
-use crate::spec::ContainerSpec;
+use container_vm::spec::ContainerSpec;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;

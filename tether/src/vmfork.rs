@@ -4,9 +4,9 @@
 //! in the VM's mount/net/uts/ipc namespaces that forks the guest's pid 1 and then waits
 //! for it. The monitor also serves the VM's fork port (a SOCK_SEQPACKET socket): each
 //! message asks for one instant clone and carries the clone's hardware description
-//! (JSON) and its device descriptors (SCM_RIGHTS). The monitor forks a copy of itself —
-//! an already loaded, already linked tether — into fresh namespaces and answers with the
-//! clone's pid; the clone reads its own guestinfo and goes on as that VM's pid 1. A clone
+//! (JSON) and its device descriptors (SCM_RIGHTS; the message is `container_vm::fork`).
+//! The monitor forks a copy of itself — an already loaded, already linked tether — into
+//! fresh namespaces and answers with the clone's pid; the clone reads its own guestinfo and goes on as that VM's pid 1. A clone
 //! costs a fork and a few `unshare`s instead of a boot.
 //!
 //! Two details make clones independent of their parent, as instant clones are on vSphere:
@@ -17,28 +17,11 @@
 //!   the parent's monitor may exit at any time.
 
 use crate::platform::SimPlatform;
+use container_vm::fork::{ForkReply, ForkRequest, MAX_FDS, MAX_REQUEST};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
-use serde::Deserialize;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// What the simulator sends with one fork request.
-#[derive(Deserialize)]
-struct ForkRequest {
-    /// The clone's hardware description, as a booted VM gets it in `VCSIM_HW`.
-    hardware: serde_json::Value,
-    /// `cgroup.procs` files of the clone's cgroup: the monitor moves the clone there
-    /// before answering, so nothing of the clone is ever in the parent's cgroup once the
-    /// simulator knows of it (powering the parent off kills its cgroup).
-    #[serde(default)]
-    cgroup_procs: Vec<String>,
-}
-
-/// Largest request: a hardware description is a few hundred bytes per disk.
-const MAX_REQUEST: usize = 256 * 1024;
-/// guestinfo, log, control: the most descriptors a request carries.
-const MAX_FDS: usize = 8;
 
 /// Runs the VM monitor: waits for the guest's init to exit (returning its exit code)
 /// while serving fork requests.
@@ -129,14 +112,15 @@ fn serve_one(port: &OwnedFd, host_pidns: &File) -> bool {
     if len == 0 {
         return false;
     }
-    let reply = match serde_json::from_slice::<ForkRequest>(&buf[..len]) {
+    let reply = match ForkRequest::decode(&buf[..len]) {
         Ok(req) => match fork_clone(host_pidns, req, fds) {
-            Ok(pid) => format!("ok {pid}"),
-            Err(e) => format!("err {e}"),
+            Ok(pid) => ForkReply::Ok(pid as u32),
+            Err(e) => ForkReply::Err(e.to_string()),
         },
-        Err(e) => format!("err bad fork request: {e}"),
-    };
-    let iov = [io::IoSlice::new(reply.as_bytes())];
+        Err(e) => ForkReply::Err(format!("bad fork request: {e}")),
+    }
+    .encode();
+    let iov = [io::IoSlice::new(&reply)];
     sendmsg::<()>(port.as_raw_fd(), &iov, &[], MsgFlags::empty(), None).is_ok()
 }
 
@@ -188,11 +172,7 @@ fn clone_child(req: ForkRequest, fds: Vec<OwnedFd>) -> ! {
     // Put the received descriptors where the hardware description says they are: first
     // out of the way (they may collide with the targets), then into place; everything
     // else inherited from the parent's monitor is closed.
-    let targets: Vec<RawFd> = ["guestinfo_fd", "log_fd", "control_fd"]
-        .iter()
-        .filter_map(|k| req.hardware.get(*k).and_then(|v| v.as_i64()))
-        .map(|v| v as RawFd)
-        .collect();
+    let targets: Vec<RawFd> = req.hardware.device_fds();
     if targets.len() != fds.len() {
         die(
             "hardware",
@@ -230,9 +210,6 @@ fn clone_child(req: ForkRequest, fds: Vec<OwnedFd>) -> ! {
             0u32,
         );
     }
-    let mut platform = match SimPlatform::from_json(&req.hardware.to_string()) {
-        Ok(p) => p,
-        Err(e) => die("hardware", &e),
-    };
+    let mut platform = SimPlatform::from_hardware(req.hardware);
     std::process::exit(crate::agent(&mut platform, true))
 }

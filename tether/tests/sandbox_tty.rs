@@ -5,8 +5,8 @@
 mod common;
 
 use common::{skip, Env};
+use container_vm::channel::{decode, resize_payload, ExecRequest, Frame, Kind};
 use std::time::{Duration, Instant};
-use tether::channel::{decode, resize_payload, ExecRequest, Frame, Kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

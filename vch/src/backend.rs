@@ -9,6 +9,7 @@ use crate::images::types::ListFilters;
 use crate::logfile::{LogFile, Record};
 use crate::network::{Bridge, Mode};
 use crate::target::Target;
+use container_vm::channel::{resize_payload, Frame, Kind};
 use docker_api::backend::*;
 use docker_api::models::*;
 use docker_api::options::*;
@@ -18,7 +19,6 @@ use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tether::channel::{resize_payload, Frame, Kind};
 use vsphere_client::{FilterSpec, MoRef, Value};
 
 // Container operations: top, stats, update, cp, export.
@@ -32,7 +32,7 @@ mod update;
 #[derive(Clone)]
 struct ExecRecord {
     container: String,
-    req: tether::channel::ExecRequest,
+    req: container_vm::channel::ExecRequest,
     running: bool,
     exit: Option<i64>,
     /// The control channel session, once started (for resize).
@@ -1659,7 +1659,7 @@ impl Backend for VchBackend {
             id.clone(),
             ExecRecord {
                 container: cid,
-                req: tether::channel::ExecRequest {
+                req: container_vm::channel::ExecRequest {
                     cmd,
                     env: config.env.clone().unwrap_or_default(),
                     user: config.user.clone().unwrap_or_default(),

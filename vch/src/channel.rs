@@ -4,10 +4,12 @@
 //! requests and routes each session's output and exit back to its caller. A VM that
 //! reconnects (VCH restart) simply says Hello again.
 
+use container_vm::channel::{
+    decode, parse_ack, parse_exit, parse_out, signal_payload, Frame, Kind, STDIN_WINDOW,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tether::channel::{decode, Frame, Kind, STDIN_WINDOW};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -103,21 +105,14 @@ impl Channels {
                             me_id = Some(id);
                         }
                         Kind::Out => {
-                            let stderr = f.payload.first() == Some(&2);
-                            let data = bytes::Bytes::copy_from_slice(
-                                f.payload.get(1..).unwrap_or_default(),
-                            );
+                            let (stderr, data) = parse_out(&f.payload);
+                            let data = bytes::Bytes::copy_from_slice(data);
                             if let Some(s) = self.inner.lock().sessions.get(&f.session) {
                                 let _ = s.send(SessionEvent::Out { stderr, data });
                             }
                         }
                         Kind::StdinAck => {
-                            let n: [u8; 4] = f
-                                .payload
-                                .get(..4)
-                                .and_then(|b| b.try_into().ok())
-                                .unwrap_or_default();
-                            let n = u32::from_be_bytes(n) as usize;
+                            let n = parse_ack(&f.payload) as usize;
                             if let Some(id) = &me_id {
                                 let g = self.inner.lock();
                                 if let Some(s) = g.credits.get(&(id.clone(), f.session)) {
@@ -128,12 +123,8 @@ impl Channels {
                             }
                         }
                         Kind::Exit => {
-                            let text = String::from_utf8_lossy(&f.payload).to_string();
-                            let (code, error) = text.split_once('\n').unwrap_or((&text, ""));
-                            let ev = SessionEvent::Exit {
-                                code: code.trim().parse().unwrap_or(-1),
-                                error: Some(error.trim().to_string()).filter(|e| !e.is_empty()),
-                            };
+                            let (code, error) = parse_exit(&f.payload);
+                            let ev = SessionEvent::Exit { code, error };
                             let mut g = self.inner.lock();
                             if let Some(id) = &me_id {
                                 // The session's stdin is gone: stop whoever still feeds it.
@@ -207,7 +198,7 @@ impl Channels {
     pub fn exec(
         &self,
         id: &str,
-        req: &tether::channel::ExecRequest,
+        req: &container_vm::channel::ExecRequest,
     ) -> Option<(u32, mpsc::UnboundedReceiver<SessionEvent>)> {
         let mut g = self.inner.lock();
         let tx = g.conns.get(id)?.tx.clone();
@@ -245,7 +236,7 @@ impl Channels {
         let g = self.inner.lock();
         match g.conns.get(id) {
             Some(c) => {
-                c.tx.send(Frame::new(Kind::Signal, 0, sig.to_string().into_bytes()))
+                c.tx.send(Frame::new(Kind::Signal, 0, signal_payload(sig)))
                     .is_ok()
             }
             None => false,

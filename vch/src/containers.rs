@@ -4,18 +4,17 @@
 
 use crate::target::Target;
 use crate::template::Template;
+use container_vm::state::ContainerState;
 use serde::{Deserialize, Serialize};
 use vsphere_client::spec::*;
 use vsphere_client::{FilterSpec, MoRef, Value};
 
-/// guestinfo key of the tether spec (see tether::spec).
-pub const SPEC_KEY: &str = "guestinfo.vch.spec";
 /// extraConfig key of the Docker-side record (name, image, create body, created time).
 /// Not a guestinfo key: it changes while the VM runs (rename), and guestinfo written to a
 /// running VM is volatile on vSphere.
 pub const META_KEY: &str = "vch.meta";
 /// The tether's state key (guest-written): `created` while a parked clone waits.
-pub const GUEST_STATE_KEY: &str = tether::spec::STATE_KEY;
+pub const GUEST_STATE_KEY: &str = container_vm::guestinfo::STATE_KEY;
 /// Final state, persisted by the VCH once the VM is off (also not guestinfo).
 pub const EXIT_KEY: &str = "vch.final";
 /// When the current run started, persisted before a start is acknowledged: a run whose
@@ -23,8 +22,8 @@ pub const EXIT_KEY: &str = "vch.final";
 /// its VMs with it) is then known to have run, and is recovered as exited, not created.
 pub const STARTED_KEY: &str = "vch.started";
 
-/// The spec the tether reads (one definition, shared with the guest side).
-pub use tether::spec::ContainerSpec as TetherSpec;
+/// The spec the tether reads (one definition, the contract's).
+pub use container_vm::spec::ContainerSpec as TetherSpec;
 
 /// What Docker clients see of a container, kept in the VM's extraConfig.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -147,7 +146,7 @@ pub fn clone_spec(
             "independent_persistent",
             0,
         )));
-        spec.mounts.push(tether::spec::VolumeMount {
+        spec.mounts.push(container_vm::spec::VolumeMount {
             disk: format!("scsi0:{u}"),
             path: m.destination.clone(),
             readonly: !m.rw,
@@ -168,8 +167,9 @@ pub fn clone_spec(
     // Network: a NIC per attached network (network.rs decides which and how).
     devices.extend(nic.into_iter().map(DeviceChange::add));
     spec.parked = true;
-    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+    let mut config = container_vm::spec::encode(spec).map_err(|e| e.to_string())?;
     let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+    config.push((META_KEY.into(), meta_json));
     Ok(InstantCloneSpec {
         name: vm_name.to_string(),
         location: Placement {
@@ -178,7 +178,7 @@ pub fn clone_spec(
             devices,
             ..Default::default()
         },
-        config: vec![(SPEC_KEY.into(), spec_json), (META_KEY.into(), meta_json)],
+        config,
         bios_uuid: None,
     })
 }
@@ -200,7 +200,8 @@ pub async fn load(
         .await?;
     let mut out = Vec::new();
     for oc in objs {
-        let mut spec = None;
+        // The spec's key, or its chunks (see container_vm::spec::encode).
+        let mut spec_keys = std::collections::HashMap::new();
         let mut meta = None;
         let mut fin = None;
         let mut guest_state = None;
@@ -212,7 +213,9 @@ pub async fn load(
                     continue;
                 };
                 match k {
-                    SPEC_KEY => spec = serde_json::from_str::<TetherSpec>(v).ok(),
+                    k if container_vm::spec::is_spec_key(k) => {
+                        spec_keys.insert(k.to_string(), v.to_string());
+                    }
                     META_KEY => meta = serde_json::from_str::<Meta>(v).ok(),
                     EXIT_KEY => fin = serde_json::from_str::<FinalState>(v).ok(),
                     GUEST_STATE_KEY => guest_state = Some(v.to_string()),
@@ -222,14 +225,17 @@ pub async fn load(
                 }
             }
         }
+        let spec = container_vm::spec::decode(|k| Ok(spec_keys.get(k).cloned()))
+            .ok()
+            .flatten();
         let (Some(spec), Some(meta)) = (spec, meta) else {
             continue;
         };
         // The VCH's journal of acknowledged starts (extraConfig: VCHs before it).
         let started = starts.started(&meta.id).or(started);
         let power = oc.text("runtime.powerState").unwrap_or("poweredOff");
-        let parked =
-            power == "poweredOn" && guest_state.as_deref() == Some(tether::spec::STATE_CREATED);
+        let parked = power == "poweredOn"
+            && guest_state.as_deref() == Some(ContainerState::Created.as_str());
         let running = power != "poweredOff" && !parked;
         // The final state is of the last run when it names that run's start.
         let interrupted = power == "poweredOff"

@@ -2,6 +2,7 @@
 //!
 //! - [`target`]: connecting to vCenter (or the embedded simulator) and the VCH's pool,
 //!   folder, datastore directory and boot disk.
+//! - [`tether_binary`]: which tether binary the boot disk is built from.
 //! - [`images`]: registry pulls into read-only layer disks on the datastore.
 //! - [`template`]: the running template VM containers are instant-cloned from.
 //! - [`supervisor`]: heals the template VM when vSphere takes it away.
@@ -27,5 +28,6 @@ pub mod stdin;
 pub mod supervisor;
 pub mod target;
 pub mod template;
+pub mod tether_binary;
 pub mod volumes;
 pub mod vsphere_errors;

@@ -1,15 +1,17 @@
 //! Reading a container's log (serial port 2, `[ds] <vm>/container.log`, json-file lines
-//! written by the tether) through the datastore: whole, or followed live by polling with
-//! byte ranges. The last record of a finished container is its exit record.
+//! written by the tether, format in `container_vm::log`) through the datastore: whole, or
+//! followed live by polling with byte ranges. The last record of a finished container is
+//! its exit record.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use std::time::Duration;
 use vsphere_client::Client;
 
 /// How often a followed log is polled for new bytes.
 const POLL: Duration = Duration::from_millis(5);
 
+/// A log record (`container_vm::log::Record`) with its output as the bytes Docker's
+/// streams carry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Output {
@@ -26,45 +28,33 @@ pub enum Record {
     },
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    log: Option<String>,
-    stream: Option<String>,
-    event: Option<String>,
-    exit_code: Option<i64>,
-    error: Option<String>,
-    #[serde(default)]
-    oom_killed: bool,
-    #[serde(default)]
-    time: String,
-}
-
-/// Parses complete lines; returns the records and how many bytes were consumed.
+/// Parses complete lines (the format is the contract's: `container_vm::log`); returns
+/// the records and how many bytes were consumed.
 pub fn parse(buf: &[u8]) -> (Vec<Record>, usize) {
-    let mut out = Vec::new();
-    let mut used = 0;
-    while let Some(nl) = buf[used..].iter().position(|b| *b == b'\n') {
-        let line = &buf[used..used + nl];
-        used += nl + 1;
-        let Ok(r) = serde_json::from_slice::<Raw>(line) else {
-            continue; // a torn or foreign line is skipped, not fatal
-        };
-        if r.event.as_deref() == Some("exit") {
-            out.push(Record::Exit {
-                code: r.exit_code.unwrap_or(-1),
-                error: r.error,
-                oom_killed: r.oom_killed,
-                time: r.time,
-            });
-        } else if let Some(log) = r.log {
-            out.push(Record::Output {
-                stderr: r.stream.as_deref() == Some("stderr"),
-                data: Bytes::from(log),
-                time: r.time,
-            });
-        }
-    }
-    (out, used)
+    use container_vm::log::{self, Stream};
+    let (records, used) = log::parse(buf);
+    let records = records
+        .into_iter()
+        .map(|r| match r {
+            log::Record::Output { stream, data, time } => Record::Output {
+                stderr: stream == Stream::Stderr,
+                data: Bytes::from(data),
+                time,
+            },
+            log::Record::Exit {
+                code,
+                error,
+                oom_killed,
+                time,
+            } => Record::Exit {
+                code,
+                error,
+                oom_killed,
+                time,
+            },
+        })
+        .collect();
+    (records, used)
 }
 
 /// Where a container's log lives.

@@ -3,8 +3,9 @@
 //!     vch serve -H unix:///run/vch/docker.sock --state-dir /var/lib/vch
 //!
 //! Without `--target` it starts the embedded vCenter simulator and talks to it over
-//! HTTPS SOAP with its certificate pinned. The binary doubles as the container VMs'
-//! tether: the simulator boots it from the boot disk with `VCSIM_HW` set.
+//! HTTPS SOAP with its certificate pinned. The container VMs' boot disk holds the
+//! separate `tether` binary (`--tether`, default: next to this executable), or is a
+//! prebuilt image (`--boot-image`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -98,9 +99,13 @@ struct Serve {
     #[arg(long)]
     bridge_gateway: Option<String>,
     /// Boot disk of the container VMs: a flat image built by `appliance-image` (e.g. from
-    /// the static tether), uploaded as is. Default: built from this binary.
+    /// the static tether), uploaded as is. Default: built from the tether binary.
     #[arg(long)]
     boot_image: Option<PathBuf>,
+    /// The tether binary the boot disk is built from (without --boot-image). Default: the
+    /// `tether` executable next to this one (`cargo build --release -p tether`).
+    #[arg(long, env = vch::tether_binary::ENV)]
+    tether: Option<PathBuf>,
 }
 
 /// The config file: every key optional, unknown keys refused (a typo must not be ignored).
@@ -129,11 +134,18 @@ struct FileConfig {
     bridge_subnet: Option<String>,
     bridge_gateway: Option<String>,
     boot_image: Option<PathBuf>,
+    tether: Option<PathBuf>,
 }
 
-/// Applies the config file under the flags actually given on the command line.
+/// Applies the config file under the flags (and environment variables) actually given.
 fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
-    let from_cli = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    use clap::parser::ValueSource;
+    let from_cli = |id: &str| {
+        matches!(
+            m.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
     macro_rules! take {
         ($field:ident, $id:literal) => {
             if !from_cli($id) {
@@ -173,6 +185,7 @@ fn apply_config(s: &mut Serve, f: FileConfig, m: &clap::ArgMatches) {
     take!(bridge_subnet, "bridge_subnet");
     take!(bridge_gateway, "bridge_gateway");
     take!(boot_image, "boot_image");
+    take!(tether, "tether");
 }
 
 /// Parses the command line and merges the config file it names.
@@ -222,6 +235,12 @@ fn listener(h: &str, s: &Serve) -> Result<docker_api::Listener, String> {
 }
 
 async fn serve(s: Serve) -> Result<(), String> {
+    // The boot disk's tether, found before anything is created: a missing one is a clear
+    // error at once, not after the simulator started.
+    let tether = match &s.boot_image {
+        Some(_) => None,
+        None => Some(vch::tether_binary::locate(s.tether.as_deref())?),
+    };
     // 0700, also when it already exists from an older version that left it open: it holds
     // the simulator's key and password, the image store and (below it) container logs.
     vcenter_sim::private::private_dir(&s.state_dir)
@@ -257,6 +276,7 @@ async fn serve(s: Serve) -> Result<(), String> {
         name: s.name.clone(),
         state_dir: s.state_dir.clone(),
         boot_image: s.boot_image.clone(),
+        tether,
     };
     let target = Target::open(&cfg).await.map_err(|e| e.to_string())?;
     tracing::info!(vcenter = %target.url, pool = %target.pool, "connected");
@@ -304,13 +324,6 @@ async fn serve(s: Serve) -> Result<(), String> {
 }
 
 fn main() {
-    if tether::started_as_init() {
-        // A VM started by the embedded simulator inherits `vch serve`'s umask 077 (see
-        // below); container processes get runc's and dockerd's 022, as on a real VM.
-        // SAFETY: umask only changes the process's file creation mask.
-        unsafe { libc::umask(0o022) };
-        tether::init_main();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

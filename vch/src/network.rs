@@ -8,12 +8,12 @@
 //! from vSphere (`rebuild`) before any new container is created: none is handed out twice.
 
 use crate::target::Target;
+use container_vm::spec::{ContainerSpec, Interface};
 use docker_api::Error;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use tether::spec::{ContainerSpec, Interface};
 use vsphere_client::spec::{Device, NicBacking};
 use vsphere_client::MoRef;
 

@@ -5,10 +5,10 @@
 //! confinement is the floor (the tether applies it), and options are honoured only where
 //! the VM boundary still holds. Everything else is refused by name, never ignored.
 
+use container_vm::caps::cap_number;
+use container_vm::spec::Security;
 use docker_api::models::{HostConfig, HostConfigCgroupnsModeEnum, HostConfigIsolationEnum};
 use docker_api::Error;
-use tether::confine::cap_number;
-use tether::spec::Security;
 
 /// Capabilities a container may add: they act within its own VM (its network, its
 /// processes, its files). The others (SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_TIME,
@@ -51,8 +51,8 @@ fn check_cap_add(names: &[String]) -> Result<(), Error> {
     for n in names {
         // `cap_number` knows every spelling (CAP_ prefix, any case); ALL has no number.
         let allowed = cap_number(n).is_some_and(|c| {
-            tether::confine::DEFAULT_CAPS & (1 << c) != 0
-                || ADDABLE_CAPS.contains(&tether::confine::CAP_NAMES[c as usize])
+            container_vm::caps::DEFAULT_CAPS & (1 << c) != 0
+                || ADDABLE_CAPS.contains(&container_vm::caps::CAP_NAMES[c as usize])
         });
         if !allowed {
             return Err(refuse(

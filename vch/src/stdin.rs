@@ -10,13 +10,13 @@
 
 use crate::channel::Channels;
 use bytes::Bytes;
+use container_vm::channel::{Frame, Kind, STDIN_WINDOW};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tether::channel::{Frame, Kind, STDIN_WINDOW};
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
@@ -188,7 +188,7 @@ pub fn console_size(v: Option<&Vec<usize>>) -> Option<[u16; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether::channel::decode;
+    use container_vm::channel::decode;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Plays a tether: connects to the channel listener, says Hello as `id`, and returns

@@ -34,8 +34,11 @@ pub struct TargetConfig {
     pub name: String,
     pub state_dir: PathBuf,
     /// A prebuilt boot disk (flat ext4 image from `appliance-image`, e.g. with the static
-    /// tether) to upload; without it the boot disk is built from this binary.
+    /// tether) to upload; without it the boot disk is built from the tether binary.
     pub boot_image: Option<PathBuf>,
+    /// The tether binary to build the boot disk from (without `boot_image`); default:
+    /// the one next to this executable (see `tether_binary`).
+    pub tether: Option<PathBuf>,
 }
 
 /// Everything the VCH placed in vSphere, resolved once at start.
@@ -170,7 +173,11 @@ impl Target {
             url,
         };
         let boot_disk = t
-            .install_boot_disk(&cfg.state_dir, cfg.boot_image.as_deref())
+            .install_boot_disk(
+                &cfg.state_dir,
+                cfg.boot_image.as_deref(),
+                cfg.tether.as_deref(),
+            )
             .await?;
         Ok(Target { boot_disk, ..t })
     }
@@ -181,12 +188,13 @@ impl Target {
     }
 
     /// Uploads the boot disk unless the datastore already has this one: the prebuilt
-    /// `image`, or else one built from this very binary (it doubles as the tether when
-    /// started as a VM's init).
+    /// `image`, or else one built from the tether binary (`tether`, or the one next to
+    /// this executable).
     async fn install_boot_disk(
         &self,
         state_dir: &std::path::Path,
         image: Option<&std::path::Path>,
+        tether: Option<&std::path::Path>,
     ) -> Result<String, TargetError> {
         let boot_err = |e: &dyn std::fmt::Display| TargetError::BootDisk(e.to_string());
         let source = match image {
@@ -194,7 +202,7 @@ impl Target {
                 appliance_image::check_boot_image(p).map_err(|e| boot_err(&e))?;
                 p.to_path_buf()
             }
-            None => std::env::current_exe().map_err(|e| boot_err(&e))?,
+            None => crate::tether_binary::locate(tether).map_err(|e| boot_err(&e))?,
         };
         let meta = std::fs::metadata(&source)
             .map_err(|e| boot_err(&format_args!("{}: {e}", source.display())))?;

@@ -38,7 +38,7 @@ pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_c
     let name = vm_name(t);
     let existing = match find(t, &name).await? {
         // A template from before the scratch disk was part of it is replaced.
-        Some(vm) if !has_key(t, &vm, tether::spec::TEMPLATE_SCRATCH_KEY).await? => {
+        Some(vm) if !has_key(t, &vm, container_vm::guestinfo::TEMPLATE_SCRATCH_KEY).await? => {
             let _ = t.client.power_off(&vm).await;
             t.client.destroy(&vm).await?;
             None
@@ -147,10 +147,12 @@ async fn wait_ready(t: &Target, vm: &MoRef) -> Result<(), vsphere_client::Error>
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.clone())
         };
-        if get(tether::spec::STATE_KEY).as_deref() == Some(tether::spec::STATE_TEMPLATE_READY) {
+        if get(container_vm::guestinfo::STATE_KEY).as_deref()
+            == Some(container_vm::state::ContainerState::TemplateReady.as_str())
+        {
             return Ok(());
         }
-        if let Some(e) = get(tether::spec::ERROR_KEY) {
+        if let Some(e) = get(container_vm::guestinfo::ERROR_KEY) {
             return Err(vsphere_client::Error::Decode(format!("template VM: {e}")));
         }
         if tokio::time::Instant::now() > deadline {
@@ -219,7 +221,7 @@ fn config(t: &Target, name: &str, control_uri: &str) -> VmConfigSpec {
             t.name
         )),
         extra_config: vec![(
-            tether::spec::TEMPLATE_SCRATCH_KEY.into(),
+            container_vm::guestinfo::TEMPLATE_SCRATCH_KEY.into(),
             format!("scsi0:{SCRATCH_UNIT}"),
         )],
         devices: vec![

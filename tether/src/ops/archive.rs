@@ -5,23 +5,12 @@
 use super::extract::{extract, Inbox};
 use super::tarball::{finish, stream_tar};
 use super::{ErrorKind, Port, Reply};
+use container_vm::ops::PathStat;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
-
-/// The stat dockerd puts in `X-Docker-Container-Path-Stat`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PathStat {
-    pub name: String,
-    pub size: i64,
-    /// Go `os.FileMode` bits.
-    pub mode: u32,
-    pub mtime: String,
-    #[serde(rename = "linkTarget")]
-    pub link_target: String,
-}
 
 /// Go's `os.FileMode` from a Unix mode: Docker clients decode these bits.
 pub fn go_file_mode(m: &fs::Metadata) -> u32 {

@@ -4,7 +4,7 @@
 //! out of it.
 
 use super::{send, Port};
-use crate::channel::{Frame, Kind};
+use container_vm::channel::{Frame, Kind};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};

@@ -3,11 +3,7 @@
 //! container's pid namespace and its root is the container's root), and `docker cp` /
 //! `docker export` (tar streams of the root filesystem, both ways).
 //!
-//! Protocol (see docs/container-vm.md): the VCH sends `Request` with an [`OpsRequest`];
-//! the tether answers one `Reply` ([`Reply`] JSON). A request that streams out (`get`,
-//! `export`) follows its successful `Reply` with `Data` frames and one `Done`; a request
-//! that streams in (`put`) gets `Data` frames from the VCH (an empty one ends the tar),
-//! acknowledges each with `Credit`, and sends its `Reply` once the tar is extracted.
+//! The protocol (requests, replies, chunk sizes) is the contract's: `container_vm::ops`.
 
 pub mod archive;
 mod extract;
@@ -15,7 +11,8 @@ pub mod stats;
 mod tarball;
 pub mod top;
 
-use crate::channel::{Frame, Kind};
+use container_vm::channel::{Frame, Kind};
+use container_vm::ops::{ErrorKind, OpsRequest, Reply};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -23,59 +20,6 @@ use std::sync::{mpsc, Arc, Mutex};
 
 /// The serial port, shared by every thread that writes frames.
 pub type Port = Arc<Mutex<File>>;
-
-/// What the VCH asks.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum OpsRequest {
-    /// `ps -ef`-style process table.
-    Top,
-    /// One stats sample.
-    Stats,
-    /// lstat of a path (`HEAD /archive`).
-    Stat { path: String },
-    /// A tar of a path (`GET /archive`).
-    Get { path: String },
-    /// A tar of the whole root filesystem.
-    Export,
-    /// Extract the tar that follows into the directory `path` (`PUT /archive`).
-    Put {
-        path: String,
-        #[serde(default)]
-        no_overwrite_dir_non_dir: bool,
-    },
-}
-
-/// Why a request failed, so the VCH can pick the HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    NotFound,
-    Invalid,
-    Internal,
-}
-
-/// The answer: `ok` with a value, or an error.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reply {
-    Ok(serde_json::Value),
-    Error { kind: ErrorKind, message: String },
-}
-
-impl Reply {
-    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
-        Reply::Error {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-/// How many `Data` frames the VCH may have in flight towards a `put` (64 KiB each).
-pub const PUT_WINDOW: u32 = 16;
-/// The size of the `Data` frames the tether sends.
-pub const CHUNK: usize = 64 * 1024;
 
 pub(crate) fn send(port: &Port, f: Frame) -> std::io::Result<()> {
     let mut p = port

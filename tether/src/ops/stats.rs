@@ -4,23 +4,8 @@
 
 use super::top::{clock_ticks, processes};
 use super::Reply;
+use container_vm::ops::Sample;
 use std::fs;
-
-/// One sample. CPU time includes processes already gone: a parent's `cutime`/`cstime`
-/// hold what the children it reaped used, and the tether reaps orphans and exec sessions.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Sample {
-    /// Cumulative CPU time of the container's processes, ns.
-    pub cpu_ns: u64,
-    /// Memory the container's processes use (their proportional set size), bytes.
-    pub memory_bytes: u64,
-    /// The container's processes (the tether not counted).
-    pub pids: u64,
-    /// CLOCK_MONOTONIC when sampled, ns: the VCH turns it into elapsed vCPU time.
-    pub clock_ns: u64,
-    /// RFC 3339 time of the sample.
-    pub read: String,
-}
 
 /// Proportional set size of `pid` in bytes (shared pages split between their users), or
 /// its resident set when smaps_rollup is unavailable.

@@ -1,8 +1,9 @@
 //! Tars of the container's files, written as `Data` frames of a session: headers are
 //! written byte for byte to keep dockerd's entry names.
 
-use super::{cancelled, send, Port, CHUNK};
-use crate::channel::{Frame, Kind};
+use super::{cancelled, send, Port};
+use container_vm::channel::{Frame, Kind};
+use container_vm::ops::CHUNK;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

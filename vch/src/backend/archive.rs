@@ -7,11 +7,23 @@ use super::guest_ops::reply_value;
 use super::{internal, VchBackend};
 use crate::channel::{OpsEvent, OpsSession};
 use bytes::Bytes;
+use container_vm::ops::{OpsRequest, CHUNK, PUT_WINDOW};
 use docker_api::backend::ByteStream;
 use docker_api::options::{PathStat, PutArchiveOptions};
 use docker_api::{Error, Result};
 use futures_util::StreamExt;
-use tether::ops::{OpsRequest, CHUNK, PUT_WINDOW};
+
+/// The guest's answer to `stat`/`get` (`container_vm::ops::PathStat`) as Docker's stat.
+fn guest_stat(v: serde_json::Value) -> Result<PathStat> {
+    let s: container_vm::ops::PathStat = serde_json::from_value(v).map_err(internal)?;
+    Ok(PathStat {
+        name: s.name,
+        size: s.size,
+        mode: s.mode,
+        mtime: s.mtime,
+        link_target: s.link_target,
+    })
+}
 
 /// The tar frames of `s` as a byte stream; ends with an error if the tether's did.
 fn tar_stream(s: OpsSession) -> ByteStream {
@@ -34,7 +46,7 @@ impl VchBackend {
         let req = OpsRequest::Stat { path: path.into() };
         let (id, mut s) = self.guest_request(key, "docker cp", &req).await?;
         let v = self.guest_answer(&id, &mut s).await?;
-        serde_json::from_value(v).map_err(internal)
+        guest_stat(v)
     }
 
     pub(super) async fn archive_get(
@@ -45,8 +57,7 @@ impl VchBackend {
         let req = OpsRequest::Get { path: path.into() };
         let (id, mut s) = self.guest_request(key, "docker cp", &req).await?;
         let v = self.guest_answer(&id, &mut s).await?;
-        let stat = serde_json::from_value(v).map_err(internal)?;
-        Ok((stat, tar_stream(s)))
+        Ok((guest_stat(v)?, tar_stream(s)))
     }
 
     pub(super) async fn export(&self, key: &str) -> Result<ByteStream> {

@@ -4,8 +4,8 @@
 use super::{internal, VchBackend};
 use crate::channel::{OpsEvent, OpsSession};
 use crate::containers::Status;
+use container_vm::ops::{ErrorKind, OpsRequest, Reply};
 use docker_api::{Error, Result};
-use tether::ops::{ErrorKind, OpsRequest, Reply};
 
 /// How long a tether may take to answer (a stat, a process table; streams then go on).
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

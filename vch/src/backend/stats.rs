@@ -6,13 +6,13 @@
 
 use super::{internal, VchBackend};
 use crate::containers::Status;
+use container_vm::ops::OpsRequest;
+use container_vm::ops::Sample;
 use docker_api::models::ContainerStatsResponse;
 use docker_api::options::StatsOptions;
 use docker_api::Result;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use tether::ops::stats::Sample;
-use tether::ops::OpsRequest;
 use vsphere_client::{FilterSpec, MoRef};
 
 /// dockerd samples once a second.

@@ -1,9 +1,9 @@
 //! `docker top`: the process table the container's tether reads from its /proc.
 
 use super::VchBackend;
+use container_vm::ops::OpsRequest;
 use docker_api::models::ContainerTopResponse;
 use docker_api::{Error, Result};
-use tether::ops::OpsRequest;
 
 impl VchBackend {
     pub(super) async fn top(

@@ -1,16 +1,16 @@
 //! The VCH side of container operations on the control channel (top, stats, cp,
 //! export): one session per request, its answer and streams routed back to the caller.
-//! See tether::ops for the protocol.
+//! See `container_vm::ops` for the protocol.
 
 use super::{Channels, Inner};
-use tether::channel::{Frame, Kind};
-use tether::ops::OpsRequest;
+use container_vm::channel::{Frame, Kind};
+use container_vm::ops::OpsRequest;
 use tokio::sync::mpsc;
 
 /// What an operation session receives from the tether.
 #[derive(Debug)]
 pub enum OpsEvent {
-    /// The JSON `tether::ops::Reply`.
+    /// The JSON `container_vm::ops::Reply`.
     Reply(Vec<u8>),
     /// A piece of the outgoing tar.
     Data(bytes::Bytes),
@@ -124,7 +124,7 @@ impl Channels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether::channel::decode;
+    use container_vm::channel::decode;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Reads frames from a fake tether's socket until one of `kind` arrives.

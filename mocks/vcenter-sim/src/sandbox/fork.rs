@@ -1,7 +1,9 @@
 //! The simulator's end of a VM monitor's fork port (tether's `vmfork` is the other end):
 //! one SOCK_SEQPACKET message per instant clone, carrying the clone's hardware
-//! description and its device descriptors, answered by `ok <pid>` or `err <message>`.
+//! description and its device descriptors, answered by `ok <pid>` or `err <message>`
+//! (both encoded by `container_vm::fork`).
 
+use container_vm::fork::ForkReply;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// A connected pair of SOCK_SEQPACKET sockets (message boundaries, descriptor passing).
@@ -103,14 +105,14 @@ fn request_within(
     if n <= 0 {
         return Err(std::io::Error::other("the parent VM's monitor is gone"));
     }
-    let reply = String::from_utf8_lossy(&reply[..n as usize]);
-    match reply.split_once(' ') {
-        Some(("ok", pid)) => pid
-            .trim()
-            .parse()
-            .map_err(|_| std::io::Error::other(format!("bad fork reply {reply:?}"))),
-        Some((_, msg)) => Err(std::io::Error::other(msg.to_string())),
-        None => Err(std::io::Error::other(format!("bad fork reply {reply:?}"))),
+    let reply = &reply[..n as usize];
+    match ForkReply::parse(reply) {
+        Some(ForkReply::Ok(pid)) => Ok(pid),
+        Some(ForkReply::Err(msg)) => Err(std::io::Error::other(msg)),
+        None => Err(std::io::Error::other(format!(
+            "bad fork reply {:?}",
+            String::from_utf8_lossy(reply)
+        ))),
     }
 }
 

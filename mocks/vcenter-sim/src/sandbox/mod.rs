@@ -27,10 +27,11 @@ use crate::runtime::{HostRuntime, VmRuntimeSpec};
 use crate::sim::Sim;
 use crate::soap::Fault;
 use cgroup::VmCgroup;
+use container_vm::fork::ForkRequest;
+use container_vm::hardware::{self, Disk as HwDisk, Hardware};
 use futures_util::future::BoxFuture;
 use loopdev::LoopDevice;
 use parking_lot::Mutex;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -44,28 +45,6 @@ const GUESTINFO_FD: i32 = 3;
 const LOG_FD: i32 = 4;
 const CONTROL_FD: i32 = 5;
 const FORK_FD: i32 = 6;
-
-#[derive(Serialize)]
-struct HwDisk {
-    id: String,
-    dev: PathBuf,
-    readonly: bool,
-}
-
-#[derive(Serialize)]
-struct Hardware {
-    guestinfo_fd: i32,
-    log_fd: Option<i32>,
-    control_fd: Option<i32>,
-    disks: Vec<HwDisk>,
-    fork_fd: Option<i32>,
-    /// NICs in device order; the guest finds each by its MAC.
-    nics: Vec<net::NicPlan>,
-    /// `cgroup.procs` files the guest's init joins right after the monitor forks it: the
-    /// monitor stands for the hypervisor's VM process and is not charged to the VM (its
-    /// forks for instant clones must not count against the parent's memory).
-    cgroup_procs: Vec<String>,
-}
 
 /// One disk of a VM, resolved to the file backing it.
 struct DiskPlan {
@@ -598,18 +577,16 @@ impl Inner {
         std::fs::create_dir_all(&mount_point).map_err(|e| fault_io("run dir", e))?;
         let console = std::fs::File::create(vm_dir.join("console.log"))
             .map_err(|e| fault_io("console log", e))?;
-        let hw_json = serde_json::to_string(&dev.hw)
+        let hw_json = dev
+            .hw
+            .to_json()
             .map_err(|e| fault_io("hardware description", e.into()))?;
         // Everything the pre-exec hook touches is prepared here: it must not allocate.
         let boot_dev = cstr(&dev.loops[0].path)?;
         let boot_fs = CString::new(fs_type(&plans[0].extent)).expect("static names");
         let mp = cstr(&mount_point)?;
         let init = mount_point.join("sbin/init");
-        let targets: Vec<i32> = [Some(GUESTINFO_FD), dev.hw.log_fd, dev.hw.control_fd]
-            .into_iter()
-            .flatten()
-            .chain([FORK_FD])
-            .collect();
+        let targets: Vec<i32> = dev.hw.device_fds().into_iter().chain([FORK_FD]).collect();
         let sources: Vec<i32> = dev
             .guest_fds
             .iter()
@@ -618,7 +595,7 @@ impl Inner {
             .collect();
         let mut cmd = std::process::Command::new(&init);
         cmd.env_clear()
-            .env("VCSIM_HW", hw_json)
+            .env(hardware::ENV, hw_json)
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(std::process::Stdio::null())
             .stdout(
@@ -712,18 +689,20 @@ impl Inner {
         }
         let (_, loops, hw_disks) = Self::attach_disks(&spec, true)?;
         let dev = self.devices(&spec, loops, hw_disks)?;
-        let request = serde_json::json!({
-            "hardware": &dev.hw,
-            "cgroup_procs": dev
+        let request = ForkRequest {
+            hardware: dev.hw.clone(),
+            cgroup_procs: dev
                 .cgroup
                 .procs_files()
                 .iter()
                 .map(|c| c.to_string_lossy().into_owned())
-                .collect::<Vec<_>>(),
-        });
+                .collect(),
+        }
+        .encode()
+        .map_err(|e| fault_io("fork request", e.into()))?;
         let pid = {
             let port = port.lock();
-            fork::request(&port, request.to_string().as_bytes(), &dev.guest_fds)
+            fork::request(&port, &request, &dev.guest_fds)
                 .map_err(|e| fault_io("instant clone (fork of the parent's tether)", e))?
         };
         self.running(&sim, &spec.vm, dev, pid, None, None)

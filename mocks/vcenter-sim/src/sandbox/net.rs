@@ -10,22 +10,15 @@
 
 use super::netlink::{parse_mac, Netlink};
 use parking_lot::Mutex;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use vsphere_client::value::{DataObject, Value};
 
-/// One NIC as the guest sees it (also its entry in the `Hardware` description).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct NicPlan {
-    /// `eth<N>`, N counting the VM's NICs in device order.
-    pub name: String,
-    pub mac: String,
-    /// The standard port group's name, or the distributed port group's key.
-    pub portgroup: String,
-}
+/// One NIC as the guest sees it: its entry in the hardware description
+/// (`container_vm::hardware`).
+pub type NicPlan = container_vm::hardware::Nic;
 
 /// The VM's NICs in device order. A NIC without a usable MAC is a configuration the
 /// simulator itself should never have accepted (it assigns one), so it is refused.

@@ -1,4 +1,5 @@
-//! The control channel on serial port 1 (network-backed: the VM connects to the VCH).
+//! The control channel on serial port 1 (network-backed: the VM connects to the VCH):
+//! frames, their kinds and the payloads both ends build and read.
 //!
 //! A serial line has no framing and may be reconnected mid-stream, so every frame starts
 //! with a magic and a reader resynchronises by scanning for it; the VCH asks `Who` on
@@ -44,7 +45,7 @@ pub enum Kind {
     /// (Numbered apart from the stdio frames so the two sets can grow independently.)
     Start = 20,
 
-    // --- container operations (top, stats, archive); see `crate::ops` ---
+    // --- container operations (top, stats, archive); see [`crate::ops`] ---
     /// VCH → tether: an `ops::OpsRequest` (JSON) for `session`.
     Request = 32,
     /// tether → VCH: the JSON answer of `session` (`ops::Reply`).
@@ -128,6 +129,62 @@ pub fn parse_resize(p: &[u8]) -> Option<(u16, u16)> {
         )),
         _ => None,
     }
+}
+
+/// The payload of an `Out` frame: the stream byte, then the data.
+pub fn out_payload(stderr: bool, data: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(data.len() + 1);
+    p.push(if stderr { STDERR } else { STDOUT });
+    p.extend_from_slice(data);
+    p
+}
+
+/// Whether an `Out` payload is stderr, and its data.
+pub fn parse_out(p: &[u8]) -> (bool, &[u8]) {
+    (p.first() == Some(&STDERR), p.get(1..).unwrap_or_default())
+}
+
+/// Stream bytes of `Out` frames.
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+
+/// The payload of an `Exit` frame: the code, a newline, the error text (may be empty).
+pub fn exit_payload(code: i32, error: Option<&str>) -> Vec<u8> {
+    format!("{code}\n{}", error.unwrap_or_default()).into_bytes()
+}
+
+/// The code (-1 when unreadable) and error (`None` when empty) of an `Exit` payload.
+pub fn parse_exit(p: &[u8]) -> (i64, Option<String>) {
+    let text = String::from_utf8_lossy(p);
+    let (code, error) = text.split_once('\n').unwrap_or((&text, ""));
+    (
+        code.trim().parse().unwrap_or(-1),
+        Some(error.trim().to_string()).filter(|e| !e.is_empty()),
+    )
+}
+
+/// The payload of a `Signal` frame: the signal number as text.
+pub fn signal_payload(sig: i32) -> Vec<u8> {
+    sig.to_string().into_bytes()
+}
+
+/// The signal a `Signal` payload names; `None` when it names none.
+pub fn parse_signal(p: &[u8]) -> Option<i32> {
+    String::from_utf8_lossy(p).trim().parse().ok()
+}
+
+/// The payload of a `StdinAck` frame.
+pub fn ack_payload(bytes: u32) -> Vec<u8> {
+    bytes.to_be_bytes().to_vec()
+}
+
+/// The byte count of a `StdinAck` payload (0 when it is short).
+pub fn parse_ack(p: &[u8]) -> u32 {
+    let n: [u8; 4] = p
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default();
+    u32::from_be_bytes(n)
 }
 
 impl Frame {
@@ -231,5 +288,72 @@ mod tests {
     fn old_exec_requests_still_parse() {
         let r: ExecRequest = serde_json::from_str(r#"{"cmd":["ls"]}"#).unwrap();
         assert!(!r.tty && !r.attach_stdin && r.console_size.is_none());
+    }
+
+    #[test]
+    fn a_frame_has_a_pinned_wire_form() {
+        let f = Frame::new(Kind::Exit, 0x0102_0304, exit_payload(3, Some("boom")));
+        assert_eq!(
+            f.encode(),
+            b"VC\x05\x01\x02\x03\x04\x00\x00\x00\x063\nboom".to_vec()
+        );
+        let kinds = [
+            (Kind::Hello, 1u8),
+            (Kind::Who, 2),
+            (Kind::Exec, 3),
+            (Kind::Out, 4),
+            (Kind::Exit, 5),
+            (Kind::Signal, 6),
+            (Kind::Stdin, 7),
+            (Kind::StdinClose, 8),
+            (Kind::Resize, 9),
+            (Kind::StdinAck, 10),
+            (Kind::Start, 20),
+            (Kind::Request, 32),
+            (Kind::Reply, 33),
+            (Kind::Data, 34),
+            (Kind::Credit, 35),
+            (Kind::Done, 36),
+            (Kind::Cancel, 37),
+        ];
+        for (k, n) in kinds {
+            assert_eq!(k as u8, n);
+            assert_eq!(Kind::from_u8(n), Some(k));
+        }
+    }
+
+    #[test]
+    fn payloads_round_trip() {
+        assert_eq!(parse_out(&out_payload(true, b"err")), (true, &b"err"[..]));
+        assert_eq!(out_payload(false, b"hi"), b"\x01hi".to_vec());
+        assert_eq!(parse_out(&[]), (false, &b""[..]));
+        assert_eq!(
+            parse_exit(&exit_payload(127, Some("not found"))),
+            (127, Some("not found".into()))
+        );
+        assert_eq!(exit_payload(0, None), b"0\n".to_vec());
+        assert_eq!(parse_exit(&exit_payload(0, None)), (0, None));
+        assert_eq!(parse_exit(b"garbage"), (-1, None));
+        assert_eq!(parse_signal(&signal_payload(9)), Some(9));
+        assert_eq!(parse_signal(b"KILL"), None);
+        assert_eq!(parse_ack(&ack_payload(256 << 10)), 256 << 10);
+        assert_eq!(ack_payload(1), vec![0, 0, 0, 1]);
+        assert_eq!(parse_ack(b"\x01"), 0);
+    }
+
+    #[test]
+    fn exec_requests_have_a_pinned_json_form() {
+        let r = ExecRequest {
+            cmd: vec!["sh".into()],
+            tty: true,
+            console_size: Some([40, 132]),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"cmd":["sh"],"env":[],"user":"","workdir":"","tty":true,"attach_stdin":false,"console_size":[40,132]}"#
+        );
+        assert_eq!(serde_json::from_str::<ExecRequest>(&json).unwrap(), r);
     }
 }
