@@ -2,7 +2,7 @@
 and against dockerd 20.10 with its default confinement, in the same run. Prints one JSON
 object: for each attempt, whether it was blocked under each.
 
-    cargo build --release -p vch && python3 tests/bench/escape_bench.py
+    cargo build --release -p vch -p tether && python3 tests/bench/escape_bench.py
 """
 
 import json

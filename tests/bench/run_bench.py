@@ -4,7 +4,7 @@ chain, against Debian's
 dockerd 20.10 (docker.io) measured in the same run on the same image from the same
 loopback registry.
 
-    cargo build --release -p vch && python3 tests/bench/run_bench.py [--runs 30]
+    cargo build --release -p vch -p tether && python3 tests/bench/run_bench.py [--runs 30]
 
 Needs root, docker-registry, skopeo, the docker CLI; dockerd (apt-get install docker.io)
 for the reference. Prints one JSON object.

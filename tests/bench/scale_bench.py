@@ -3,7 +3,7 @@
 concurrency, then `docker ps -a`, and the memory each container costs, against Debian's
 dockerd 20.10 (docker.io) measured in the same run.
 
-    cargo build --release -p vch && python3 tests/bench/scale_bench.py [--count 1000] [--concurrency 32] [--no-reference]
+    cargo build --release -p vch -p tether && python3 tests/bench/scale_bench.py [--count 1000] [--concurrency 32] [--no-reference]
 
 Memory per container = growth of the VCH process's PSS (it embeds the simulator) plus the
 PSS of every process of the container VMs (the sandbox cgroups), divided by the count:

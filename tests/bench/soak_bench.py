@@ -6,7 +6,7 @@ bursts (all workers idle together, so the daemon really sits idle), for SOAK_SEC
 JSON object: operations, errors (with the first few messages), RSS after warm-up and at
 the end, and whether long-lived containers survived every idle gap.
 
-    cargo build --release -p vch && python3 tests/bench/soak_bench.py
+    cargo build --release -p vch -p tether && python3 tests/bench/soak_bench.py
     SOAK_SECONDS=300 SOAK_GAP=10,30 python3 tests/bench/soak_bench.py   # a short run
 """
 

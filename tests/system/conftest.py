@@ -38,7 +38,7 @@ def vch_binary():
         p = REPO / "target" / profile / "vch"
         if p.exists():
             return str(p)
-    cannot_run("vch is not built (cargo build -p vch)")
+    cannot_run("vch is not built (cargo build -p vch -p tether)")
 
 
 def sim_binary():
