@@ -415,6 +415,30 @@ mod tests {
     }
 
     #[test]
+    fn the_tether_comes_from_the_flag_the_environment_or_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("vch-cfg-tether-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("vch.toml");
+        std::fs::write(&f, "tether = \"/from/file\"\n").unwrap();
+        let p = f.to_str().unwrap();
+        // SAFETY: no other test of this binary reads VCH_TETHER.
+        std::env::remove_var(vch::tether_binary::ENV);
+        let Cmd::Serve(s) = parse(args(&["vch", "serve"])).unwrap();
+        assert_eq!(s.tether, None);
+        let Cmd::Serve(s) = parse(args(&["vch", "serve", "--config", p])).unwrap();
+        assert_eq!(s.tether, Some(PathBuf::from("/from/file")));
+        std::env::set_var(vch::tether_binary::ENV, "/from/env");
+        // The environment wins over the file, the flag over both.
+        let Cmd::Serve(s) = parse(args(&["vch", "serve", "--config", p])).unwrap();
+        assert_eq!(s.tether, Some(PathBuf::from("/from/env")));
+        let Cmd::Serve(s) =
+            parse(args(&["vch", "serve", "--config", p, "--tether", "/flag"])).unwrap();
+        assert_eq!(s.tether, Some(PathBuf::from("/flag")));
+        std::env::remove_var(vch::tether_binary::ENV);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn config_file_fills_in_and_flags_win() {
         let dir = std::env::temp_dir().join(format!("vch-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
