@@ -313,6 +313,30 @@ pub struct ContainerConfig {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl ContainerConfig {
+    /// As Docker's API model (`Config` of `docker image inspect`). Through serde on
+    /// purpose: the two share dockerd's field names, and fields only the image carries
+    /// (`extra`, kept whole for import) reach the model wherever it has them.
+    pub fn to_docker(&self) -> Result<docker_api::models::ImageConfig> {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .map_err(|e| ImageError::invalid("image config", e))
+    }
+}
+
+impl DescriptorPlatform {
+    /// As Docker's API model (distribution inspect's `Platforms`).
+    pub fn to_docker(&self) -> docker_api::models::OciPlatform {
+        docker_api::models::OciPlatform {
+            architecture: Some(self.architecture.clone()),
+            os: Some(self.os.clone()),
+            variant: self.variant.clone(),
+            os_version: self.os_version.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 impl ImageConfigFile {
     pub fn parse(bytes: &[u8]) -> Result<ImageConfigFile> {
         let c: ImageConfigFile =
