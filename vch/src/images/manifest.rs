@@ -1,6 +1,13 @@
 //! Distribution manifests (Docker schema 2, OCI), manifest lists / OCI indexes, and the
 //! image config: the subset of fields the store needs, parsed strictly enough that
 //! something which is not a container image is refused before anything is downloaded.
+//!
+//! Why not oci-client's `OciImageManifest`/`OciImageIndex`/`ConfigFile`: its descriptors
+//! carry the digest as a plain `String` (ours is a checked [`Digest`], refused at parse
+//! time, before any URL or datastore path is built from it); its `ConfigFile` parses
+//! `created` as a timestamp (real images carry odd ones that dockerd shows as they are)
+//! and drops fields it does not know, which `import` must write back whole (`extra`).
+//! Docker's API shapes come from `docker_api::models`; the conversions are below.
 
 use super::digest::Digest;
 use super::error::{ImageError, Result};
