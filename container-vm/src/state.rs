@@ -26,7 +26,7 @@ impl ContainerState {
     ];
 
     /// The value written to `guestinfo.vch.state`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ContainerState::Created => "created",
             ContainerState::Running => "running",

@@ -18,13 +18,13 @@ use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::app::App;
 use crate::backend::ByteStream;
 use crate::errors::{Error, Result};
 use crate::filters::Filters;
 use crate::hijack::ConnState;
 use crate::options::RegistryAuth;
 use crate::options::Timestamp;
-use crate::server::App;
 use crate::version::ApiVersion;
 
 /// Response body type: any stream of byte frames. A body error aborts the connection

@@ -4,12 +4,14 @@
 //! CLI and docker-py, and turns every operation into a call on a [`Backend`] — the VCH
 //! implements that trait on vSphere; this crate knows nothing about it.
 //!
-//! Layout: [`server`] listeners and connections, [`version`] negotiation, [`routes`] the
+//! Layout: [`server`] listeners, connections and dispatch, [`app`] the state handlers
+//! share and the front-end [`Config`], [`http`] the request context and response helpers, [`version`] negotiation, [`routes`] the
 //! route table and handlers, [`hijack`] attach/exec connection takeover, [`stdcopy`]
 //! framing, [`streaming`] streamed bodies, [`errors`] the error type and its mapping to
 //! HTTP, [`filters`] the `filters` parameter, [`backend`] + [`options`] the contract,
 //! [`limits`] connection caps per client and in total, [`validate`] container spec checks.
 
+pub mod app;
 pub mod backend;
 pub mod errors;
 pub mod filters;
@@ -28,6 +30,7 @@ pub mod version;
 /// Request/response models generated from Docker's swagger (API 1.49 family).
 pub use bollard_stubs::models;
 
+pub use app::Config;
 pub use async_trait::async_trait;
 pub use backend::{
     AttachStreams, Backend, ByteStream, LogChunk, LogStream, OutputChunk, ProgressStream,
@@ -36,5 +39,5 @@ pub use backend::{
 pub use errors::{Error, Result};
 pub use filters::Filters;
 pub use progress::{JsonError, JsonMessage, JsonProgress};
-pub use server::{Config, Listener, LocalAddr, Server, ServerBuilder, ServerError};
+pub use server::{Listener, LocalAddr, Server, ServerBuilder, ServerError};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};

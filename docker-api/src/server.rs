@@ -1,4 +1,8 @@
-//! Listeners, connection driving and graceful shutdown.
+//! Listeners, connection driving, request dispatch and graceful shutdown.
+//!
+//! Owns the outside of the server: binding, accepting, the HTTP/1 connection and its
+//! handover to hijacked sessions, and routing a request to its handler. The state the
+//! handlers share lives in `app` below it, so handlers never import this module.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -29,7 +33,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -42,12 +45,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::app::{App, Config};
 use crate::backend::Backend;
 use crate::hijack::{ConnState, HijackIo, Hijacked};
 use crate::http::{error_response, page_not_found, Body, Ctx, Query};
-use crate::limits::{ClientKey, ConnLimiter, Counted};
+use crate::limits::{ClientKey, Counted};
 use crate::routes;
-use crate::version::{negotiate, split_version_prefix, MAX_API_VERSION};
+use crate::version::{negotiate, split_version_prefix};
 
 /// Where to listen.
 #[derive(Clone, Debug)]
@@ -74,57 +78,6 @@ pub enum LocalAddr {
     Unix(PathBuf),
     Tcp(SocketAddr),
     Tls(SocketAddr),
-}
-
-/// Front-end settings.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Limit for buffered (JSON) request bodies; tarball uploads are streamed and not
-    /// limited. Larger bodies get 413.
-    pub max_body_bytes: usize,
-    /// How long requests in flight may run after shutdown starts.
-    pub shutdown_grace: Duration,
-    /// Engine version shown in the `Server` header.
-    pub engine_version: String,
-    /// `Docker-Experimental` header value.
-    pub experimental: bool,
-    /// `Builder-Version` header of /_ping ("1": classic builder; build is not supported,
-    /// so clients should not try BuildKit sessions).
-    pub builder_version: String,
-    /// How long a client may take to send request headers.
-    pub header_read_timeout: Duration,
-    /// How long a TLS handshake may take.
-    pub tls_handshake_timeout: Duration,
-    /// How long a buffered (JSON) request body may go without a byte arriving, and how
-    /// long it may take in all (x4): a client that announces a body and stalls gets 408
-    /// instead of holding a handler forever. Streamed uploads are not covered.
-    pub body_read_timeout: Duration,
-    /// Open connections one client may hold (peer IP for TCP, peer uid for unix
-    /// sockets); over it the client gets 429 "too many connections".
-    pub max_connections_per_client: usize,
-    /// Open connections in all; over it clients get 503 "too many connections".
-    pub max_connections: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_body_bytes: 16 << 20,
-            shutdown_grace: Duration::from_secs(10),
-            engine_version: "28.3.0".into(),
-            experimental: false,
-            builder_version: "1".into(),
-            header_read_timeout: Duration::from_secs(30),
-            tls_handshake_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            // dockerd has no limits; these are above what real clients hold: docker-py
-            // keeps up to 25 idle connections per APIClient (one pool per URL), so 32
-            // threads with a client each hold ~800 (a 256 cap broke the 1,000-container
-            // benchmark). Far below the fd limit the daemon raises itself to (see `vch`).
-            max_connections_per_client: 1024,
-            max_connections: 4096,
-        }
-    }
 }
 
 /// Why the server could not start.
@@ -154,144 +107,63 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
     move |source| ServerError::Io { context, source }
 }
 
-/// Shared state of a running server, handed to every handler.
-pub struct App {
-    pub backend: Arc<dyn Backend>,
-    pub config: Config,
-    /// Fired at the end of the shutdown grace period: open-ended streams end cleanly.
-    pub closing: CancellationToken,
-    /// Fired shortly after `closing`: whatever is left is dropped.
-    kill: CancellationToken,
-    /// Hijacked sessions, which live outside hyper's connection tracking.
-    sessions: TaskTracker,
-    /// Headers on every response (dockerd's version middleware).
-    common: Vec<(HeaderName, HeaderValue)>,
-    /// Open connections per client and in total.
-    limiter: ConnLimiter,
-}
+/// Serves one request: route, version check, handler, common headers, log line.
+async fn handle(app: Arc<App>, req: Request<Incoming>, conn: Arc<ConnState>) -> Response<Body> {
+    let start = Instant::now();
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    // dockerd routes on the decoded path.
+    let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    let (raw_version, path) = split_version_prefix(&path);
 
-impl App {
-    fn new(backend: Arc<dyn Backend>, config: Config) -> Self {
-        let limiter = ConnLimiter::new(config.max_connections_per_client, config.max_connections);
-        let server = format!("Docker/{} (linux)", config.engine_version);
-        let common = [
-            ("api-version", MAX_API_VERSION.to_string()),
-            ("docker-experimental", config.experimental.to_string()),
-            ("ostype", "linux".to_string()),
-            ("server", server),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((HeaderName::from_static(k), HeaderValue::from_str(&v).ok()?)))
-        .collect();
-        App {
-            backend,
-            config,
-            closing: CancellationToken::new(),
-            kill: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            common,
-            limiter,
+    let resp = match routes::lookup(&parts.method, path) {
+        // Not wrapped by the version middleware in dockerd either: no common headers.
+        None => {
+            drain(body);
+            page_not_found()
         }
-    }
-
-    /// The common headers as dockerd spells them, for hand-written (hijack) heads.
-    pub fn common_headers_canonical(&self) -> Vec<(&'static str, String)> {
-        self.common
-            .iter()
-            .map(|(k, v)| {
-                let name = match k.as_str() {
-                    "api-version" => "Api-Version",
-                    "docker-experimental" => "Docker-Experimental",
-                    "ostype" => "Ostype",
-                    _ => "Server",
-                };
-                (name, v.to_str().unwrap_or("").to_string())
-            })
-            .collect()
-    }
-
-    /// Runs a hijacked session: waits for the connection driver to hand over the
-    /// connection, then runs `session` until it ends or the server drops it.
-    pub fn spawn_session(
-        &self,
-        handover: tokio::sync::oneshot::Receiver<Hijacked>,
-        session: crate::hijack::Session,
-    ) {
-        let closing = self.closing.clone();
-        let kill = self.kill.clone();
-        self.sessions.spawn(async move {
-            let Ok(conn) = handover.await else {
-                return;
-            };
-            tokio::select! {
-                _ = session.run(conn, closing) => {}
-                _ = kill.cancelled() => {}
-            }
-        });
-    }
-
-    /// Serves one request: route, version check, handler, common headers, log line.
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        conn: Arc<ConnState>,
-    ) -> Response<Body> {
-        let start = Instant::now();
-        let (parts, body) = req.into_parts();
-        let raw_path = parts.uri.path();
-        // dockerd routes on the decoded path.
-        let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
-        let (raw_version, path) = split_version_prefix(&path);
-
-        let resp = match routes::lookup(&parts.method, path) {
-            // Not wrapped by the version middleware in dockerd either: no common headers.
-            None => {
-                drain(body);
-                page_not_found()
-            }
-            Some((route, params)) => {
-                let mut resp = match negotiate(raw_version) {
-                    Err(e) => {
-                        drain(body);
-                        error_response(&e)
-                    }
-                    Ok(version) => {
-                        let mut ctx = Ctx {
-                            app: self.clone(),
-                            version,
-                            method: parts.method.clone(),
-                            query: Query::parse(parts.uri.query()),
-                            headers: parts.headers,
-                            params,
-                            body: Some(body),
-                            conn,
-                        };
-                        let resp = match routes::dispatch(route.handler, &mut ctx).await {
-                            Ok(r) => r,
-                            Err(e) => error_response(&e),
-                        };
-                        if let Some(body) = ctx.body.take() {
-                            drain(body);
-                        }
-                        resp
-                    }
-                };
-                let h = resp.headers_mut();
-                for (k, v) in &self.common {
-                    h.insert(k.clone(), v.clone());
+        Some((route, params)) => {
+            let mut resp = match negotiate(raw_version) {
+                Err(e) => {
+                    drain(body);
+                    error_response(&e)
                 }
-                resp
+                Ok(version) => {
+                    let mut ctx = Ctx {
+                        app: app.clone(),
+                        version,
+                        method: parts.method.clone(),
+                        query: Query::parse(parts.uri.query()),
+                        headers: parts.headers,
+                        params,
+                        body: Some(body),
+                        conn,
+                    };
+                    let resp = match routes::dispatch(route.handler, &mut ctx).await {
+                        Ok(r) => r,
+                        Err(e) => error_response(&e),
+                    };
+                    if let Some(body) = ctx.body.take() {
+                        drain(body);
+                    }
+                    resp
+                }
+            };
+            let h = resp.headers_mut();
+            for (k, v) in &app.common {
+                h.insert(k.clone(), v.clone());
             }
-        };
-        tracing::info!(
-            method = %parts.method,
-            path = raw_path,
-            status = resp.status().as_u16(),
-            duration_us = start.elapsed().as_micros() as u64,
-            "request"
-        );
-        resp
-    }
+            resp
+        }
+    };
+    tracing::info!(
+        method = %parts.method,
+        path = raw_path,
+        status = resp.status().as_u16(),
+        duration_us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
 }
 
 /// Reads and discards what is left of a request body the handler did not consume (an
@@ -704,7 +576,7 @@ where
         let app = svc_app.clone();
         let state = svc_state.clone();
         // Boxed so the connection is Unpin, which poll_without_shutdown requires.
-        Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, state).await) })
+        Box::pin(async move { Ok::<_, std::convert::Infallible>(handle(app, req, state).await) })
     });
     let mut conn = http1::Builder::new()
         // A client that half-closes after its request (old hijack clients) still gets

@@ -2,10 +2,10 @@
 //!
 //!     vch serve -H unix:///run/vch/docker.sock --state-dir /var/lib/vch
 //!
-//! Without `--target` it starts the embedded vCenter simulator and talks to it over
-//! HTTPS SOAP with its certificate pinned. The container VMs' boot disk holds the
-//! separate `tether` binary (`--tether`, default: next to this executable), or is a
-//! prebuilt image (`--boot-image`).
+//! Without `--target` it starts the embedded vCenter simulator (cargo feature `embedded`,
+//! on by default) and talks to it over HTTPS SOAP with its certificate pinned. The
+//! container VMs' boot disk holds the separate `tether` binary (`--tether`, default: next
+//! to this executable), or is a prebuilt image (`--boot-image`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -243,7 +243,11 @@ async fn serve(s: Serve) -> Result<(), String> {
     };
     // 0700, also when it already exists from an older version that left it open: it holds
     // the simulator's key and password, the image store and (below it) container logs.
-    vcenter_sim::private::private_dir(&s.state_dir)
+    std::fs::create_dir_all(&s.state_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&s.state_dir, std::fs::Permissions::from_mode(0o700))
+        })
         .map_err(|e| format!("{}: {e}", s.state_dir.display()))?;
     let password = match &s.password_file {
         Some(p) => Some(

@@ -1,9 +1,11 @@
 //! The vSphere side of a VCH: connecting to vCenter (or starting the embedded simulator)
 //! and finding or creating what the VCH owns there: its resource pool, VM folder,
 //! directory on the datastore and the boot disk of its container VMs.
+//!
+//! The embedded simulator is behind the default-on cargo feature `embedded`; a build
+//! without it reaches only a real vCenter (`--target`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use vsphere_client::spec::Allocation;
 use vsphere_client::{Client, MoRef, TlsTrust};
 
@@ -45,6 +47,7 @@ pub struct TargetConfig {
 pub struct Target {
     pub client: Client,
     /// Keeps the embedded simulator alive for the daemon's lifetime.
+    #[cfg(feature = "embedded")]
     pub embedded: Option<vcenter_sim::SimServer>,
     pub datacenter: MoRef,
     pub datacenter_name: String,
@@ -57,10 +60,12 @@ pub struct Target {
     pub url: String,
 }
 
+#[cfg(feature = "embedded")]
 async fn start_embedded(
     cfg: &TargetConfig,
 ) -> Result<(vcenter_sim::SimServer, Client), TargetError> {
     let dir = cfg.state_dir.join("vcenter-sim");
+    use std::sync::Arc;
     let runtime: Arc<dyn vcenter_sim::HostRuntime> = match vcenter_sim::SandboxRuntime::supported()
     {
         Ok(()) => Arc::new(vcenter_sim::SandboxRuntime::new(dir.join("run"))),
@@ -102,11 +107,21 @@ async fn start_embedded(
 
 impl Target {
     pub async fn open(cfg: &TargetConfig) -> Result<Target, TargetError> {
-        let (embedded, client, url) = match &cfg.url {
+        #[cfg(feature = "embedded")]
+        let mut embedded = None;
+        let (client, url) = match &cfg.url {
+            #[cfg(feature = "embedded")]
             None => {
                 let (server, client) = start_embedded(cfg).await?;
                 let url = server.url.clone();
-                (Some(server), client, url)
+                embedded = Some(server);
+                (client, url)
+            }
+            #[cfg(not(feature = "embedded"))]
+            None => {
+                return Err(TargetError::Config(
+                    "built without the embedded simulator: give --target URL".into(),
+                ))
             }
             Some(url) => {
                 let trust = match (&cfg.thumbprint, &cfg.ca_pem) {
@@ -125,7 +140,7 @@ impl Target {
                 client
                     .login(&user, cfg.password.as_deref().unwrap_or_default())
                     .await?;
-                (None, client, url.clone())
+                (client, url.clone())
             }
         };
         let (dc_name, dc) = client.datacenter(cfg.datacenter.as_deref()).await?;
@@ -162,6 +177,7 @@ impl Target {
         };
         let t = Target {
             client,
+            #[cfg(feature = "embedded")]
             embedded,
             datacenter: dc,
             datacenter_name: dc_name,

@@ -5,7 +5,9 @@
 //! clone of it is a fork of an already running tether, not a boot.
 
 use crate::target::Target;
+use futures_util::StreamExt;
 use vsphere_client::spec::*;
+use vsphere_client::types::{PropertyChange, UpdateKind};
 use vsphere_client::{FilterSpec, MoRef, Value};
 
 /// The template's scratch disk: clones inherit a delta of it, already formatted.
@@ -96,7 +98,9 @@ pub async fn ensure(t: &Target, control_uri: &str) -> Result<Template, vsphere_c
         t.client.reconfigure_vm(&vm, &hot).await?;
         t.client.power_on(&vm).await?;
     }
+    let waited = std::time::Instant::now();
     wait_ready(t, &vm).await?;
+    tracing::info!(vm = %vm.value, waited_ms = waited.elapsed().as_secs_f64() * 1e3, "template VM ready");
     let key_of = |pred: &dyn Fn(&vsphere_client::value::DataObject) -> bool| {
         devices
             .iter()
@@ -136,31 +140,120 @@ async fn extra_config(
     })
 }
 
-/// Waits for the template's tether to have formatted the scratch disk clones inherit.
+/// How long a template may take from power-on to ready (its tether formats the scratch
+/// disk first).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for the template's tether to have formatted the scratch disk clones inherit: it
+/// says so in guestinfo (state `template-ready`), or writes an error there.
+///
+/// Event-driven: a PropertyCollector watch on the VM's extraConfig and power state. Its
+/// first update is the current state, so a tether that was ready before the watch began
+/// is seen at once; after that each guestinfo write arrives as it happens. A template
+/// that powers off first fails the wait (its guestinfo, and any error in it, is gone).
 async fn wait_ready(t: &Target, vm: &MoRef) -> Result<(), vsphere_client::Error> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let spec = FilterSpec::object(vm, &[EXTRA_CONFIG, "runtime.powerState"]);
+    // Dropping the watch (on return) destroys its collector.
+    let mut watch = Box::pin(t.client.watch(spec));
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    let mut seen = Readiness::default();
     loop {
-        let extra = extra_config(t, vm).await?;
-        let get = |k: &str| {
-            extra
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
+        let updates = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Err(_) => return Err(vsphere_client::Error::Timeout(READY_TIMEOUT)),
+            Ok(None) => {
+                return Err(vsphere_client::Error::Decode(
+                    "template VM: the property watch ended".into(),
+                ))
+            }
+            Ok(Some(update)) => update?,
         };
-        if get(container_vm::guestinfo::STATE_KEY).as_deref()
+        for u in &updates {
+            if u.kind == UpdateKind::Leave {
+                return Err(vsphere_client::Error::Decode(
+                    "template VM: deleted before it was ready".into(),
+                ));
+            }
+            seen.apply(&u.changes);
+        }
+        if let Some(done) = seen.outcome() {
+            return done;
+        }
+    }
+}
+
+const EXTRA_CONFIG: &str = "config.extraConfig";
+
+/// What the template's watch has told so far: its guestinfo state and error keys and its
+/// power state.
+#[derive(Debug, Default)]
+struct Readiness {
+    state: Option<String>,
+    error: Option<String>,
+    power: Option<String>,
+}
+
+impl Readiness {
+    /// Folds in one update's changes. vCenter reports `config.extraConfig` whole, or one
+    /// key at a time as `config.extraConfig["key"]` (op add/assign/remove): both count.
+    fn apply(&mut self, changes: &[PropertyChange]) {
+        for ch in changes {
+            if ch.name == "runtime.powerState" {
+                self.power = ch.val.as_ref().and_then(Value::as_text).map(str::to_string);
+            } else if ch.name == EXTRA_CONFIG {
+                self.state = None;
+                self.error = None;
+                if let Some(Value::Array { items, .. }) = &ch.val {
+                    for o in items.iter().filter_map(Value::as_obj) {
+                        let value = o.get("value").and_then(Value::as_text);
+                        self.set(o.text("key").unwrap_or_default(), value);
+                    }
+                }
+            } else if let Some(key) = ch
+                .name
+                .strip_prefix("config.extraConfig[\"")
+                .and_then(|k| k.strip_suffix("\"]"))
+            {
+                let value = match ch.op.as_str() {
+                    "remove" => None,
+                    _ => ch
+                        .val
+                        .as_ref()
+                        .and_then(Value::as_obj)
+                        .and_then(|o| o.get("value"))
+                        .and_then(Value::as_text),
+                };
+                self.set(key, value);
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, value: Option<&str>) {
+        let slot = match key {
+            container_vm::guestinfo::STATE_KEY => &mut self.state,
+            container_vm::guestinfo::ERROR_KEY => &mut self.error,
+            _ => return,
+        };
+        *slot = value.map(str::to_string);
+    }
+
+    /// `Some` once the wait is over: ready, failed in the guest, or powered off.
+    fn outcome(&self) -> Option<Result<(), vsphere_client::Error>> {
+        if self.state.as_deref()
             == Some(container_vm::state::ContainerState::TemplateReady.as_str())
         {
-            return Ok(());
+            return Some(Ok(()));
         }
-        if let Some(e) = get(container_vm::guestinfo::ERROR_KEY) {
-            return Err(vsphere_client::Error::Decode(format!("template VM: {e}")));
+        if let Some(e) = &self.error {
+            return Some(Err(vsphere_client::Error::Decode(format!(
+                "template VM: {e}"
+            ))));
         }
-        if tokio::time::Instant::now() > deadline {
-            return Err(vsphere_client::Error::Timeout(
-                std::time::Duration::from_secs(60),
-            ));
+        if self.power.as_deref() == Some("poweredOff") {
+            return Some(Err(vsphere_client::Error::Decode(
+                "template VM: powered off before it was ready".into(),
+            )));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        None
     }
 }
 
@@ -260,5 +353,89 @@ fn config(t: &Target, name: &str, control_uri: &str) -> VmConfigSpec {
             }),
         ],
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use container_vm::guestinfo::{ERROR_KEY, STATE_KEY};
+    const STATE_TEMPLATE_READY: &str = container_vm::state::ContainerState::TemplateReady.as_str();
+    use vsphere_client::DataObject;
+
+    fn option(key: &str, value: &str) -> Value {
+        Value::Obj(
+            DataObject::new("OptionValue")
+                .with("key", Value::string(key))
+                .with("value", Value::string(value)),
+        )
+    }
+
+    fn change(name: &str, op: &str, val: Option<Value>) -> PropertyChange {
+        PropertyChange {
+            name: name.into(),
+            op: op.into(),
+            val,
+        }
+    }
+
+    fn whole(pairs: &[(&str, &str)]) -> PropertyChange {
+        let items = pairs.iter().map(|(k, v)| option(k, v)).collect();
+        change(
+            EXTRA_CONFIG,
+            "assign",
+            Some(Value::array("OptionValue", items)),
+        )
+    }
+
+    #[test]
+    fn waits_until_the_tether_says_ready_in_the_whole_extra_config() {
+        let mut r = Readiness::default();
+        r.apply(&[
+            whole(&[("guestinfo.vch.template.scratch", "scsi0:1")]),
+            change(
+                "runtime.powerState",
+                "assign",
+                Some(Value::string("poweredOn")),
+            ),
+        ]);
+        assert!(r.outcome().is_none());
+        r.apply(&[whole(&[(STATE_KEY, "created")])]);
+        assert!(r.outcome().is_none());
+        r.apply(&[whole(&[(STATE_KEY, STATE_TEMPLATE_READY)])]);
+        assert!(matches!(r.outcome(), Some(Ok(()))));
+    }
+
+    #[test]
+    fn per_key_changes_count_as_vcenter_reports_them() {
+        let mut r = Readiness::default();
+        let key = |k: &str| format!("{EXTRA_CONFIG}[\"{k}\"]");
+        r.apply(&[change(&key(STATE_KEY), "add", Some(option(STATE_KEY, "x")))]);
+        assert!(r.outcome().is_none());
+        r.apply(&[change(
+            &key(STATE_KEY),
+            "assign",
+            Some(option(STATE_KEY, STATE_TEMPLATE_READY)),
+        )]);
+        assert!(matches!(r.outcome(), Some(Ok(()))));
+        r.apply(&[change(&key(STATE_KEY), "remove", None)]);
+        assert!(r.outcome().is_none());
+    }
+
+    #[test]
+    fn a_guest_error_or_a_power_off_ends_the_wait_with_an_error() {
+        let mut r = Readiness::default();
+        r.apply(&[whole(&[(ERROR_KEY, "mkfs failed")])]);
+        let err = r.outcome().unwrap().unwrap_err().to_string();
+        assert!(err.contains("mkfs failed"), "{err}");
+
+        let mut r = Readiness::default();
+        r.apply(&[change(
+            "runtime.powerState",
+            "assign",
+            Some(Value::string("poweredOff")),
+        )]);
+        let err = r.outcome().unwrap().unwrap_err().to_string();
+        assert!(err.contains("powered off"), "{err}");
     }
 }

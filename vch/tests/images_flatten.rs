@@ -119,11 +119,16 @@ async fn too_many_layers_are_flattened() {
             .replace("layer.vmdk", "layer-flat.vmdk"),
     );
     // The per-layer disks are still stored (save, and images sharing them).
-    let ins = store.inspect(&r).await.unwrap();
-    assert_eq!(ins.root_fs.layers.len(), 5);
-    let per_layer: Vec<_> = ins
+    let layers = store
+        .inspect(&r)
+        .await
+        .unwrap()
         .root_fs
+        .unwrap()
         .layers
+        .unwrap();
+    assert_eq!(layers.len(), 5);
+    let per_layer: Vec<_> = layers
         .iter()
         .map(|d| {
             sim.local(&format!(

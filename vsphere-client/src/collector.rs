@@ -243,6 +243,23 @@ impl Client {
             version: String,
             failures: u32,
         }
+        // A dropped watch destroys its collector (and filter): it would otherwise live as
+        // long as the session, one per watch ever started (a VCH watches each running
+        // container and each template start). Best effort, in the background.
+        impl Drop for W {
+            fn drop(&mut self) {
+                let Some(pc) = self.collector.take() else {
+                    return;
+                };
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                let client = self.client.clone();
+                rt.spawn(async move {
+                    let _ = client.call("DestroyPropertyCollector", &pc, &[]).await;
+                });
+            }
+        }
         let w = W {
             client: self.clone(),
             spec,

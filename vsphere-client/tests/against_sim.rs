@@ -289,6 +289,28 @@ async fn watch_reports_enter_modify_leave() {
 }
 
 #[tokio::test]
+async fn a_dropped_watch_destroys_its_collector() {
+    let env = sim_with(None).await;
+    let c = env.client().await;
+    let (vm, _, _) = make_vm(&c, "w2").await;
+    let collectors = || env.server.sim.state.read().collectors.len();
+    let before = collectors();
+    let mut watch = Box::pin(c.watch(FilterSpec::object(&vm, &["runtime.powerState"])));
+    watch.next().await.unwrap().unwrap();
+    assert_eq!(collectors(), before + 1);
+    drop(watch);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while collectors() > before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch's collector outlived the watch"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.done().await;
+}
+
+#[tokio::test]
 async fn paged_retrieval_reads_every_object() {
     let dir = std::env::temp_dir().join(format!("vsc-page-{}", std::process::id()));
     let mut cfg = SimConfig::new(&dir);

@@ -1,11 +1,12 @@
 //! PropertyCollector: object-set traversal (ObjectSpec / TraversalSpec / SelectionSpec),
 //! property retrieval, and the per-filter bookkeeping behind WaitForUpdatesEx.
+//! It reads values through `props` and state through `state`; neither knows about it.
 
-use crate::model::{is_a, Kind};
+use crate::model::is_a;
 use crate::props::{self, PropCtx};
 use crate::soap::Fault;
 use crate::state::*;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use vsphere_client::value::{DataObject, MoRef, Value};
 use vsphere_client::xml::Element;
@@ -78,76 +79,6 @@ pub fn parse_filter_spec(el: &Element) -> Result<FilterSpec, Fault> {
         object_set,
         raw: el.clone(),
     })
-}
-
-/// Does the object exist (entity or transient object)?
-pub fn exists(st: &State, m: &MoRef) -> bool {
-    if st.inv.get(m).is_some() {
-        return true;
-    }
-    match m.ty.as_str() {
-        "Task" => st.tasks.contains_key(&m.value),
-        "ContainerView" | "ListView" => st.views.contains_key(&m.value),
-        "PropertyFilter" => st.filters.contains_key(&m.value),
-        "ServiceInstance" | "PropertyCollector" | "ViewManager" | "SessionManager"
-        | "SearchIndex" | "FileManager" | "VirtualDiskManager" | "TaskManager" => true,
-        "HostNetworkSystem" => st
-            .inv
-            .get(&MoRef::new(
-                "HostSystem",
-                m.value.trim_start_matches("networkSystem-"),
-            ))
-            .is_some(),
-        "HostDatastoreBrowser" => st
-            .inv
-            .get(&MoRef::new(
-                "Datastore",
-                m.value.trim_start_matches("datastoreBrowser-"),
-            ))
-            .is_some(),
-        "VirtualMachineSnapshot" => st.inv.all_of_kind("VirtualMachine").any(|e| match &e.kind {
-            Kind::Vm(v) => v.snapshots.iter().any(|s| s.moref == *m),
-            _ => false,
-        }),
-        _ => false,
-    }
-}
-
-/// Members of a view, in inventory order.
-pub fn view_members(st: &State, view: &View) -> Vec<MoRef> {
-    match view {
-        View::List { objects } => objects.iter().filter(|m| exists(st, m)).cloned().collect(),
-        View::Container {
-            container,
-            types,
-            recursive,
-        } => {
-            let mut out = Vec::new();
-            let mut seen = HashSet::new();
-            let matches = |m: &MoRef| types.is_empty() || types.iter().any(|t| is_a(&m.ty, t));
-            let Some(root) = st.inv.get(container) else {
-                return out;
-            };
-            let mut stack: Vec<MoRef> = st.inv.children(root);
-            stack.reverse();
-            while let Some(m) = stack.pop() {
-                if !seen.insert(m.clone()) {
-                    continue;
-                }
-                if matches(&m) {
-                    out.push(m.clone());
-                }
-                if *recursive {
-                    if let Some(e) = st.inv.get(&m) {
-                        let mut kids = st.inv.children(e);
-                        kids.reverse();
-                        stack.extend(kids);
-                    }
-                }
-            }
-            out
-        }
-    }
 }
 
 struct Walker<'a> {
@@ -293,14 +224,6 @@ pub fn object_content(obj: &MoRef, props: Vec<(String, Value)>) -> Value {
             .with("obj", Value::moref(obj))
             .with("propSet", Value::array("DynamicProperty", prop_set)),
     )
-}
-
-/// Objects to read and, per object, which of the call's property specs applies. Specs
-/// are shared by index so a 100K-object plan stays a list of references.
-#[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub specs: Vec<Arc<Vec<PropSpec>>>,
-    pub objects: VecDeque<(MoRef, usize)>,
 }
 
 /// Resolves each spec set into the objects it selects, in order.

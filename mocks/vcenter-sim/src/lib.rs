@@ -5,6 +5,7 @@
 
 pub mod collector;
 pub mod datastore_http;
+pub mod dispatch;
 pub mod methods;
 pub mod model;
 pub mod populate;
@@ -19,7 +20,8 @@ pub mod state;
 pub mod store;
 pub mod tls;
 
-pub use runtime::{HostRuntime, StateOnlyRuntime, VmRuntimeSpec};
+pub use populate::Model;
+pub use runtime::{GuestEvents, HostRuntime, StateOnlyRuntime, VmRuntimeSpec};
 pub use sandbox::SandboxRuntime;
 pub use server::SimServer;
-pub use sim::{Model, Sim, SimConfig};
+pub use sim::{Sim, SimConfig};

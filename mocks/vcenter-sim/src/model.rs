@@ -2,11 +2,13 @@
 //!
 //! Entities hold compact typed state; the rich vim25 property trees (`config`, `summary`,
 //! `runtime`...) are built from it on demand in `props.rs`, which keeps 100K VMs within
-//! a few hundred bytes each.
+//! a few hundred bytes each. Questions answered from the model alone (a VM's networks,
+//! which VMs use a datastore) live here too, so `props` builds on the model and never
+//! the reverse.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use vsphere_client::value::{DataObject, MoRef};
+use vsphere_client::value::{DataObject, MoRef, Value};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entity {
@@ -366,9 +368,7 @@ impl Inventory {
             .all_of_kind("VirtualMachine")
             .filter(|e| match &e.kind {
                 Kind::Vm(v) => {
-                    v.datastore == *target
-                        || v.host == *target
-                        || crate::props::vm_networks(v).contains(target)
+                    v.datastore == *target || v.host == *target || vm_networks(v).contains(target)
                 }
                 _ => false,
             })
@@ -377,4 +377,25 @@ impl Inventory {
         out.sort();
         out
     }
+}
+
+/// Networks a VM's NICs are attached to (standard or distributed port groups).
+pub fn vm_networks(v: &VmData) -> Vec<MoRef> {
+    let mut out = Vec::new();
+    for d in &v.devices {
+        let Some(backing) = d.get("backing").and_then(Value::as_obj) else {
+            continue;
+        };
+        if let Some(m) = backing.get("network").and_then(Value::as_moref) {
+            out.push(m.clone());
+        }
+        if let Some(port) = backing.get("port").and_then(Value::as_obj) {
+            if let Some(key) = port.text("portgroupKey") {
+                out.push(MoRef::new("DistributedVirtualPortgroup", key.trim()));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

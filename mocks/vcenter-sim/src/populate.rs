@@ -1,11 +1,37 @@
 //! The inventory of a fresh data directory: datacenters, DRS clusters, hosts, datastores
 //! backed by local directories, the `VM Network` port group, a distributed switch, and
-//! optionally many VMs for scale tests.
+//! optionally many VMs for scale tests, sized by [`Model`]. Below the core: `sim` calls
+//! it when it opens an empty data directory.
 
 use crate::model::*;
-use crate::sim::Model;
 use std::path::Path;
 use vsphere_client::value::MoRef;
+
+/// Bulk inventory shape for a fresh data directory (like vcsim's model flags).
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub datacenters: usize,
+    /// Clusters per datacenter.
+    pub clusters: usize,
+    /// Hosts per cluster.
+    pub hosts: usize,
+    /// Datastores per datacenter.
+    pub datastores: usize,
+    /// VMs in all, spread over the clusters' root pools.
+    pub vms: usize,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            datacenters: 1,
+            clusters: 1,
+            hosts: 3,
+            datastores: 1,
+            vms: 0,
+        }
+    }
+}
 
 const HOST_CORES: i64 = 16;
 const HOST_MHZ: i64 = 2400;

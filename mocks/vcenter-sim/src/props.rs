@@ -200,27 +200,6 @@ pub fn description(label: &str, summary: &str) -> Value {
     )
 }
 
-/// Networks a VM's NICs are attached to (standard or distributed port groups).
-pub fn vm_networks(v: &VmData) -> Vec<MoRef> {
-    let mut out = Vec::new();
-    for d in &v.devices {
-        let Some(backing) = d.get("backing").and_then(Value::as_obj) else {
-            continue;
-        };
-        if let Some(m) = backing.get("network").and_then(Value::as_moref) {
-            out.push(m.clone());
-        }
-        if let Some(port) = backing.get("port").and_then(Value::as_obj) {
-            if let Some(key) = port.text("portgroupKey") {
-                out.push(MoRef::new("DistributedVirtualPortgroup", key.trim()));
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 fn extra_config_value(pairs: &[(String, String)]) -> Value {
     Value::array(
         "OptionValue",
@@ -674,7 +653,7 @@ pub fn top_level(
                 return Err(Fault::not_found(obj));
             };
             match (&v.view, name) {
-                (_, "view") => Ok(Some(Value::morefs(&crate::collector::view_members(
+                (_, "view") => Ok(Some(Value::morefs(&crate::state::view_members(
                     st, &v.view,
                 )))),
                 (View::Container { container, .. }, "container") => {

@@ -2,7 +2,8 @@
 //!
 //! The simulator decides *whether* a power operation is valid (vSphere semantics, faults,
 //! task bookkeeping); the runtime makes it *happen*. `StateOnlyRuntime` only tracks
-//! state; the process-sandbox runtime that really runs the tether plugs in here.
+//! state; the process-sandbox runtime that really runs the tether plugs in here, and
+//! reports guest events back through [`GuestEvents`] (it never sees the simulator itself).
 
 use crate::soap::Fault;
 use futures_util::future::BoxFuture;
@@ -51,7 +52,19 @@ pub trait HostRuntime: Send + Sync + 'static {
     }
     /// Gives the runtime a handle on the simulator, to report guest events (power-off,
     /// guestinfo writes). Called once, right after the simulator is created.
-    fn bind(&self, _sim: std::sync::Weak<crate::sim::Sim>) {}
+    fn bind(&self, _guests: std::sync::Weak<dyn GuestEvents>) {}
+}
+
+/// What a running guest can ask of, or tell, the simulator: the simulator implements
+/// it (`methods/vm.rs`), runtimes call it. Narrow on purpose, so a runtime depends on
+/// three calls rather than on the whole simulator.
+pub trait GuestEvents: Send + Sync + 'static {
+    /// The guest powered itself off.
+    fn guest_powered_off(&self, vm: &MoRef);
+    /// The guest reads a guestinfo key.
+    fn guest_get_info(&self, vm: &MoRef, key: &str) -> Option<String>;
+    /// The guest writes a guestinfo key (volatile: lost at power-off).
+    fn guest_set_info(&self, vm: &MoRef, key: &str, value: &str) -> Result<(), Fault>;
 }
 
 /// Runs nothing: power operations only change the modelled state.

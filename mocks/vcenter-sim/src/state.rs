@@ -1,10 +1,16 @@
 //! Transient (not persisted) server state: tasks, views, collectors and filters,
 //! grouped with the inventory under one lock so a PropertyCollector pass sees one
 //! consistent picture.
+//!
+//! Also the questions about that state that every reader asks: whether an object exists
+//! ([`exists`]), what a view holds ([`view_members`]), and a paged retrieval's [`Plan`].
+//! The property builder (`props`), the PropertyCollector (`collector`) and the dispatcher
+//! all need them, so they live here, below all three.
 
-use crate::model::Inventory;
+use crate::model::{is_a, Inventory, Kind};
 use crate::soap::Fault;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use vsphere_client::value::{MoRef, Value};
 use vsphere_client::xml::Element;
 
@@ -123,10 +129,18 @@ pub struct FilterData {
     pub previous: HashMap<MoRef, ObjectReport>,
 }
 
+/// Objects to read and, per object, which of the call's property specs applies. Specs
+/// are shared by index so a 100K-object plan stays a list of references.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub specs: Vec<Arc<Vec<PropSpec>>>,
+    pub objects: VecDeque<(MoRef, usize)>,
+}
+
 /// Paged retrieval left over for `ContinueRetrievePropertiesEx`.
 #[derive(Debug, Clone)]
 pub struct PendingRetrieve {
-    pub plan: crate::collector::Plan,
+    pub plan: Plan,
     pub page: usize,
 }
 
@@ -186,6 +200,76 @@ impl State {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Does the object exist (entity or transient object)?
+pub fn exists(st: &State, m: &MoRef) -> bool {
+    if st.inv.get(m).is_some() {
+        return true;
+    }
+    match m.ty.as_str() {
+        "Task" => st.tasks.contains_key(&m.value),
+        "ContainerView" | "ListView" => st.views.contains_key(&m.value),
+        "PropertyFilter" => st.filters.contains_key(&m.value),
+        "ServiceInstance" | "PropertyCollector" | "ViewManager" | "SessionManager"
+        | "SearchIndex" | "FileManager" | "VirtualDiskManager" | "TaskManager" => true,
+        "HostNetworkSystem" => st
+            .inv
+            .get(&MoRef::new(
+                "HostSystem",
+                m.value.trim_start_matches("networkSystem-"),
+            ))
+            .is_some(),
+        "HostDatastoreBrowser" => st
+            .inv
+            .get(&MoRef::new(
+                "Datastore",
+                m.value.trim_start_matches("datastoreBrowser-"),
+            ))
+            .is_some(),
+        "VirtualMachineSnapshot" => st.inv.all_of_kind("VirtualMachine").any(|e| match &e.kind {
+            Kind::Vm(v) => v.snapshots.iter().any(|s| s.moref == *m),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+/// Members of a view, in inventory order.
+pub fn view_members(st: &State, view: &View) -> Vec<MoRef> {
+    match view {
+        View::List { objects } => objects.iter().filter(|m| exists(st, m)).cloned().collect(),
+        View::Container {
+            container,
+            types,
+            recursive,
+        } => {
+            let mut out = Vec::new();
+            let mut seen = HashSet::new();
+            let matches = |m: &MoRef| types.is_empty() || types.iter().any(|t| is_a(&m.ty, t));
+            let Some(root) = st.inv.get(container) else {
+                return out;
+            };
+            let mut stack: Vec<MoRef> = st.inv.children(root);
+            stack.reverse();
+            while let Some(m) = stack.pop() {
+                if !seen.insert(m.clone()) {
+                    continue;
+                }
+                if matches(&m) {
+                    out.push(m.clone());
+                }
+                if *recursive {
+                    if let Some(e) = st.inv.get(&m) {
+                        let mut kids = st.inv.children(e);
+                        kids.reverse();
+                        stack.extend(kids);
+                    }
+                }
+            }
+            out
         }
     }
 }

@@ -1,6 +1,13 @@
 //! Distribution manifests (Docker schema 2, OCI), manifest lists / OCI indexes, and the
 //! image config: the subset of fields the store needs, parsed strictly enough that
 //! something which is not a container image is refused before anything is downloaded.
+//!
+//! Why not oci-client's `OciImageManifest`/`OciImageIndex`/`ConfigFile`: its descriptors
+//! carry the digest as a plain `String` (ours is a checked [`Digest`], refused at parse
+//! time, before any URL or datastore path is built from it); its `ConfigFile` parses
+//! `created` as a timestamp (real images carry odd ones that dockerd shows as they are)
+//! and drops fields it does not know, which `import` must write back whole (`extra`).
+//! Docker's API shapes come from `docker_api::models`; the conversions are below.
 
 use super::digest::Digest;
 use super::error::{ImageError, Result};
@@ -311,6 +318,30 @@ pub struct ContainerConfig {
     pub shell: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ContainerConfig {
+    /// As Docker's API model (`Config` of `docker image inspect`). Through serde on
+    /// purpose: the two share dockerd's field names, and fields only the image carries
+    /// (`extra`, kept whole for import) reach the model wherever it has them.
+    pub fn to_docker(&self) -> Result<docker_api::models::ImageConfig> {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .map_err(|e| ImageError::invalid("image config", e))
+    }
+}
+
+impl DescriptorPlatform {
+    /// As Docker's API model (distribution inspect's `Platforms`).
+    pub fn to_docker(&self) -> docker_api::models::OciPlatform {
+        docker_api::models::OciPlatform {
+            architecture: Some(self.architecture.clone()),
+            os: Some(self.os.clone()),
+            variant: self.variant.clone(),
+            os_version: self.os_version.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 impl ImageConfigFile {

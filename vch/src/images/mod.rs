@@ -7,7 +7,8 @@
 //! - [`registry`]: the OCI distribution client (oci-client).
 //! - [`tar_safety`], [`convert`], [`erofs`]: layer tar → EROFS image, defensively.
 //! - [`datastore`], [`index`]: the files on the datastore and the index of images.
-//! - [`progress`], [`types`], [`error`]: Docker-shaped events, responses and errors.
+//! - [`progress`], [`error`]: Docker-shaped events and errors; [`types`]: pull outcome,
+//!   image usage and filters (responses are Docker's models, `docker_api::models`).
 //!
 //! Layout on the datastore and the filesystem choice: docs/container-vm.md, "Layer disks".
 
@@ -36,6 +37,7 @@ pub use progress::ProgressEvent;
 pub use reference::Reference;
 pub use store::{ImageStore, StoreConfig};
 pub use types::{
-    ContainerUse, DeleteItem, DistributionInspect, HistoryItem, ImageInspect, ImageSummary,
-    ImageUsage, ListFilters, NoContainers, PruneFilters, PruneReport, PullOutcome,
+    ContainerUse, DistributionInspect, HistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
+    ImagePruneResponse, ImageSummary, ImageUsage, ListFilters, NoContainers, PruneFilters,
+    PullOutcome,
 };

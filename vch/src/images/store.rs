@@ -15,15 +15,18 @@ use super::datastore::{vmdk_descriptor, Datastore, DatastorePath};
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::index::{BlobRef, ImageRecord, Index, LayerRecord};
-use super::manifest::{Descriptor, ImageConfigFile};
+use super::manifest::{ContainerConfig, Descriptor, ImageConfigFile};
 use super::platform::Platform;
 use super::progress::ProgressEvent;
 use super::reference::Reference;
 use super::registry::{is_digest_error, Registry};
 use super::tar_safety::Limits;
 use super::types::*;
+use docker_api::models::{
+    DriverData, ImageInspectMetadata, ImageInspectRootFs, OciDescriptor, OciPlatform,
+};
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1043,8 +1046,9 @@ impl ImageStore {
                 created,
                 size: rec.size as i64,
                 shared_size: -1,
-                labels: rec.labels.clone(),
+                labels: rec.labels.clone().into_iter().collect(),
                 containers: -1,
+                ..Default::default()
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -1062,7 +1066,7 @@ impl ImageStore {
             .get(&id)
             .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
         let disks: Vec<DatastorePath> = rec.layers.iter().map(|l| self.layer_disk(l)).collect();
-        let mut data = BTreeMap::new();
+        let mut data = HashMap::new();
         data.insert(
             "LayerDisks".to_string(),
             disks
@@ -1072,38 +1076,43 @@ impl ImageStore {
                 .join(":"),
         );
         data.insert("Filesystem".to_string(), FILESYSTEM.to_string());
+        let config = c
+            .config
+            .as_ref()
+            .map(ContainerConfig::to_docker)
+            .transpose()?;
         Ok(ImageInspect {
-            id: id.to_string(),
-            repo_tags: idx.repo_tags(&id),
-            repo_digests: idx.repo_digests(&id),
-            parent: String::new(),
-            comment: c.comment.clone().unwrap_or_default(),
+            id: Some(id.to_string()),
+            repo_tags: Some(idx.repo_tags(&id)),
+            repo_digests: Some(idx.repo_digests(&id)),
+            parent: Some(String::new()),
+            comment: Some(c.comment.clone().unwrap_or_default()),
             created: c.created.clone(),
-            docker_version: c.docker_version.clone().unwrap_or_default(),
-            author: c.author.clone().unwrap_or_default(),
-            config: c.config.clone(),
-            architecture: c.architecture.clone(),
+            docker_version: Some(c.docker_version.clone().unwrap_or_default()),
+            author: Some(c.author.clone().unwrap_or_default()),
+            config,
+            architecture: Some(c.architecture.clone()),
             variant: c.variant.clone(),
-            os: c.os.clone(),
+            os: Some(c.os.clone()),
             os_version: c.os_version.clone(),
-            size: rec.size as i64,
-            graph_driver: GraphDriver {
+            size: Some(rec.size as i64),
+            graph_driver: Some(DriverData {
                 name: "vsphere-layer-disks".to_string(),
                 data,
-            },
-            root_fs: RootFsInfo {
-                kind: "layers".to_string(),
-                layers: rec.layers.iter().map(|l| l.to_string()).collect(),
-            },
-            metadata: Metadata {
+            }),
+            root_fs: Some(ImageInspectRootFs {
+                typ: "layers".to_string(),
+                layers: Some(rec.layers.iter().map(|l| l.to_string()).collect()),
+            }),
+            metadata: Some(ImageInspectMetadata {
                 last_tag_time: rec.last_tag_time.clone(),
-            },
-            layer_disks: disks,
+            }),
+            ..Default::default()
         })
     }
 
     /// `docker history`, newest first.
-    pub async fn history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+    pub async fn history(&self, name: &str) -> Result<Vec<HistoryResponseItem>> {
         let id = self.resolve(name)?;
         let cfg = self.config_blob(&id).await?;
         let (tags, sizes) = {
@@ -1120,11 +1129,11 @@ impl ImageStore {
             (idx.repo_tags(&id), sizes)
         };
         let mut layer = sizes.into_iter();
-        let mut items: Vec<HistoryItem> = cfg
+        let mut items: Vec<HistoryResponseItem> = cfg
             .parsed
             .history
             .iter()
-            .map(|h| HistoryItem {
+            .map(|h| HistoryResponseItem {
                 id: "<missing>".to_string(),
                 created: h
                     .created
@@ -1147,7 +1156,7 @@ impl ImageStore {
             top.id = id.to_string();
             top.tags = tags;
         } else {
-            items.push(HistoryItem {
+            items.push(HistoryResponseItem {
                 id: id.to_string(),
                 created: cfg
                     .parsed
@@ -1200,7 +1209,7 @@ impl ImageStore {
         name: &str,
         force: bool,
         usage: &dyn ImageUsage,
-    ) -> Result<Vec<DeleteItem>> {
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let id = self.resolve(name)?;
         let by_ref = Reference::parse(name)
             .ok()
@@ -1224,7 +1233,7 @@ impl ImageStore {
             let remaining = self
                 .update_index(|idx| {
                     idx.remove_ref(&r);
-                    records.push(DeleteItem::untagged(r.familiar()));
+                    records.push(untagged(r.familiar()));
                     if r.digest().is_none() {
                         let same_repo_tag = idx
                             .references_to(&id)
@@ -1234,7 +1243,7 @@ impl ImageStore {
                             for o in idx.references_to(&id) {
                                 if o.name() == r.name() && o.digest().is_some() {
                                     idx.remove_ref(&o);
-                                    records.push(DeleteItem::untagged(o.familiar()));
+                                    records.push(untagged(o.familiar()));
                                 }
                             }
                         }
@@ -1284,16 +1293,20 @@ impl ImageStore {
 
     /// Drops every reference to the image and the image itself, then its layers that
     /// nothing else uses.
-    async fn delete_image(&self, id: &Digest, usage: &dyn ImageUsage) -> Result<Vec<DeleteItem>> {
+    async fn delete_image(
+        &self,
+        id: &Digest,
+        usage: &dyn ImageUsage,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let mut records = Vec::new();
         let layers = self
             .update_index(|idx| {
                 for r in idx.references_to(id) {
                     idx.remove_ref(&r);
-                    records.push(DeleteItem::untagged(r.familiar()));
+                    records.push(untagged(r.familiar()));
                 }
                 let rec = idx.images.remove(id);
-                records.push(DeleteItem::deleted(id.to_string()));
+                records.push(deleted(id.to_string()));
                 Ok(rec
                     .map(|r| r.layers.into_iter().chain(r.flattened).collect::<Vec<_>>())
                     .unwrap_or_default())
@@ -1301,7 +1314,7 @@ impl ImageStore {
             .await?;
         self.inner.configs.lock().remove(id);
         for l in self.collect_layers(&layers, usage).await {
-            records.push(DeleteItem::deleted(l.to_string()));
+            records.push(deleted(l.to_string()));
         }
         Ok(records)
     }
@@ -1312,7 +1325,7 @@ impl ImageStore {
         &self,
         filters: &PruneFilters,
         usage: &dyn ImageUsage,
-    ) -> Result<PruneReport> {
+    ) -> Result<ImagePruneResponse> {
         let candidates: Vec<(Digest, Vec<Digest>)> = {
             let idx = self.inner.index.read();
             idx.images
@@ -1330,7 +1343,9 @@ impl ImageStore {
                 .map(|(id, rec)| (id.clone(), rec.layers.clone()))
                 .collect()
         };
-        let mut report = PruneReport::default();
+        // Both fields always present, as dockerd sends them (an empty list, 0 bytes).
+        let mut images_deleted = Vec::new();
+        let mut space_reclaimed = 0i64;
         for (id, layers) in candidates {
             if !usage.containers_using(&id).is_empty() {
                 continue;
@@ -1345,12 +1360,15 @@ impl ImageStore {
             let items = self.delete_image(&id, usage).await?;
             for it in &items {
                 if let Some(d) = it.deleted.as_deref().and_then(|d| Digest::parse(d).ok()) {
-                    report.space_reclaimed += *sizes.get(&d).unwrap_or(&0) as i64;
+                    space_reclaimed += *sizes.get(&d).unwrap_or(&0) as i64;
                 }
             }
-            report.images_deleted.extend(items);
+            images_deleted.extend(items);
         }
-        Ok(report)
+        Ok(ImagePruneResponse {
+            images_deleted: Some(images_deleted),
+            space_reclaimed: Some(space_reclaimed),
+        })
     }
 
     /// `GET /distribution/{name}/json`: what the registry has for a reference.
@@ -1370,7 +1388,8 @@ impl ImageStore {
                     .unwrap_or_else(|| super::manifest::media::OCI_INDEX.into()),
                 ix.manifests
                     .iter()
-                    .filter_map(|m| m.platform.clone())
+                    .filter_map(|m| m.platform.as_ref())
+                    .map(super::manifest::DescriptorPlatform::to_docker)
                     .collect(),
             ),
             super::manifest::Manifest::Image(m) => {
@@ -1379,20 +1398,22 @@ impl ImageStore {
                     m.media_type
                         .clone()
                         .unwrap_or_else(|| super::manifest::media::OCI_MANIFEST.into()),
-                    vec![super::manifest::DescriptorPlatform {
-                        architecture: cfg.architecture,
-                        os: cfg.os,
+                    vec![OciPlatform {
+                        architecture: Some(cfg.architecture),
+                        os: Some(cfg.os),
                         variant: cfg.variant,
                         os_version: cfg.os_version,
+                        ..Default::default()
                     }],
                 )
             }
         };
         Ok(DistributionInspect {
-            descriptor: DistributionDescriptor {
-                media_type,
-                digest,
-                size: bytes.len() as i64,
+            descriptor: OciDescriptor {
+                media_type: Some(media_type),
+                digest: Some(digest.to_string()),
+                size: Some(bytes.len() as i64),
+                ..Default::default()
             },
             platforms,
         })
@@ -1473,5 +1494,21 @@ pub(crate) fn convert_error(layer: &str, e: ConvertError) -> ImageError {
         ConvertError::Malformed(m) => ImageError::invalid(format!("layer {layer}"), m),
         ConvertError::Output(io) => ImageError::Io(io),
         ConvertError::Source(io) => ImageError::invalid(format!("layer {layer}"), io),
+    }
+}
+
+/// A delete item saying a reference was removed.
+fn untagged(reference: impl Into<String>) -> ImageDeleteResponseItem {
+    ImageDeleteResponseItem {
+        untagged: Some(reference.into()),
+        deleted: None,
+    }
+}
+
+/// A delete item saying an image or layer was deleted.
+fn deleted(id: impl Into<String>) -> ImageDeleteResponseItem {
+    ImageDeleteResponseItem {
+        untagged: None,
+        deleted: Some(id.into()),
     }
 }

@@ -1,140 +1,21 @@
-//! Responses shaped like the Docker Engine API's (field names and units as dockerd
-//! writes them), so the routes can serialise them as they are.
+//! The image store's own vocabulary, for what neither Docker's API models nor the OCI
+//! types describe: what a pull did, which containers use an image (the store knows no
+//! containers; the VCH answers through [`ImageUsage`]), and the `filters` of list and
+//! prune with dockerd's matching rules.
+//!
+//! The responses themselves (`ImageSummary`, `ImageInspect`, history, delete and prune
+//! items, distribution inspect) are Docker's generated models (`bollard-stubs`, as
+//! `docker_api::models`), built once in `store.rs`; re-exported here for the store's users.
 
 use super::datastore::DatastorePath;
 use super::digest::Digest;
 use super::error::{ImageError, Result};
-use super::manifest::ContainerConfig;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `GET /images/json` item.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ImageSummary {
-    pub id: String,
-    pub parent_id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    /// Unix seconds.
-    pub created: i64,
-    pub size: i64,
-    pub shared_size: i64,
-    pub labels: BTreeMap<String, String>,
-    pub containers: i64,
-}
-
-/// `GET /images/{name}/json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ImageInspect {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    pub parent: String,
-    pub comment: String,
-    /// RFC 3339 with nanoseconds.
-    pub created: Option<String>,
-    pub docker_version: String,
-    pub author: String,
-    pub config: Option<ContainerConfig>,
-    pub architecture: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    pub os: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<String>,
-    pub size: i64,
-    pub graph_driver: GraphDriver,
-    #[serde(rename = "RootFS")]
-    pub root_fs: RootFsInfo,
-    pub metadata: Metadata,
-    /// Not in Docker's API: the layer disks, lowest first (also in `GraphDriver.Data`).
-    #[serde(skip)]
-    pub layer_disks: Vec<DatastorePath>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GraphDriver {
-    pub name: String,
-    pub data: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RootFsInfo {
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub layers: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Metadata {
-    pub last_tag_time: Option<String>,
-}
-
-/// `GET /images/{name}/history` item (newest first).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HistoryItem {
-    pub id: String,
-    pub created: i64,
-    pub created_by: String,
-    pub tags: Vec<String>,
-    pub size: i64,
-    pub comment: String,
-}
-
-/// `DELETE /images/{name}` and prune item: exactly one field is set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DeleteItem {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub untagged: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted: Option<String>,
-}
-
-impl DeleteItem {
-    pub fn untagged(s: impl Into<String>) -> Self {
-        DeleteItem {
-            untagged: Some(s.into()),
-            deleted: None,
-        }
-    }
-    pub fn deleted(s: impl Into<String>) -> Self {
-        DeleteItem {
-            untagged: None,
-            deleted: Some(s.into()),
-        }
-    }
-}
-
-/// `POST /images/prune`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PruneReport {
-    pub images_deleted: Vec<DeleteItem>,
-    pub space_reclaimed: i64,
-}
-
-/// `GET /distribution/{name}/json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DistributionInspect {
-    pub descriptor: DistributionDescriptor,
-    pub platforms: Vec<super::manifest::DescriptorPlatform>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DistributionDescriptor {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: i64,
-}
+pub use docker_api::models::{
+    DistributionInspect, HistoryResponseItem, ImageDeleteResponseItem, ImageInspect,
+    ImagePruneResponse, ImageSummary,
+};
 
 /// What a pull did.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,6 @@
 //! vim25 method implementations, one module per managed object family. Each is an
-//! `impl Sim` block so the dispatcher in `sim.rs` stays a flat routing table.
+//! `impl Sim` block so the dispatcher in `dispatch.rs` stays a flat routing table; they
+//! build on the core in `sim.rs` (state, write path, tasks) and never on the dispatcher.
 
 mod entity;
 mod files;
@@ -14,12 +15,8 @@ use crate::soap::Fault;
 use vsphere_client::value::MoRef;
 use vsphere_client::xml::Element;
 
-/// The caller of a method.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    pub session: String,
-    pub user: String,
-}
+/// The caller of a method (owned by the core, which authenticates it).
+pub use crate::sim::Ctx;
 
 pub(crate) fn arg_moref(args: &Element, name: &str) -> Result<MoRef, Fault> {
     args.child(name)

@@ -27,7 +27,7 @@ impl Sim {
         let prop = arg_text(a, "prop")?;
         let cx = self.prop_ctx(Some(ctx));
         let st = self.state.read();
-        if !collector::exists(&st, this) {
+        if !crate::state::exists(&st, this) {
             return Err(Fault::not_found(this));
         }
         match props::property(&st, this, prop, &cx)? {

@@ -7,7 +7,7 @@ use super::hot_plug;
 use super::{arg_elem, arg_moref, arg_text, opt_moref, Ctx};
 use crate::model::*;
 use crate::props::{self, is_nic, BASE_DEVICE_KEYS};
-use crate::runtime::VmRuntimeSpec;
+use crate::runtime::{GuestEvents, VmRuntimeSpec};
 use crate::sim::Sim;
 use crate::soap::{Fault, Reply};
 use std::collections::HashMap;
@@ -931,33 +931,6 @@ impl Sim {
         })
     }
 
-    /// Called by a host runtime when the guest powers itself off.
-    pub fn guest_powered_off(&self, vm: &MoRef) {
-        self.mark_powered_off(vm);
-    }
-
-    /// Called by a host runtime when the guest reads a guestinfo key.
-    pub fn guest_get_info(&self, vm: &MoRef, key: &str) -> Option<String> {
-        let st = self.state.read();
-        let v = st.inv.vm(vm)?;
-        v.effective_extra_config()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-
-    /// Called by a host runtime when the guest writes a guestinfo key (volatile).
-    pub fn guest_set_info(&self, vm: &MoRef, key: &str, value: &str) -> Result<(), Fault> {
-        self.write(|st| {
-            let v = st.inv.vm_mut(vm).ok_or_else(|| Fault::not_found(vm))?;
-            if v.power_state != PowerState::PoweredOn {
-                return Err(Fault::invalid_power_state(v.power_state.wire(), None));
-            }
-            set_extra_config(v, key, value, true);
-            Ok(())
-        })
-    }
-
     pub(crate) fn power_off(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -1483,4 +1456,31 @@ fn clone_disks(
         }
     }
     Ok(())
+}
+
+/// The host runtime's calls back into the simulator (see `runtime.rs`).
+impl GuestEvents for Sim {
+    fn guest_powered_off(&self, vm: &MoRef) {
+        self.mark_powered_off(vm);
+    }
+
+    fn guest_get_info(&self, vm: &MoRef, key: &str) -> Option<String> {
+        let st = self.state.read();
+        let v = st.inv.vm(vm)?;
+        v.effective_extra_config()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    fn guest_set_info(&self, vm: &MoRef, key: &str, value: &str) -> Result<(), Fault> {
+        self.write(|st| {
+            let v = st.inv.vm_mut(vm).ok_or_else(|| Fault::not_found(vm))?;
+            if v.power_state != PowerState::PoweredOn {
+                return Err(Fault::invalid_power_state(v.power_state.wire(), None));
+            }
+            set_extra_config(v, key, value, true);
+            Ok(())
+        })
+    }
 }

@@ -2,7 +2,7 @@
 //! guest sends through VMware's backdoor RPC, framed by a little-endian u32 length.
 //! Guest writes are volatile (gone at power-off), exactly as on ESXi.
 
-use crate::sim::Sim;
+use crate::runtime::GuestEvents;
 use std::sync::Weak;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vsphere_client::value::MoRef;
@@ -10,7 +10,7 @@ use vsphere_client::value::MoRef;
 /// Largest request accepted from a guest.
 const MAX_REQUEST: usize = 1 << 20;
 
-fn answer(sim: &Sim, vm: &MoRef, request: &str) -> String {
+fn answer(sim: &dyn GuestEvents, vm: &MoRef, request: &str) -> String {
     let (cmd, rest) = request.split_once(' ').unwrap_or((request, ""));
     match cmd {
         "info-get" => {
@@ -38,7 +38,7 @@ fn answer(sim: &Sim, vm: &MoRef, request: &str) -> String {
 }
 
 /// Serves one VM's channel until the guest closes it.
-pub fn serve(stream: std::os::unix::net::UnixStream, vm: MoRef, sim: Weak<Sim>) {
+pub fn serve(stream: std::os::unix::net::UnixStream, vm: MoRef, sim: Weak<dyn GuestEvents>) {
     tokio::spawn(async move {
         if stream.set_nonblocking(true).is_err() {
             return;
@@ -60,7 +60,7 @@ pub fn serve(stream: std::os::unix::net::UnixStream, vm: MoRef, sim: Weak<Sim>) 
                 return;
             }
             let Some(sim) = sim.upgrade() else { return };
-            let reply = answer(&sim, &vm, &String::from_utf8_lossy(&buf));
+            let reply = answer(&*sim, &vm, &String::from_utf8_lossy(&buf));
             drop(sim);
             let r = (reply.len() as u32).to_le_bytes();
             if s.write_all(&r).await.is_err() || s.write_all(reply.as_bytes()).await.is_err() {

@@ -23,8 +23,10 @@ pub mod net;
 mod netlink;
 mod reap;
 
-use crate::runtime::{HostRuntime, VmRuntimeSpec};
-use crate::sim::Sim;
+/// The simulator as a runtime sees it: the guest-event calls, nothing more.
+type Sim = dyn GuestEvents;
+
+use crate::runtime::{GuestEvents, HostRuntime, VmRuntimeSpec};
 use crate::soap::Fault;
 use cgroup::VmCgroup;
 use container_vm::fork::ForkRequest;
