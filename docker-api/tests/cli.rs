@@ -1,5 +1,6 @@
 //! The real docker CLI against the front end (with the in-test fake backend). Each test
-//! is skipped, with a printed reason, when /usr/local/bin/docker is absent.
+//! is skipped, with a printed reason, when /usr/local/bin/docker is absent (a failure
+//! under CI=true).
 
 mod common;
 

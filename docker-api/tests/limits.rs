@@ -395,11 +395,8 @@ async fn docker_cli_shows_the_connection_error() {
     let srv = start_with(|b| b.max_connections(1, 100)).await;
     let mut held = Raw::unix(&srv.sock).await;
     ping(&mut held).await;
+    // None: the CLI is missing, already reported (a failure under CI=true).
     let Some(out) = srv.docker(&["ps"]).await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no docker CLI in CI"
-        );
         return;
     };
     assert!(!out.status.success());
