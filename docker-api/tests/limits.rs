@@ -31,6 +31,7 @@ where
         if Instant::now() > deadline {
             return false;
         }
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -228,6 +229,7 @@ async fn stalled_body_times_out() {
             if raw.io.write_all(&[*b]).await.is_err() {
                 break;
             }
+            // allow-sleep: the trickle is the behaviour under test (slower than the limit).
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         raw

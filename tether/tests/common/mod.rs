@@ -242,6 +242,7 @@ impl Env {
                 return;
             }
             assert!(Instant::now() < deadline, "VM did not power off");
+            // allow-sleep: poll interval of a deadline loop.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -308,6 +309,7 @@ impl Env {
                 return template;
             }
             assert!(Instant::now() < deadline, "template did not become ready");
+            // allow-sleep: poll interval of a deadline loop.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

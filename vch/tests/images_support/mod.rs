@@ -117,6 +117,7 @@ impl RegistryProc {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
+            // allow-sleep: poll interval of a deadline loop.
             std::thread::sleep(Duration::from_millis(50));
         }
         RegistryProc { port, dir, child }
