@@ -59,7 +59,7 @@ class SimProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vcenter-sim exited with {self.proc.returncode}: "
                                    + (self.data_dir / "sim.log").read_text()[-2000:])
-            time.sleep(0.02)
+            time.sleep(0.02)  # allow-sleep: poll interval of a deadline loop
         raise RuntimeError("vcenter-sim did not start in time")
 
     def stop(self, kill=False):

@@ -703,8 +703,18 @@ async fn shutdown_lets_short_requests_finish() {
     .await;
     let head = raw.read_head().await;
     let fake = srv.fake.clone();
+    let sock = srv.sock.clone();
     let stopping = tokio::spawn(async move { srv.stop().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shutdown has begun once the socket file is gone (the listeners stop first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shutdown did not start"
+        );
+        // allow-sleep: poll interval of a deadline loop.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // The wait is still served: the container exits within the grace period.
     docker_api::Backend::container_kill(&*fake, &id, None)
         .await

@@ -31,6 +31,7 @@ where
         if Instant::now() > deadline {
             return false;
         }
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -228,6 +229,7 @@ async fn stalled_body_times_out() {
             if raw.io.write_all(&[*b]).await.is_err() {
                 break;
             }
+            // allow-sleep: the trickle is the behaviour under test (slower than the limit).
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         raw
@@ -395,11 +397,8 @@ async fn docker_cli_shows_the_connection_error() {
     let srv = start_with(|b| b.max_connections(1, 100)).await;
     let mut held = Raw::unix(&srv.sock).await;
     ping(&mut held).await;
+    // None: the CLI is missing, already reported (a failure under CI=true).
     let Some(out) = srv.docker(&["ps"]).await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no docker CLI in CI"
-        );
         return;
     };
     assert!(!out.status.success());

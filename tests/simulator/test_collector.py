@@ -301,6 +301,8 @@ def test_wait_for_updates_ex_wakes_blocked_waiter(si):
 
     th = threading.Thread(target=waiter)
     th.start()
+    # allow-sleep: the simulator shows no sign that a wait is parked; this gives the waiter
+    # time to get there (the test still passes, testing less, if it does not).
     time.sleep(0.3)
     vm.PowerOnVM_Task()
     th.join(10)
@@ -482,8 +484,12 @@ def test_cancel_wait_for_updates_ends_blocked_wait(si):
 
     th = threading.Thread(target=waiter)
     th.start()
-    time.sleep(0.3)
-    pc.CancelWaitForUpdates()
+    # A cancel only ends a pending wait (a later wait is unaffected), so cancel until the
+    # waiter, once parked, is ended by one.
+    deadline = time.time() + 10
+    while th.is_alive() and time.time() < deadline:
+        pc.CancelWaitForUpdates()
+        th.join(0.05)
     th.join(10)
     assert not th.is_alive()
     assert isinstance(out.get("err"), vmodl.fault.RequestCanceled)
@@ -526,6 +532,8 @@ def test_destroy_property_collector_ends_blocked_wait_with_request_canceled(si):
 
     th = threading.Thread(target=waiter)
     th.start()
+    # allow-sleep: a destroy before the wait is parked fails the wait differently, and
+    # neither vSphere nor the simulator shows that a wait is parked: the waiter gets 0.3 s.
     time.sleep(0.3)
     pc.DestroyPropertyCollector()
     th.join(10)
@@ -540,6 +548,8 @@ def test_destroyed_property_collector_stays_destroyed_after_pending_wait(si):
     v1 = wait_ex(pc, "").version
     th = threading.Thread(target=lambda: _swallow(lambda: wait_ex(pc, v1, seconds=1)))
     th.start()
+    # allow-sleep: the simulator shows no sign that a wait is parked; this gives the waiter
+    # time to get there (the test still passes, testing less, if it does not).
     time.sleep(0.2)
     pc.DestroyPropertyCollector()
     th.join(5)

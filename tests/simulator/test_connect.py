@@ -229,6 +229,7 @@ def test_idle_session_expires_after_session_timeout(sim_factory):
     si = s.connect()
     content = si.content
     assert content.rootFolder.name == "Datacenters"
+    # allow-sleep: idling past the session timeout is the behaviour under test.
     time.sleep(1.3)
     with pytest.raises(vim.fault.NotAuthenticated):
         content.rootFolder.childEntity

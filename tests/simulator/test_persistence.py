@@ -242,7 +242,7 @@ def test_sandboxed_vms_are_off_after_restart(sim_factory):
     # the inventory must say so (and drop its volatile guestinfo) rather than claim it runs.
     import os
     if os.geteuid() != 0:
-        pytest.skip("the process sandbox needs root")
+        helpers.cannot_run("the process sandbox needs root")
     sim = sim_factory(["--runtime", "sandbox"])
     si = sim.connect()
     vm = helpers.create_vm(si, "sbx")

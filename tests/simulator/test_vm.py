@@ -424,6 +424,7 @@ def test_reset_keeps_vm_on_and_renews_boot_time(si):
     vm = helpers.create_vm(si, "p7")
     helpers.power_on(vm)
     boot1 = vm.runtime.bootTime
+    # allow-sleep: the new boot time must be later; the clock has to move on.
     time.sleep(0.01)
     wait(vm.ResetVM_Task())
     assert vm.runtime.powerState == "poweredOn"

@@ -76,6 +76,7 @@ def test_container_is_a_vm_in_the_vch_pool_with_expected_devices(vch):
 
 def test_create_then_start_runs_the_parked_clone(vch):
     vch.docker("create", "--name", "parked", "busybox", "sh", "-c", "echo started; exit 4")
+    # allow-sleep: "nothing runs while parked" is the claim: give a wrong start time to show.
     time.sleep(0.5)
     # Nothing ran while parked.
     assert vch.docker("logs", "parked").stdout == ""
@@ -256,7 +257,7 @@ def wait_for(pred, timeout=30.0):
     while time.time() < end:
         if pred():
             return True
-        time.sleep(0.1)
+        time.sleep(0.1)  # allow-sleep: poll interval of a deadline loop
     return False
 
 
@@ -268,6 +269,7 @@ def test_restart_policy_on_failure_retries_then_gives_up(vch):
     vch.docker("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 1")
     assert wait_for(lambda: inspect_state(vch, "flaky")["RestartCount"] == 2
                     and inspect_state(vch, "flaky")["State"]["Status"] == "exited")
+    # allow-sleep: "no third restart" is the claim: nothing may happen for a while.
     time.sleep(1)
     assert inspect_state(vch, "flaky")["RestartCount"] == 2
     assert vch.docker("logs", "flaky").stdout == "try\ntry\ntry\n"
@@ -282,6 +284,7 @@ def test_restart_always_survives_a_vch_restart_and_stop_holds_it(vch):
     # After the VCH's own restart the policy is still enforced.
     assert wait_for(lambda: inspect_state(vch, "always")["State"]["Status"] == "running")
     vch.docker("stop", "always")
+    # allow-sleep: "the policy does not restart it" is the claim: nothing may happen for a while.
     time.sleep(2)
     assert inspect_state(vch, "always")["State"]["Status"] == "exited", "a user stop holds the policy"
     vch.docker("rm", "always")

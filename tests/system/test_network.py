@@ -36,7 +36,7 @@ def wait_running(vch, name):
     for _ in range(100):
         if inspect(vch, name)["State"]["Running"]:
             return
-        time.sleep(0.1)
+        time.sleep(0.1)  # allow-sleep: poll interval of a bounded loop
     raise AssertionError(f"{name} did not start")
 
 

@@ -64,14 +64,18 @@ class Terminal:
 
 
 def test_run_it_shell_on_a_terminal(vch):
-    t = Terminal(vch, ["run", "-it", "--rm", "busybox", "sh"])
+    name = "itsh-" + uuid.uuid4().hex[:8]
+    t = Terminal(vch, ["run", "-it", "--rm", "--name", name, "busybox", "sh"])
     t.expect(b"# ")
     t.type("echo $((6*7))\r")
     t.expect(b"42")
     # ^C reaches the foreground job through the terminal (the shell has it as its
-    # controlling terminal): sleep dies, the shell goes on.
+    # controlling terminal): sleep dies, the shell goes on. It is typed once sleep runs.
     t.type("sleep 60\r")
-    time.sleep(1)
+    deadline = time.monotonic() + 30
+    while "sleep 60" not in vch.docker("exec", name, "ps", check=False).stdout:
+        assert time.monotonic() < deadline, "sleep did not start"
+        time.sleep(0.1)  # allow-sleep: poll interval of a deadline loop
     t.type("\x03")
     t.type("echo $((3*11))\r")
     t.expect(b"33", timeout=20)
@@ -197,7 +201,9 @@ def test_attach_stdin_eof_keeps_stdin_open_without_stdin_once(vch):
         deadline = time.monotonic() + 30
         while "first" not in vch.docker("logs", name).stdout:
             assert time.monotonic() < deadline, "stdin did not reach the process"
-            time.sleep(0.1)
+            time.sleep(0.1)  # allow-sleep: poll interval of a deadline loop
+        # allow-sleep: "the client's EOF does not end the process" is the claim: nothing may
+        # happen for a while.
         time.sleep(1)
         assert vch.docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
         vch.docker("kill", name)

@@ -64,6 +64,7 @@ async fn nic_is_configured_from_the_spec_and_released_at_power_off() {
             std::time::Instant::now() < deadline,
             "veth left after power-off: {links:?}"
         );
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 
@@ -98,6 +99,7 @@ async fn settle_host_ends(env: &Env, want: usize) -> Vec<String> {
         if ends.len() == want || std::time::Instant::now() > deadline {
             return ends;
         }
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

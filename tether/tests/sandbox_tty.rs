@@ -60,6 +60,7 @@ async fn log_until(env: &Env, name: &str, needle: &str) -> String {
             Instant::now() < deadline,
             "{needle:?} not in the log: {text}"
         );
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -148,8 +148,16 @@ async fn power_off_tears_down_a_running_vm() {
     let loops_before = attached_loops(&env.dir);
     let vm = env.container("sleeper", &["sleep", "600"], 128).await;
     env.client.power_on(&vm).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(attached_loops(&env.dir) >= loops_before + 3);
+    // The boot, layer and scratch disks get loop devices as the VM starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while attached_loops(&env.dir) < loops_before + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the VM's disks were not attached"
+        );
+        // allow-sleep: poll interval of a deadline loop.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     env.client.power_off(&vm).await.unwrap();
     let s = env
         .client
@@ -165,6 +173,7 @@ async fn power_off_tears_down_a_running_vm() {
     // Auto-clear detaches the loop devices once the VM's mounts are gone.
     let deadline = Instant::now() + Duration::from_secs(5);
     while attached_loops(&env.dir) > loops_before && Instant::now() < deadline {
+        // allow-sleep: poll interval of a deadline loop.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{skip, Env};
+use common::{cannot_run, skip, Env};
 use std::path::PathBuf;
 
 /// Set to a static tether binary to test that one.
@@ -34,10 +34,9 @@ async fn static_tether_boot_disk_runs_a_container() {
         return;
     }
     let Some(tether) = static_tether() else {
-        eprintln!(
-            "skipping: no static tether built (see this file's header, or set {STATIC_TETHER_ENV})"
-        );
-        return;
+        return cannot_run(&format!(
+            "no static tether built (see this file's header, or set {STATIC_TETHER_ENV})"
+        ));
     };
     // The image builder's own check: no PT_INTERP, so no loader is needed in the VM.
     appliance_image::check_static(&tether).unwrap_or_else(|e| panic!("{e}"));

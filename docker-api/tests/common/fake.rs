@@ -102,6 +102,21 @@ impl Fake {
         self.calls.lock().unwrap().clone()
     }
 
+    /// Waits until a call starting with `prefix` has been seen (a client the test started
+    /// in the background has reached the backend); fails after 20 s.
+    pub async fn wait_for_call(&self, prefix: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.calls().iter().any(|c| c.starts_with(prefix)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {prefix} call: {:?}",
+                self.calls()
+            );
+            // allow-sleep: poll interval of a deadline loop.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn record(&self, call: impl Into<String>) {
         self.calls.lock().unwrap().push(call.into());
     }
@@ -203,6 +218,7 @@ impl Fake {
             }
         };
         // Let the client see the start before output arrives, like a real process.
+        // allow-sleep: the fake process's start-up time, part of what it imitates.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let code = match cmd.first().map(String::as_str) {
             Some("echo") => {
@@ -313,6 +329,7 @@ impl Fake {
         let delay = self.pull_delay;
         stream::iter(msgs)
             .then(move |m| async move {
+                // allow-sleep: the pace of a pull's progress, part of what the fake imitates.
                 tokio::time::sleep(delay).await;
                 Ok(m)
             })
@@ -597,6 +614,7 @@ impl Backend for Fake {
                 let (cid, name) = (cid.clone(), name.clone());
                 async move {
                     if i > 0 {
+                        // allow-sleep: the period of the stats stream (dockerd: 1 s).
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Ok(ContainerStatsResponse {

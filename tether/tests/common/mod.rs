@@ -17,8 +17,17 @@ pub struct Env {
     pub dir: std::path::PathBuf,
 }
 
-/// Whether the test cannot run here (and says why). Under `CI=true` it fails instead: a
-/// green CI that tested nothing would hide it.
+/// The one way a test here declines to run: under `CI=true` it fails with `why` (a green
+/// CI that tested nothing would hide it); elsewhere it prints "SKIPPED <test>: <why>" and
+/// the caller returns.
+pub fn cannot_run(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    assert!(!ci, "{test} cannot run under CI=true: {why}");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// Whether a container VM test cannot run here (reported through [`cannot_run`]).
 pub fn skip() -> bool {
     let why = if let Err(why) = SandboxRuntime::supported() {
         why
@@ -33,11 +42,7 @@ pub fn skip() -> bool {
     } else {
         return false;
     };
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "cannot run under CI=true: {why}"
-    );
-    eprintln!("skipping: {why}");
+    cannot_run(&why);
     true
 }
 
@@ -237,6 +242,7 @@ impl Env {
                 return;
             }
             assert!(Instant::now() < deadline, "VM did not power off");
+            // allow-sleep: poll interval of a deadline loop.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -303,6 +309,7 @@ impl Env {
                 return template;
             }
             assert!(Instant::now() < deadline, "template did not become ready");
+            // allow-sleep: poll interval of a deadline loop.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -14,7 +14,7 @@ use vcenter_sim::{SimConfig, SimServer, StateOnlyRuntime};
 use vch::images::store::{ImageStore, StoreConfig};
 use vsphere_client::{Client, TlsTrust};
 
-/// Why these tests cannot run here, if they cannot (printed, and the test passes).
+/// Why these tests cannot run here, if they cannot (see [`cannot_run`]).
 pub fn skip_reason(need_mount: bool) -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if need_mount && unsafe { libc_geteuid() } != 0 {
@@ -46,17 +46,22 @@ pub fn which(tool: &str) -> Option<PathBuf> {
     })
 }
 
+/// The one way a test here declines to run: under `CI=true` it fails with `why` (a green
+/// CI that tested nothing would hide it); elsewhere it prints "SKIPPED <test>: <why>" and
+/// the caller returns.
+pub fn cannot_run(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    assert!(!ci, "{test} cannot run under CI=true: {why}");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// Returns from the test when it cannot run here (through [`cannot_run`]).
 #[macro_export]
 macro_rules! skip_unless_ready {
     ($mount:expr) => {
         if let Some(why) = images_support::skip_reason($mount) {
-            // In CI a test that cannot run is a failure, not a silent pass.
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "cannot run in CI: {why}"
-            );
-            eprintln!("SKIPPED: {why}");
-            return;
+            return images_support::cannot_run(&why);
         }
     };
 }
@@ -112,6 +117,7 @@ impl RegistryProc {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
+            // allow-sleep: poll interval of a deadline loop.
             std::thread::sleep(Duration::from_millis(50));
         }
         RegistryProc { port, dir, child }

@@ -101,6 +101,7 @@ mod tests {
             if f() {
                 return true;
             }
+            // allow-sleep: poll interval of a deadline loop.
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         false
@@ -120,6 +121,8 @@ mod tests {
             wait_until(|| !running(direct.id())),
             "the kernel ties the death signal to the forking thread"
         );
+        // allow-sleep: "nothing happens" is the claim: the launched child is still alive a
+        // while after its requesting thread's exit killed the direct one.
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(
             running(launched.id()),
