@@ -10,9 +10,11 @@ use std::collections::HashMap;
 pub(super) async fn volume_create(b: &VchBackend, opts: VolumeCreateOptions) -> Result<Volume> {
     match opts.driver.as_deref() {
         None | Some("") | Some("local") | Some("vsphere") => {}
-        Some(other) => return Err(Error::invalid(format!(
+        Some(other) => {
+            return Err(Error::invalid(format!(
             "volume driver {other:?} is not supported by this VCH (local: a VMDK on the datastore)"
-        ))),
+        )))
+        }
     }
     let name = opts
         .name

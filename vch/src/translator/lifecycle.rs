@@ -89,6 +89,7 @@ impl Translator {
     }
 
     fn set_running(&self, id: &str, watched: bool, started: &str) {
+        self.run_started(id);
         self.update(id, |cc| {
             cc.status = Status::Running;
             cc.parked = false;

@@ -73,6 +73,8 @@ pub const RESET_AFTER: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
     pub last_delay: Option<Duration>,
+    /// When the current run started (monotonic; unknown for runs of an earlier VCH).
+    pub run_started: Option<tokio::time::Instant>,
     /// A policy restart waits for its delay.
     pub pending: bool,
     /// Bumped whenever a waiting restart must not happen any more (stop, start, rm).

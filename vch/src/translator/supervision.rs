@@ -61,7 +61,7 @@ impl Translator {
     /// One watch over the VCH pool's VMs records the exit of every container whose VM
     /// powers off (a watch per container would hold a long poll per running container).
     /// A parked clone goes from on to off exactly once, so the pool view cannot miss it.
-    fn watch_pool(&self) {
+    pub(super) fn watch_pool(&self) {
         let t = self.clone();
         let mut offs = self.platform().watch_pool();
         tokio::spawn(async move {
@@ -184,10 +184,15 @@ impl Translator {
     /// A policy restart, after dockerd's back-off (see `restart::next_delay`). A stop,
     /// start or removal meanwhile calls it off.
     async fn restart_after_backoff(&self, id: &str, policy: Policy, fin: &FinalState) {
-        let ran_for = restart::run_length(&fin.started_at, &fin.finished_at);
         let (delay, generation) = {
             let mut rs = self.inner.restarts.lock();
             let h = rs.entry(id.to_string()).or_default();
+            // Measured on the monotonic clock when this VCH saw the run start; from the
+            // recorded times otherwise.
+            let ran_for = match h.run_started {
+                Some(s) => s.elapsed(),
+                None => restart::run_length(&fin.started_at, &fin.finished_at),
+            };
             let delay = restart::next_delay(h.last_delay, ran_for);
             h.last_delay = Some(delay);
             h.pending = true;
@@ -230,6 +235,16 @@ impl Translator {
             }
             None => false,
         }
+    }
+
+    /// Notes when a run starts, for the back-off's "ran for at least 10 s".
+    pub(super) fn run_started(&self, id: &str) {
+        self.inner
+            .restarts
+            .lock()
+            .entry(id.to_string())
+            .or_default()
+            .run_started = Some(tokio::time::Instant::now());
     }
 
     /// Whether a policy restart waits for its back-off (dockerd's `restarting`).
