@@ -1,13 +1,12 @@
 //! Containers as VMs: the record the VCH keeps of each container, the VM it creates for
-//! it (devices and guestinfo per docs/container-vm.md), and rebuilding the records from
-//! vSphere at start, since the truth lives there.
+//! it (devices and guestinfo per docs/container-vm.md). Rebuilding the records from
+//! vSphere at start is translator::recovery's job.
 
 use crate::target::Target;
 use crate::template::Template;
-use container_vm::state::ContainerState;
 use serde::{Deserialize, Serialize};
 use vsphere_client::spec::*;
-use vsphere_client::{FilterSpec, MoRef, Value};
+use vsphere_client::MoRef;
 
 /// extraConfig key of the Docker-side record (name, image, create body, created time).
 /// Not a guestinfo key: it changes while the VM runs (rename), and guestinfo written to a
@@ -181,89 +180,4 @@ pub fn clone_spec(
         config,
         bios_uuid: None,
     })
-}
-
-/// Reads every container VM of the VCH's pool back from vSphere.
-pub async fn load(
-    t: &Target,
-    starts: &crate::start_journal::StartJournal,
-) -> Result<Vec<Container>, vsphere_client::Error> {
-    let objs = t
-        .client
-        .retrieve(
-            &FilterSpec::pool_vms(
-                &t.pool,
-                &["name", "runtime.powerState", "config.extraConfig"],
-            ),
-            Some(500),
-        )
-        .await?;
-    let mut out = Vec::new();
-    for oc in objs {
-        // The spec's key, or its chunks (see container_vm::spec::encode).
-        let mut spec_keys = std::collections::HashMap::new();
-        let mut meta = None;
-        let mut fin = None;
-        let mut guest_state = None;
-        let mut started = None;
-        if let Some(Value::Array { items, .. }) = oc.get("config.extraConfig") {
-            for o in items.iter().filter_map(Value::as_obj) {
-                let (Some(k), Some(v)) = (o.text("key"), o.get("value").and_then(Value::as_text))
-                else {
-                    continue;
-                };
-                match k {
-                    k if container_vm::spec::is_spec_key(k) => {
-                        spec_keys.insert(k.to_string(), v.to_string());
-                    }
-                    META_KEY => meta = serde_json::from_str::<Meta>(v).ok(),
-                    EXIT_KEY => fin = serde_json::from_str::<FinalState>(v).ok(),
-                    GUEST_STATE_KEY => guest_state = Some(v.to_string()),
-                    // Empty: a start that failed took it back.
-                    STARTED_KEY if !v.is_empty() => started = Some(v.to_string()),
-                    _ => {}
-                }
-            }
-        }
-        let spec = container_vm::spec::decode(|k| Ok(spec_keys.get(k).cloned()))
-            .ok()
-            .flatten();
-        let (Some(spec), Some(meta)) = (spec, meta) else {
-            continue;
-        };
-        // The VCH's journal of acknowledged starts (extraConfig: VCHs before it).
-        let started = starts.started(&meta.id).or(started);
-        let power = oc.text("runtime.powerState").unwrap_or("poweredOff");
-        let parked = power == "poweredOn"
-            && guest_state.as_deref() == Some(ContainerState::Created.as_str());
-        let running = power != "poweredOff" && !parked;
-        // The final state is of the last run when it names that run's start.
-        let interrupted = power == "poweredOff"
-            && started
-                .as_ref()
-                .is_some_and(|s| fin.as_ref().map(|f| &f.started_at) != Some(s));
-        out.push(Container {
-            parked,
-            // Its exit is recorded by the start path, not by the pool watch.
-            watched: interrupted,
-            interrupted,
-            vm_name: oc.text("name").unwrap_or_default().to_string(),
-            vm: oc.obj.clone(),
-            status: if power == "suspended" {
-                Status::Paused
-            } else if running || interrupted {
-                // An interrupted run is running until its exit is recorded.
-                Status::Running
-            } else if fin.is_some() {
-                Status::Exited
-            } else {
-                Status::Created
-            },
-            started_at: started.or_else(|| fin.as_ref().map(|f| f.started_at.clone())),
-            finished: fin,
-            meta,
-            spec,
-        });
-    }
-    Ok(out)
 }

@@ -13,7 +13,9 @@
 //! - [`stdin`]: attached clients' stdin on its way to the container VM.
 //! - [`start_journal`]: the starts the VCH acknowledged, durable across a kill -9.
 //! - [`security`]: a container's confinement options, honoured or refused by name.
-//! - [`backend`]: the Docker API backend.
+//! - [`translator`]: containers as VMs: state, lifecycle, supervision, restart policies,
+//!   recovery, behind the `VmPlatform` and `GuestChannel` traits (unit-tested with fakes).
+//! - [`backend`]: the Docker API backend, a thin surface over the translator.
 
 pub mod backend;
 pub mod channel;
@@ -29,5 +31,6 @@ pub mod supervisor;
 pub mod target;
 pub mod template;
 pub mod tether_binary;
+pub mod translator;
 pub mod volumes;
 pub mod vsphere_errors;

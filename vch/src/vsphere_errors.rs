@@ -1,4 +1,5 @@
-//! The one mapping from vSphere client errors to Docker API errors. A vCenter that cannot
+//! vSphere client errors as Docker API errors (see translator::error, which owns the
+//! classification). A vCenter that cannot
 //! be reached (connection refused, TLS, timeout, a session that cannot be re-established)
 //! is a 503 that says so: the VCH is fine, what it stands on is away. SOAP faults keep
 //! the status that fits what they mean; anything else is a 500.
@@ -6,45 +7,14 @@
 use docker_api::Error;
 use vsphere_client::Error as VsError;
 
-/// `url`: the vCenter the VCH talks to, named in the 503's message.
-pub fn to_docker(url: &str, e: VsError) -> Error {
-    if let Some(why) = unreachable(&e) {
-        let who = match url {
-            "" => "vCenter".to_string(),
-            u => format!("vCenter {u}"),
-        };
-        return Error::Unavailable(format!("{who} is unreachable: {why}"));
-    }
-    match e {
-        VsError::Fault(f) => match f.ty.as_str() {
-            "InvalidPowerState" | "InvalidState" | "TaskInProgress" | "ConcurrentAccess" => {
-                Error::Conflict(format!("vSphere: {f}"))
-            }
-            "ManagedObjectNotFound" | "FileNotFound" => Error::NotFound(format!("vSphere: {f}")),
-            "NoPermission" => Error::Forbidden(format!("vSphere: {f}")),
-            "InvalidArgument" => Error::invalid(format!("vSphere: {f}")),
-            _ => Error::internal(VsError::Fault(f)),
-        },
-        other => Error::internal(other),
-    }
-}
+pub use crate::translator::error::unreachable;
+use crate::translator::error::PlatformError;
 
-/// Why vCenter itself is away, if that is what the error means (as opposed to a fault
-/// it answered with).
-pub fn unreachable(e: &VsError) -> Option<String> {
-    match e {
-        VsError::Transport { msg, .. } => Some(msg.clone()),
-        VsError::Timeout(d) => Some(format!("no answer within {} s", d.as_secs())),
-        VsError::Tls(t) => Some(format!("TLS: {t}")),
-        VsError::Http { status, body, .. } if matches!(status, 502..=504) => {
-            Some(format!("HTTP {status}: {body}"))
-        }
-        // The session is gone and logging in again failed.
-        VsError::Fault(f) if f.is("NotAuthenticated") || f.is("InvalidLogin") => Some(format!(
-            "the session was lost and cannot be re-established ({f})"
-        )),
-        _ => None,
-    }
+/// `url`: the vCenter the VCH talks to, named in the 503's message. The classes and the
+/// statuses live in translator::error; this is the entry for callers that hold a raw
+/// vSphere error (image store, volumes).
+pub fn to_docker(url: &str, e: VsError) -> Error {
+    crate::translator::error::to_docker(PlatformError::from_vsphere(url, e).into())
 }
 
 #[cfg(test)]

@@ -306,6 +306,7 @@ async fn a_dropped_watch_destroys_its_collector() {
             tokio::time::Instant::now() < deadline,
             "the watch's collector outlived the watch"
         );
+        // allow-sleep: poll interval of a deadline loop
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     env.done().await;

@@ -4,7 +4,7 @@
 //! the same reconfigure so that it survives a VCH restart. Anything else is refused by name.
 
 use super::{internal, VchBackend};
-use crate::containers;
+use crate::translator::platform::{PlatformError, VmChange};
 use docker_api::models::{ContainerUpdateBody, ContainerUpdateResponse};
 use docker_api::{Error, Result};
 
@@ -120,45 +120,37 @@ impl VchBackend {
             }
         }
         // One reconfigure: the hardware and the record change together or not at all.
-        let spec = vsphere_client::spec::VmConfigSpec {
+        let change = VmChange {
             memory_mb,
-            num_cpus: cpus,
-            extra_config: vec![(
-                containers::META_KEY.into(),
-                serde_json::to_string(&meta).map_err(internal)?,
-            )],
+            cpus,
+            meta: Some(meta.clone()),
             ..Default::default()
         };
-        let mut result = self.inner.t.client.reconfigure_vm(&c.vm, &spec).await;
-        if c.parked
-            && result.as_ref().err().and_then(|e| e.fault_type()) == Some("InvalidPowerState")
-        {
+        let p = self.tr().platform();
+        let mut result = p.reconfigure(&c.vm, &change).await;
+        if c.parked && matches!(result, Err(PlatformError::InvalidPowerState(_))) {
             // A created container is a parked, running clone that cannot shrink. Nothing
             // has run in it yet: power it off (its start becomes a cold power-on), change
             // it, and it boots with the new size.
-            let _ = self.inner.t.client.power_off(&c.vm).await;
-            if let Some(cc) = self.inner.containers.write().get_mut(&id) {
-                cc.parked = false;
-            }
-            result = self.inner.t.client.reconfigure_vm(&c.vm, &spec).await;
+            let _ = p.power_off(&c.vm).await;
+            self.tr().update(&id, |cc| cc.parked = false);
+            result = p.reconfigure(&c.vm, &change).await;
         }
         if let Err(e) = result {
-            return Err(match e.fault_type() {
+            return Err(match e {
                 // vSphere's answer to a hardware change it cannot make while the VM runs:
                 // memory can only grow (there is no memory hot-remove), and only with hot
                 // add enabled on the VM.
-                Some("InvalidPowerState") => Error::Conflict(format!(
+                PlatformError::InvalidPowerState(_) => Error::Conflict(format!(
                     "Cannot update container {id} while it runs: vSphere refused to change its VM ({e}); \
                      a running container VM's memory can only grow, and only with hot add enabled on the VM \
                      (a paused container's VM is suspended and cannot change at all). \
                      Stop the container, update it, and start it again"
                 )),
-                _ => self.vs(e),
+                e => crate::translator::Error::from(e).into(),
             });
         }
-        if let Some(cc) = self.inner.containers.write().get_mut(&id) {
-            cc.meta = meta;
-        }
+        self.tr().update(&id, |cc| cc.meta = meta);
         self.bump();
         self.event(&id, "update", &[]);
         Ok(ContainerUpdateResponse {

@@ -1,0 +1,132 @@
+//! `docker create`: the request checked and translated (image, command, volumes,
+//! network), then the translator makes the VM.
+
+use super::{internal, VchBackend};
+use crate::containers::{Meta, TetherSpec};
+use crate::network::Mode;
+use crate::translator::{create, naming};
+use docker_api::models::*;
+use docker_api::options::*;
+use docker_api::{Error, Result};
+
+pub(super) async fn container_create(
+    b: &VchBackend,
+    opts: ContainerCreateOptions,
+    body: ContainerCreateBody,
+) -> Result<ContainerCreateResponse> {
+    check_supported(&body)?;
+    let image = body
+        .image
+        .clone()
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| Error::invalid("config.Image is required"))?;
+    let image_id = b
+        .inner
+        .images
+        .resolve(&image)
+        .map_err(|_| Error::NoSuchImage(image.clone()))?;
+    let layers = b.inner.images.layer_disks(&image).map_err(internal)?;
+    let (_, cfg) = b
+        .inner
+        .images
+        .image_config(&image)
+        .await
+        .map_err(internal)?;
+    let icfg = cfg.config.clone().unwrap_or_default();
+    let id = naming::random_id();
+    let name = naming::for_create(opts.name.as_deref(), &id);
+    b.tr().check_new_name(&name)?;
+    let argv = create::command(&body, &icfg)?;
+    let env = create::environment(
+        &icfg.env.clone().unwrap_or_default(),
+        &body.env.clone().unwrap_or_default(),
+    );
+    let mut host = body.host_config.clone().unwrap_or_default();
+    let mode = Mode::parse(host.network_mode.as_deref())?;
+    // Reported as dockerd does: the default network by its name.
+    host.network_mode = Some(mode.name().to_string());
+    let memory_mb = create::memory_mb(host.memory.unwrap_or(0))?;
+    let cpus = create::cpus(host.nano_cpus.unwrap_or(0));
+    let mut spec = TetherSpec {
+        id: id.clone(),
+        name: name.clone(),
+        hostname: body
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| id[..12].to_string()),
+        cmd: argv,
+        env,
+        user: body
+            .user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .or(icfg.user.clone())
+            .unwrap_or_default(),
+        workdir: body
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or(icfg.working_dir.clone())
+            .unwrap_or_default(),
+        layers: vec![],
+        scratch: None,
+        dns: crate::network::dns_servers(host.dns.as_ref()),
+        hosts: vec![],
+        tty: body.tty == Some(true),
+        open_stdin: body.open_stdin == Some(true),
+        stdin_once: body.stdin_once == Some(true),
+        console_size: crate::stdin::console_size(host.console_size.as_ref()),
+        parked: false,
+        mounts: vec![],
+        interfaces: vec![],
+        security: crate::security::from_host_config(&host)?,
+    };
+    let volumes = super::volumes::volumes_for(b, &id, &body).await?;
+    let volume_disks: Vec<String> = volumes
+        .iter()
+        .map(|v| b.inner.volumes.disk_path(&v.name))
+        .collect();
+    let meta = Meta {
+        id: id.clone(),
+        name,
+        image: image.clone(),
+        image_id: image_id.to_string(),
+        created: crate::translator::now(),
+        auto_remove: host.auto_remove == Some(true),
+        config: serde_json::to_value(&body).map_err(internal)?,
+        host_config: serde_json::to_value(&host).map_err(internal)?,
+        volumes,
+    };
+    // The address is taken now; it goes back unless the VM is made (lease.keep()).
+    let lease = b.inner.bridge.lease(mode)?;
+    spec.interfaces = lease.interfaces().to_vec();
+    let plan = create::Plan {
+        meta,
+        spec,
+        layers: layers.iter().map(|l| l.to_string()).collect(),
+        volume_disks,
+        nic: lease.nic(),
+        memory_mb,
+        cpus,
+    };
+    let id = b.tr().create(plan).await?;
+    lease.keep();
+    Ok(ContainerCreateResponse {
+        id,
+        warnings: vec![],
+    })
+}
+
+/// Flags this VCH cannot honour are refused by name rather than ignored.
+fn check_supported(body: &ContainerCreateBody) -> Result<()> {
+    if let Some(h) = &body.host_config {
+        crate::security::from_host_config(h)?;
+        if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::not_implemented("port publishing (-p)"));
+        }
+        let mode = Mode::parse(h.network_mode.as_deref())?;
+        crate::network::check_endpoints(mode, body.networking_config.as_ref())?;
+    }
+    Ok(())
+}

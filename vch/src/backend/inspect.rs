@@ -1,0 +1,89 @@
+//! `docker inspect` and `docker ps` of containers: the translator's records rendered as
+//! Docker's models.
+
+use super::{internal, VchBackend};
+use crate::containers::Container;
+use crate::network::Mode;
+use crate::translator::{filters, render};
+use docker_api::models::*;
+use docker_api::options::*;
+use docker_api::Result;
+
+pub(super) async fn container_inspect(
+    b: &VchBackend,
+    id: &str,
+    _size: bool,
+) -> Result<ContainerInspectResponse> {
+    let id = b.resolve(id)?;
+    let c = b.get(&id)?;
+    let path = c.spec.cmd.first().cloned().unwrap_or_default();
+    let mut host_config = c.meta.host_config.clone();
+    if let Some(h) = host_config.as_object_mut() {
+        // docker-py reads LogConfig.Type; the log is the VM's serial-port file.
+        h.insert(
+            "LogConfig".into(),
+            serde_json::json!({"Type": "json-file", "Config": {}}),
+        );
+    }
+    let args: Vec<String> = c.spec.cmd.iter().skip(1).cloned().collect();
+    let mut config = c.meta.config.clone();
+    if let Some(o) = config.as_object_mut() {
+        o.insert("Hostname".into(), c.spec.hostname.clone().into());
+        o.insert(
+            "Env".into(),
+            serde_json::to_value(&c.spec.env).map_err(internal)?,
+        );
+        o.remove("HostConfig");
+        o.remove("NetworkingConfig");
+    }
+    serde_json::from_value(serde_json::json!({
+        "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
+        "State": render::state_json(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
+        "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
+        "HostConfig": host_config, "Config": config,
+        "Mounts": mounts_json(b, &c), "NetworkSettings": b.inner.bridge.settings(&c.spec),
+    }))
+    .map_err(internal)
+}
+
+pub(super) async fn container_list(
+    b: &VchBackend,
+    opts: ContainerListOptions,
+) -> Result<Vec<ContainerSummary>> {
+    let query = filters::Query {
+        all: opts.all,
+        limit: opts.limit,
+        filters: opts.filters,
+    };
+    let mut out = Vec::new();
+    for c in filters::select(b.tr().all(), &query)? {
+        out.push(
+            serde_json::from_value(serde_json::json!({
+                "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
+                "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
+                "State": render::state_name(c.status), "Status": render::status_text(&c),
+                "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
+                "Ports": [], "Mounts": mounts_json(b, &c), "HostConfig": {"NetworkMode": Mode::of(&c.spec).name()},
+                "NetworkSettings": {"Networks": b.inner.bridge.settings(&c.spec)["Networks"].clone()},
+            }))
+            .map_err(internal)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Inspect's `Mounts` of a container.
+pub(super) fn mounts_json(b: &VchBackend, c: &Container) -> serde_json::Value {
+    c.meta
+        .volumes
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "Type": "volume", "Name": v.name,
+                "Source": b.inner.volumes.disk_path(&v.name),
+                "Destination": v.destination, "Driver": "local",
+                "Mode": if v.rw { "" } else { "ro" }, "RW": v.rw, "Propagation": "",
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! `docker ps`: which containers, in which order. Newest first; `--all`/`--limit`; and
+//! the filters dockerd applies (`id`, `name`, `label`, `status`, `ancestor`, `exited`,
+//! `before`, `since`, `volume`, `network`). A status or exit-code filter implies
+//! `--all`, as with dockerd (`docker ps -f status=exited` lists exited containers).
+
+use super::error::{Error, Result};
+use super::render::state_name;
+use crate::containers::{Container, Status};
+use crate::network::Mode;
+use docker_api::Filters;
+
+const STATES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// What `docker ps` asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub filters: Filters,
+}
+
+/// dockerd's name filter is a regular expression on the name with its slash; the
+/// anchors (`^`, `$`) and plain substrings are what people write.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let full = format!("/{name}");
+    let (start, p) = match pattern.strip_prefix('^') {
+        Some(p) => (true, p),
+        None => (false, pattern),
+    };
+    let (end, p) = match p.strip_suffix('$') {
+        Some(p) => (true, p),
+        None => (false, p),
+    };
+    let candidates = [name, full.as_str()];
+    candidates.iter().any(|n| match (start, end) {
+        (true, true) => *n == p,
+        (true, false) => n.starts_with(p),
+        (false, true) => n.ends_with(p),
+        (false, false) => n.contains(p),
+    })
+}
+
+fn label_matches(c: &Container, want: &str) -> bool {
+    let labels = c.meta.config.get("Labels").and_then(|l| l.as_object());
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str());
+    match want.split_once('=') {
+        Some((k, v)) => get(k) == Some(v),
+        None => labels.is_some_and(|l| l.contains_key(want)),
+    }
+}
+
+/// The image as named at create, with or without `:latest`, or its ID (prefix, with or
+/// without `sha256:`).
+fn ancestor_matches(c: &Container, want: &str) -> bool {
+    let base = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
+    if base(&c.meta.image) == base(want) {
+        return true;
+    }
+    let id = c.meta.image_id.trim_start_matches("sha256:");
+    let w = want.trim_start_matches("sha256:");
+    w.len() >= 4 && id.starts_with(w)
+}
+
+/// The container a `before`/`since` filter names (id, prefix or name).
+fn reference<'a>(cs: &'a [Container], key: &str) -> Result<&'a Container> {
+    let key = key.trim_start_matches('/');
+    cs.iter()
+        .find(|c| c.meta.id == key || c.meta.name == key)
+        .or_else(|| {
+            let mut m = cs.iter().filter(|c| c.meta.id.starts_with(key));
+            match (m.next(), m.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| Error::NoSuchContainer(key.to_string()))
+}
+
+/// Selects and orders the containers `docker ps` shows.
+pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
+    let f = &q.filters;
+    for s in f.get("status") {
+        if !STATES.contains(&s) {
+            return Err(Error::Invalid(format!("invalid filter 'status={s}'")));
+        }
+    }
+    let mut exited = Vec::new();
+    for e in f.get("exited") {
+        exited.push(
+            e.parse::<i64>()
+                .map_err(|_| Error::Invalid(format!("invalid filter 'exited={e}'")))?,
+        );
+    }
+    cs.sort_by(|a, b| {
+        b.meta
+            .created
+            .cmp(&a.meta.created)
+            .then_with(|| a.meta.id.cmp(&b.meta.id))
+    });
+    let before: Vec<String> = f
+        .get("before")
+        .iter()
+        .map(|k| reference(&cs, k).map(|c| c.meta.created.clone()))
+        .collect::<Result<_>>()?;
+    let since: Vec<String> = f
+        .get("since")
+        .iter()
+        .map(|k| reference(&cs, k).map(|c| c.meta.created.clone()))
+        .collect::<Result<_>>()?;
+    let all = q.all || q.limit.is_some() || !f.get("status").is_empty() || !exited.is_empty();
+    let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
+        let vs = f.get(key);
+        vs.is_empty() || vs.iter().any(|v| ok(v))
+    };
+    let mut out = Vec::new();
+    for c in cs {
+        let keep = (all || c.status == Status::Running)
+            && any("id", &|v| c.meta.id.starts_with(v))
+            && any("name", &|v| name_matches(v, &c.meta.name))
+            && f.get("label").iter().all(|l| label_matches(&c, l))
+            && any("status", &|v| v == state_name(c.status))
+            && any("ancestor", &|v| ancestor_matches(&c, v))
+            && any("volume", &|v| {
+                c.meta
+                    .volumes
+                    .iter()
+                    .any(|m| m.name == v || m.destination == v)
+            })
+            && any("network", &|v| Mode::of(&c.spec).name() == v)
+            && (exited.is_empty()
+                || (c.status == Status::Exited
+                    && exited.contains(&c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0))))
+            && before.iter().all(|t| c.meta.created < *t)
+            && since.iter().all(|t| c.meta.created > *t);
+        if keep {
+            out.push(c);
+            if q.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,188 @@
+//! `docker ps`: which containers, in which order.
+
+use super::super::filters::{select, Query};
+use super::{id, meta, spec};
+use crate::containers::{Container, FinalState, Status};
+use docker_api::Filters;
+use vsphere_client::MoRef;
+
+fn c(prefix: &str, name: &str, created_s: u32, status: Status, exit: Option<i64>) -> Container {
+    let i = id(prefix);
+    let mut m = meta(&i, name, serde_json::json!({}));
+    m.created = format!("2026-01-01T00:00:{created_s:02}Z");
+    m.config = serde_json::json!({"Labels": {"tier": name, "team": "a"}});
+    if name == "db" {
+        m.image = "postgres:16".into();
+        m.image_id = "sha256:dbdbdb00".into();
+        m.volumes = vec![crate::mounts::VolumeMountRecord {
+            name: "pgdata".into(),
+            destination: "/var/lib/postgresql".into(),
+            rw: true,
+            anonymous: false,
+        }];
+    }
+    Container {
+        meta: m,
+        spec: spec(&i),
+        vm: MoRef::new("VirtualMachine", &i),
+        vm_name: name.into(),
+        status,
+        started_at: None,
+        finished: exit.map(|code| FinalState {
+            exit_code: code,
+            ..Default::default()
+        }),
+        parked: false,
+        watched: false,
+        interrupted: false,
+    }
+}
+
+fn all() -> Vec<Container> {
+    vec![
+        c("a1", "web", 1, Status::Running, None),
+        c("b2", "db", 2, Status::Exited, Some(0)),
+        c("c3", "cache", 3, Status::Exited, Some(137)),
+        c("d4", "job", 4, Status::Created, None),
+        c("e5", "api", 5, Status::Paused, None),
+    ]
+}
+
+fn names(q: Query) -> Vec<String> {
+    select(all(), &q)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.meta.name)
+        .collect()
+}
+
+fn with(pairs: &[(&str, &str)]) -> Query {
+    Query {
+        all: true,
+        limit: None,
+        filters: Filters::from_pairs(pairs.iter().copied()),
+    }
+}
+
+#[test]
+fn without_all_only_running_newest_first() {
+    assert_eq!(names(Query::default()), ["web"]);
+    assert_eq!(
+        names(with(&[])),
+        ["api", "job", "cache", "db", "web"],
+        "newest first"
+    );
+}
+
+#[test]
+fn limit_implies_all_and_cuts() {
+    let q = Query {
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(names(q), ["api", "job"]);
+}
+
+#[test]
+fn id_prefix_and_name_filters() {
+    assert_eq!(names(with(&[("id", "b2")])), ["db"]);
+    assert_eq!(names(with(&[("id", "a1"), ("id", "c3")])), ["cache", "web"]);
+    assert_eq!(names(with(&[("name", "ca")])), ["cache"]);
+    assert_eq!(names(with(&[("name", "^/web$")])), ["web"]);
+    assert_eq!(names(with(&[("name", "^we")])), ["web"]);
+    assert!(names(with(&[("name", "^eb")])).is_empty());
+}
+
+#[test]
+fn status_filter_implies_all_and_is_validated() {
+    let q = Query {
+        filters: Filters::from_pairs([("status", "exited")]),
+        ..Default::default()
+    };
+    assert_eq!(names(q), ["cache", "db"]);
+    assert_eq!(names(with(&[("status", "created")])), ["job"]);
+    assert_eq!(names(with(&[("status", "paused")])), ["api"]);
+    let bad = select(all(), &with(&[("status", "sleeping")])).unwrap_err();
+    assert_eq!(
+        crate::translator::error::to_docker(bad).status().as_u16(),
+        400
+    );
+}
+
+#[test]
+fn exited_filter_matches_exit_codes_of_exited_containers() {
+    assert_eq!(names(with(&[("exited", "137")])), ["cache"]);
+    assert_eq!(names(with(&[("exited", "0")])), ["db"]);
+    assert!(select(all(), &with(&[("exited", "x")])).is_err());
+}
+
+#[test]
+fn label_filters_by_key_or_key_value_all_must_hold() {
+    assert_eq!(names(with(&[("label", "tier=db")])), ["db"]);
+    assert_eq!(names(with(&[("label", "team")])).len(), 5);
+    assert!(names(with(&[("label", "tier=db"), ("label", "team=b")])).is_empty());
+    assert!(names(with(&[("label", "nope")])).is_empty());
+}
+
+#[test]
+fn ancestor_by_name_with_or_without_latest_or_by_id() {
+    assert_eq!(names(with(&[("ancestor", "postgres:16")])), ["db"]);
+    assert_eq!(names(with(&[("ancestor", "busybox:latest")])).len(), 4);
+    assert_eq!(names(with(&[("ancestor", "dbdb")])), ["db"]);
+    assert_eq!(names(with(&[("ancestor", "sha256:dbdbdb")])), ["db"]);
+    assert!(names(with(&[("ancestor", "alpine")])).is_empty());
+}
+
+#[test]
+fn before_and_since_by_name_or_id() {
+    assert_eq!(names(with(&[("before", "cache")])), ["db", "web"]);
+    assert_eq!(names(with(&[("since", "job")])), ["api"]);
+    assert_eq!(
+        names(with(&[("since", "a1"), ("before", "e5")])),
+        ["job", "cache", "db"]
+    );
+    let missing = select(all(), &with(&[("before", "nope")])).unwrap_err();
+    assert_eq!(
+        crate::translator::error::to_docker(missing)
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[test]
+fn volume_and_network_filters() {
+    assert_eq!(names(with(&[("volume", "pgdata")])), ["db"]);
+    assert_eq!(names(with(&[("volume", "/var/lib/postgresql")])), ["db"]);
+    assert_eq!(
+        names(with(&[("network", "none")])).len(),
+        5,
+        "no NIC: network none"
+    );
+    assert!(names(with(&[("network", "bridge")])).is_empty());
+}
+
+#[test]
+fn render_shows_docker_states_and_status_texts() {
+    use super::super::render::*;
+    let cs = all();
+    let texts: Vec<String> = cs.iter().map(status_text).collect();
+    assert_eq!(
+        texts,
+        ["Up", "Exited (0)", "Exited (137)", "Created", "Up (Paused)"]
+    );
+    let s = state_json(&cs[4]);
+    assert_eq!(
+        (
+            s["Status"].as_str(),
+            s["Running"].as_bool(),
+            s["Paused"].as_bool()
+        ),
+        (Some("paused"), Some(true), Some(true))
+    );
+    let s = state_json(&cs[3]);
+    assert_eq!(s["StartedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(s["FinishedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(created_unix(&cs[0]), 1767225601);
+    assert_eq!(command(&cs[0]), "sh -c true");
+}

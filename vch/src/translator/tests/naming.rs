@@ -1,0 +1,109 @@
+use super::super::naming::*;
+use super::{id, meta, spec};
+use crate::containers::{Container, Status};
+use std::collections::HashMap;
+use vsphere_client::MoRef;
+
+fn cache(entries: &[(&str, &str)]) -> HashMap<String, Container> {
+    entries
+        .iter()
+        .map(|(i, n)| {
+            let c = Container {
+                meta: meta(i, n, serde_json::json!({})),
+                spec: spec(i),
+                vm: MoRef::new("VirtualMachine", *i),
+                vm_name: vm_name(n, i),
+                status: Status::Created,
+                started_at: None,
+                finished: None,
+                parked: true,
+                watched: false,
+                interrupted: false,
+            };
+            (i.to_string(), c)
+        })
+        .collect()
+}
+
+#[test]
+fn docker_name_syntax() {
+    for ok in ["ab", "web", "web-1", "a.b_c-d", "0day", "X9"] {
+        assert!(valid(ok), "{ok}");
+    }
+    for bad in [
+        "", "a", "-web", "_web", ".web", "we b", "web/1", "wéb", "web:1",
+    ] {
+        assert!(!valid(bad), "{bad}");
+    }
+}
+
+#[test]
+fn generated_names_come_from_the_id_and_given_ones_lose_the_slash() {
+    let i = id("abcdef12");
+    assert_eq!(for_create(None, &i), "vch_abcdef12");
+    assert_eq!(for_create(Some(""), &i), "vch_abcdef12");
+    assert_eq!(for_create(Some("/web"), &i), "web");
+    assert_eq!(for_create(Some("web"), &i), "web");
+}
+
+#[test]
+fn vm_names_carry_the_short_id() {
+    assert_eq!(vm_name("web", &id("0123456789ab")), "web-0123456789ab");
+}
+
+#[test]
+fn random_ids_are_64_hex_digits_and_differ() {
+    let (a, b) = (random_id(), random_id());
+    assert_eq!(a.len(), 64);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn resolves_full_id_name_slash_name_and_unique_prefix() {
+    let (a, b) = (id("aaa1"), id("bbb2"));
+    let cs = cache(&[(&a, "web"), (&b, "db")]);
+    assert_eq!(resolve(&cs, &a).unwrap(), a);
+    assert_eq!(resolve(&cs, "web").unwrap(), a);
+    assert_eq!(resolve(&cs, "/db").unwrap(), b);
+    assert_eq!(resolve(&cs, "bb").unwrap(), b);
+}
+
+#[test]
+fn unknown_keys_are_404_and_ambiguous_prefixes_400() {
+    let cs = cache(&[(&id("abc1"), "one"), (&id("abc2"), "two")]);
+    let e = resolve(&cs, "zzz").unwrap_err();
+    assert_eq!(
+        crate::translator::error::to_docker(e).status().as_u16(),
+        404
+    );
+    let e = resolve(&cs, "abc").unwrap_err();
+    let d = crate::translator::error::to_docker(e);
+    assert_eq!(d.status().as_u16(), 400);
+    assert!(d.to_string().contains("multiple IDs"), "{d}");
+}
+
+#[test]
+fn a_name_wins_over_an_id_prefix() {
+    // Names are looked up before prefixes: a container named like another's id prefix.
+    let (a, b) = (id("cafe"), id("beef"));
+    let cs = cache(&[(&a, "one"), (&b, "cafe")]);
+    assert_eq!(resolve(&cs, "cafe").unwrap(), b);
+    assert_eq!(resolve(&cs, "caf").unwrap(), a);
+}
+
+#[test]
+fn new_names_must_be_valid_and_free() {
+    let a = id("aa");
+    let cs = cache(&[(&a, "web")]);
+    assert!(check_new(&cs, "db").is_ok());
+    match check_new(&cs, "web").unwrap_err() {
+        crate::translator::Error::NameConflict { name, id } => {
+            assert_eq!((name.as_str(), id.as_str()), ("web", a.as_str()))
+        }
+        e => panic!("{e:?}"),
+    }
+    let e = crate::translator::error::to_docker(check_new(&cs, "-x").unwrap_err());
+    assert_eq!(e.status().as_u16(), 400);
+    assert!(e.to_string().contains("Invalid container name (-x)"), "{e}");
+}
