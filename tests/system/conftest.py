@@ -60,6 +60,18 @@ def free_port():
     return port
 
 
+def vm_named(si, prefix):
+    """The one VM (through pyvmomi session `si`) whose name starts with `prefix`."""
+    from pyVmomi import vim
+
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        [vm] = [vm for vm in view.view if vm.name.startswith(prefix)]
+        return vm
+    finally:
+        view.Destroy()
+
+
 def busybox_oci(root: Path, out: Path):
     """An OCI layout with one layer: busybox and its applets, /etc/passwd and /etc/group."""
     (root / "bin").mkdir(parents=True)

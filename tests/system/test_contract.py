@@ -4,25 +4,16 @@ back by a restarted VCH."""
 
 import json
 
-from pyVmomi import vim
+import conftest as sysenv
 
 BIG = 70_000  # over one value's 60 KiB, and under Linux's 128 KiB for one env string
-
-
-def vm_named(si, prefix):
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        [vm] = [vm for vm in view.view if vm.name.startswith(prefix)]
-        return vm
-    finally:
-        view.Destroy()
 
 
 def test_a_large_spec_is_chunked_run_and_recovered(vch):
     value = "x" * BIG
     vch.docker("create", "--name", "bigspec", "-e", f"BIG={value}", "busybox",
                "sh", "-c", 'echo "${#BIG}"')
-    extra = {o.key: o.value for o in vm_named(vch.vsphere(), "bigspec-").config.extraConfig}
+    extra = {o.key: o.value for o in sysenv.vm_named(vch.vsphere(), "bigspec-").config.extraConfig}
     assert "guestinfo.vch.spec" not in extra
     n = int(extra["guestinfo.vch.spec.chunks"])
     assert n >= 2

@@ -23,15 +23,6 @@ def inspect(vch, name):
     return json.loads(vch.docker("inspect", name).stdout)[0]
 
 
-def vm_named(si, prefix):
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        [vm] = [vm for vm in view.view if vm.name.startswith(prefix)]
-        return vm
-    finally:
-        view.Destroy()
-
-
 def wait_running(vch, name):
     for _ in range(100):
         if inspect(vch, name)["State"]["Running"]:
@@ -62,7 +53,7 @@ def test_inspect_reports_address_gateway_and_mac_the_guest_really_has(vch):
     assert out[4].split() == ["eth0", "lo"]
     # vSphere: one vmxnet3 NIC on the VCH's port group, with that MAC.
     si = vch.vsphere()
-    vm = vm_named(si, "netinfo-")
+    vm = sysenv.vm_named(si, "netinfo-")
     nics = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
     assert len(nics) == 1
     assert isinstance(nics[0], vim.vm.device.VirtualVmxnet3)
@@ -103,7 +94,7 @@ def test_network_none_has_only_loopback(vch):
     assert c["NetworkSettings"]["IPAddress"] == ""
     assert "none" in c["NetworkSettings"]["Networks"]
     si = vch.vsphere()
-    vm = vm_named(si, "isolated-")
+    vm = sysenv.vm_named(si, "isolated-")
     assert not [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
     vch.docker("rm", "isolated")
 
@@ -163,7 +154,7 @@ def test_bridge_port_group_and_subnet_are_configurable(vch, tmp_path):
         assert lines[1].startswith("default via 10.77.0.1 dev eth0")
         # The port group was created on the cluster's hosts, and the VM's NIC is on it.
         si = other.vsphere()
-        vm = vm_named(si, "c1-")
+        vm = sysenv.vm_named(si, "c1-")
         assert [n.name for n in vm.network] == ["containers-vch2"]
         hosts = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.HostSystem], True).view
         for h in hosts:
@@ -198,7 +189,7 @@ def test_bridge_on_a_distributed_port_group(vch, tmp_path):
         r = other.docker("run", "--rm", f"{vch.registry}/busybox:latest", "ping", "-c", "1", "-W", "2", ip)
         assert "1 packets received" in r.stdout
         si = other.vsphere()
-        vm = vm_named(si, "dv1-")
+        vm = sysenv.vm_named(si, "dv1-")
         [nic] = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
         assert isinstance(nic.backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo)
         [pg] = [n for n in vm.network if n.name == "DPortGroup0"]

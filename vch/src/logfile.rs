@@ -3,59 +3,14 @@
 //! followed live by polling with byte ranges. The last record of a finished container is
 //! its exit record.
 
-use bytes::Bytes;
 use std::time::Duration;
 use vsphere_client::Client;
 
 /// How often a followed log is polled for new bytes.
 const POLL: Duration = Duration::from_millis(5);
 
-/// A log record (`container_vm::log::Record`) with its output as the bytes Docker's
-/// streams carry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Output {
-        stderr: bool,
-        data: Bytes,
-        time: String,
-    },
-    Exit {
-        code: i64,
-        error: Option<String>,
-        /// Killed for exceeding the VM's memory.
-        oom_killed: bool,
-        time: String,
-    },
-}
-
-/// Parses complete lines (the format is the contract's: `container_vm::log`); returns
-/// the records and how many bytes were consumed.
-pub fn parse(buf: &[u8]) -> (Vec<Record>, usize) {
-    use container_vm::log::{self, Stream};
-    let (records, used) = log::parse(buf);
-    let records = records
-        .into_iter()
-        .map(|r| match r {
-            log::Record::Output { stream, data, time } => Record::Output {
-                stderr: stream == Stream::Stderr,
-                data: Bytes::from(data),
-                time,
-            },
-            log::Record::Exit {
-                code,
-                error,
-                oom_killed,
-                time,
-            } => Record::Exit {
-                code,
-                error,
-                oom_killed,
-                time,
-            },
-        })
-        .collect();
-    (records, used)
-}
+/// A log record, as the contract (`container_vm::log`) defines and parses it.
+pub use container_vm::log::{parse, Record};
 
 /// Where a container's log lives.
 #[derive(Clone)]

@@ -4,6 +4,7 @@
 use super::VchBackend;
 use crate::containers::Status;
 use crate::logfile::{LogFile, Record};
+use container_vm::log::Stream;
 use docker_api::backend::*;
 use docker_api::options::*;
 use docker_api::{Error, Result};
@@ -51,13 +52,15 @@ pub(super) async fn container_attach(
         .filter_map(move |r| async move {
             match r {
                 Record::Output {
-                    stderr: false,
+                    stream: Stream::Stdout,
                     data,
                     ..
-                } if want_out => Some(Ok(OutputChunk::stdout(data))),
+                } if want_out => Some(Ok(OutputChunk::stdout(bytes::Bytes::from(data)))),
                 Record::Output {
-                    stderr: true, data, ..
-                } if want_err => Some(Ok(OutputChunk::stderr(data))),
+                    stream: Stream::Stderr,
+                    data,
+                    ..
+                } if want_err => Some(Ok(OutputChunk::stderr(bytes::Bytes::from(data)))),
                 _ => None,
             }
         })
@@ -81,7 +84,8 @@ pub(super) async fn container_logs(
     let lf = log_file(b, &id).ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
     let to_chunk = move |r: Record| -> Option<LogChunk> {
         match r {
-            Record::Output { stderr, data, time } => {
+            Record::Output { stream, data, time } => {
+                let stderr = stream == Stream::Stderr;
                 if (stderr && !opts.stderr) || (!stderr && !opts.stdout) {
                     return None;
                 }
@@ -98,7 +102,7 @@ pub(super) async fn container_logs(
                         StreamKind::Stdout
                     },
                     timestamp: ts,
-                    data,
+                    data: data.into(),
                 })
             }
             Record::Exit { .. } => None,
