@@ -24,6 +24,7 @@ pub mod images;
 pub mod logfile;
 pub mod mounts;
 pub mod network;
+pub mod router;
 pub mod security;
 pub mod start_journal;
 pub mod stdin;
