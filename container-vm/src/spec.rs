@@ -23,7 +23,11 @@ pub struct ContainerSpec {
     pub layers: Vec<String>,
     /// Disk id of the writable scratch disk; without one the upper layer is in memory.
     pub scratch: Option<String>,
+    /// Name servers of /etc/resolv.conf.
     pub dns: Vec<String>,
+    /// `search` domains and `options` of /etc/resolv.conf (`--dns-search`, `--dns-option`).
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     /// Extra /etc/hosts lines.
     pub hosts: Vec<String>,
     /// Run the process on a pseudo-terminal (`docker run -t`).
@@ -87,6 +91,12 @@ pub struct Interface {
     pub prefix: u8,
     /// Default route through this gateway, when set.
     pub gateway: Option<String>,
+    /// The Docker network (its id) this NIC is on; empty in specs written before user
+    /// networks existed, which were all on the bridge network. Read by the VCH only.
+    pub network: String,
+    /// Extra DNS names of the container on that network (`--network-alias`, Compose
+    /// service names). Read by the VCH only.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

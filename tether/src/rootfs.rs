@@ -453,6 +453,12 @@ fn etc_files(root: &Path, spec: &ContainerSpec) -> Result<(), RootfsError> {
     for d in &spec.dns {
         resolv.push_str(&format!("nameserver {d}\n"));
     }
+    if !spec.dns_search.is_empty() {
+        resolv.push_str(&format!("search {}\n", spec.dns_search.join(" ")));
+    }
+    if !spec.dns_options.is_empty() {
+        resolv.push_str(&format!("options {}\n", spec.dns_options.join(" ")));
+    }
     write("resolv.conf", resolv)?;
     Ok(())
 }

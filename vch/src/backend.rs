@@ -6,7 +6,7 @@
 
 use crate::containers::Container;
 use crate::images::store::ImageStore;
-use crate::network::Bridge;
+use crate::network::Networks;
 use crate::target::Target;
 use crate::translator::{vsphere::VspherePlatform, Translator};
 use docker_api::backend::*;
@@ -22,6 +22,7 @@ mod archive;
 mod create;
 mod exec;
 mod guest_ops;
+mod hosts;
 mod images;
 mod inspect;
 mod io;
@@ -32,13 +33,11 @@ mod top;
 mod update;
 mod volumes;
 
-use images::filter_map;
-
 struct Inner {
     t: Arc<Target>,
     tr: Translator,
-    /// The bridge network: port group and address allocation.
-    bridge: Arc<Bridge>,
+    /// The networks: port groups and address allocation.
+    networks: Arc<Networks>,
     channels: crate::channel::Channels,
     volumes: Arc<crate::volumes::VolumeStore>,
     execs: parking_lot::Mutex<HashMap<String, exec::ExecRecord>>,
@@ -54,16 +53,16 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(e)
 }
 
-/// What a removal gives back: the bridge addresses, anonymous volumes.
+/// What a removal gives back: the network addresses, anonymous volumes.
 struct Resources {
-    bridge: Arc<Bridge>,
+    networks: Arc<Networks>,
     volumes: Arc<crate::volumes::VolumeStore>,
 }
 
 #[async_trait]
 impl crate::translator::Resources for Resources {
     fn release_addresses(&self, interfaces: &[container_vm::spec::Interface]) {
-        self.bridge.release(interfaces);
+        self.networks.release(interfaces);
     }
     async fn remove_volume(&self, name: &str) -> std::result::Result<(), String> {
         self.volumes.remove(name).await.map_err(|e| e.to_string())
@@ -96,11 +95,16 @@ impl VchBackend {
         self.inner.tr.event(id, action, extra)
     }
 
+    fn network_event(&self, net: &crate::network::Network, action: &str, container: Option<&str>) {
+        let ev = crate::translator::events::network_event(net.id(), net.name(), action, container);
+        self.inner.tr.events().publish_message(ev);
+    }
+
     pub async fn new(
         t: Target,
         images: ImageStore,
         channels: crate::channel::Channels,
-        bridge: Bridge,
+        networks: Networks,
         starts: crate::start_journal::StartJournal,
     ) -> Result<VchBackend> {
         let template = crate::template::ensure(&t, &channels.uri)
@@ -110,7 +114,7 @@ impl VchBackend {
             .await
             .map_err(|e| internal(format!("volume store: {e}")))?;
         let t = Arc::new(t);
-        let (bridge, volumes) = (Arc::new(bridge), Arc::new(volumes));
+        let (networks, volumes) = (Arc::new(networks), Arc::new(volumes));
         let platform = VspherePlatform {
             t: t.clone(),
             template: crate::supervisor::TemplateSupervisor::new(template, channels.uri.clone()),
@@ -120,20 +124,20 @@ impl VchBackend {
             Arc::new(channels.clone()),
             Arc::new(starts),
             Arc::new(Resources {
-                bridge: bridge.clone(),
+                networks: networks.clone(),
                 volumes: volumes.clone(),
             }),
         );
         let loaded = tr.load().await?;
         // Addresses of containers that exist are taken before any new one is handed out.
-        bridge.rebuild(loaded.iter().map(|c| &c.spec));
+        networks.rebuild(loaded.iter().map(|c| &c.spec));
         // Recovery is the normal start path (see translator::recovery).
         tr.adopt(loaded).await;
         Ok(VchBackend {
             inner: Arc::new(Inner {
                 t,
                 tr,
-                bridge,
+                networks,
                 channels,
                 volumes,
                 execs: parking_lot::Mutex::new(HashMap::new()),
@@ -331,6 +335,21 @@ impl Backend for VchBackend {
         scope: Option<String>,
     ) -> Result<Network> {
         networks::network_inspect(self, id, verbose, scope).await
+    }
+    async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+        networks::network_create(self, req).await
+    }
+    async fn network_connect(&self, id: &str, req: NetworkConnectRequest) -> Result<()> {
+        networks::network_connect(self, id, req).await
+    }
+    async fn network_disconnect(&self, id: &str, req: NetworkDisconnectRequest) -> Result<()> {
+        networks::network_disconnect(self, id, req).await
+    }
+    async fn network_remove(&self, id: &str) -> Result<()> {
+        networks::network_remove(self, id).await
+    }
+    async fn network_prune(&self, filters: Filters) -> Result<NetworkPruneResponse> {
+        networks::network_prune(self, filters).await
     }
 
     // --- container operations (top, stats, update, cp, export) ---

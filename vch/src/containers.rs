@@ -104,7 +104,7 @@ pub fn clone_spec(
     spec: &mut TetherSpec,
     meta: &Meta,
     volume_disks: &[String],
-    nic: Option<Device>,
+    nics: Vec<Device>,
 ) -> Result<InstantCloneSpec, String> {
     // scsi0:0 and scsi0:1 are the template's boot and scratch disks.
     let mut unit = units().filter(|u| *u > crate::template::SCRATCH_UNIT);
@@ -164,7 +164,7 @@ pub fn clone_spec(
         },
     });
     // Network: a NIC per attached network (network.rs decides which and how).
-    devices.extend(nic.into_iter().map(DeviceChange::add));
+    devices.extend(nics.into_iter().map(DeviceChange::add));
     spec.parked = true;
     let mut config = container_vm::spec::encode(spec).map_err(|e| e.to_string())?;
     let meta_json = serde_json::to_string(meta).map_err(|e| e.to_string())?;

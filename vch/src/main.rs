@@ -297,10 +297,10 @@ async fn serve(s: Serve) -> Result<(), String> {
     let channels = vch::channel::Channels::listen(s.attach_addr)
         .await
         .map_err(|e| format!("attach listener {}: {e}", s.attach_addr))?;
-    let bridge = vch::network::Bridge::open(&target, bridge_cfg).await?;
+    let networks = vch::network::Networks::open(&target, bridge_cfg).await?;
     let starts = vch::start_journal::StartJournal::open(&s.state_dir)
         .map_err(|e| format!("start journal in {}: {e}", s.state_dir.display()))?;
-    let backend = VchBackend::new(target, images, channels, bridge, starts)
+    let backend = VchBackend::new(target, images, channels, networks, starts)
         .await
         .map_err(|e| e.to_string())?;
     let mut builder = docker_api::Server::builder().backend(Arc::new(backend));

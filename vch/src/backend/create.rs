@@ -3,7 +3,6 @@
 
 use super::{internal, VchBackend};
 use crate::containers::{Meta, TetherSpec};
-use crate::network::Mode;
 use crate::translator::{create, naming};
 use docker_api::models::*;
 use docker_api::options::*;
@@ -42,9 +41,18 @@ pub(super) async fn container_create(
         &body.env.clone().unwrap_or_default(),
     );
     let mut host = body.host_config.clone().unwrap_or_default();
-    let mode = Mode::parse(host.network_mode.as_deref())?;
-    // Reported as dockerd does: the default network by its name.
-    host.network_mode = Some(mode.name().to_string());
+    let endpoints = b.inner.networks.endpoints_for_create(
+        host.network_mode.as_deref(),
+        body.networking_config.as_ref(),
+    )?;
+    // Reported as dockerd does: the network by the name it was asked for, `bridge` for
+    // the default one.
+    if matches!(
+        host.network_mode.as_deref(),
+        None | Some("") | Some("default")
+    ) {
+        host.network_mode = Some("bridge".into());
+    }
     let memory_mb = create::memory_mb(host.memory.unwrap_or(0))?;
     let cpus = create::cpus(host.nano_cpus.unwrap_or(0));
     let mut spec = TetherSpec {
@@ -72,6 +80,8 @@ pub(super) async fn container_create(
         layers: vec![],
         scratch: None,
         dns: crate::network::dns_servers(host.dns.as_ref()),
+        dns_search: vec![],
+        dns_options: vec![],
         hosts: vec![],
         tty: body.tty == Some(true),
         open_stdin: body.open_stdin == Some(true),
@@ -98,15 +108,26 @@ pub(super) async fn container_create(
         host_config: serde_json::to_value(&host).map_err(internal)?,
         volumes,
     };
-    // The address is taken now; it goes back unless the VM is made (lease.keep()).
-    let lease = b.inner.bridge.lease(mode)?;
+    // The addresses are taken now; they go back unless the VM is made (lease.keep()).
+    let lease = b.inner.networks.lease(&endpoints, &[])?;
     spec.interfaces = lease.interfaces().to_vec();
+    spec.hosts = super::hosts::entries(b, &host, &spec.interfaces)?;
+    if let (Some(d), Some(i)) = (
+        body.domainname.as_deref().filter(|d| !d.is_empty()),
+        spec.interfaces.first(),
+    ) {
+        // dockerd's line for a container with a domain name: FQDN first.
+        let line = format!("{}\t{}.{d} {}", i.address, spec.hostname, spec.hostname);
+        spec.hosts.insert(0, line);
+    }
+    spec.dns_search = host.dns_search.clone().unwrap_or_default();
+    spec.dns_options = host.dns_options.clone().unwrap_or_default();
     let plan = create::Plan {
         meta,
         spec,
         layers: layers.iter().map(|l| l.to_string()).collect(),
         volume_disks,
-        nic: lease.nic(),
+        nics: lease.nics(-93),
         memory_mb,
         cpus,
     };
@@ -125,8 +146,6 @@ fn check_supported(body: &ContainerCreateBody) -> Result<()> {
         if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
             return Err(Error::not_implemented("port publishing (-p)"));
         }
-        let mode = Mode::parse(h.network_mode.as_deref())?;
-        crate::network::check_endpoints(mode, body.networking_config.as_ref())?;
     }
     Ok(())
 }

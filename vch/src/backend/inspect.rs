@@ -3,7 +3,7 @@
 
 use super::{internal, VchBackend};
 use crate::containers::Container;
-use crate::network::Mode;
+use crate::network::render as net_render;
 use crate::translator::{filters, render};
 use docker_api::models::*;
 use docker_api::options::*;
@@ -41,7 +41,7 @@ pub(super) async fn container_inspect(
         "State": render::state_json(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
         "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
         "HostConfig": host_config, "Config": config,
-        "Mounts": mounts_json(b, &c), "NetworkSettings": b.inner.bridge.settings(&c.spec),
+        "Mounts": mounts_json(b, &c), "NetworkSettings": network_settings(b, &c),
     }))
     .map_err(internal)
 }
@@ -53,7 +53,8 @@ pub(super) async fn container_list(
     let query = filters::Query {
         all: opts.all,
         limit: opts.limit,
-        filters: opts.filters,
+        filters: network_filter_ids(b, opts.filters),
+        default_network: b.inner.networks.bridge().id().to_string(),
     };
     let mut out = Vec::new();
     for c in filters::select(b.tr().all(), &query)? {
@@ -63,13 +64,51 @@ pub(super) async fn container_list(
                 "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
                 "State": render::state_name(c.status), "Status": render::status_text(&c),
                 "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                "Ports": [], "Mounts": mounts_json(b, &c), "HostConfig": {"NetworkMode": Mode::of(&c.spec).name()},
-                "NetworkSettings": {"Networks": b.inner.bridge.settings(&c.spec)["Networks"].clone()},
+                "Ports": [], "Mounts": mounts_json(b, &c),
+                "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},
+                "NetworkSettings": {"Networks": network_settings(b, &c)["Networks"].clone()},
             }))
             .map_err(internal)?,
         );
     }
     Ok(out)
+}
+
+/// Inspect's `NetworkSettings` of a container.
+pub(super) fn network_settings(b: &VchBackend, c: &Container) -> serde_json::Value {
+    net_render::settings(
+        &b.inner.networks,
+        &c.meta.id,
+        &c.meta.name,
+        &c.spec,
+        serde_json::json!({}),
+    )
+}
+
+/// `ps --filter network=X` names networks by name, id or id prefix; the translator
+/// matches ids, so the values are resolved here (`none` stays `none`, an unknown
+/// network matches nothing).
+fn network_filter_ids(b: &VchBackend, f: docker_api::Filters) -> docker_api::Filters {
+    let wanted = f.get("network");
+    if wanted.is_empty() {
+        return f;
+    }
+    let mut out = docker_api::Filters::default();
+    for k in f.names() {
+        for v in f.get(k) {
+            let v = if k == "network" {
+                match b.inner.networks.lookup(v) {
+                    Some(crate::network::registry::Attachment::Network(n)) => n.id().to_string(),
+                    Some(crate::network::registry::Attachment::None) => "none".into(),
+                    None => format!("unknown network {v}"),
+                }
+            } else {
+                v.to_string()
+            };
+            out.add(k, &v);
+        }
+    }
+    out
 }
 
 /// Inspect's `Mounts` of a container.

@@ -64,7 +64,8 @@ pub struct Plan {
     pub spec: TetherSpec,
     pub layers: Vec<String>,
     pub volume_disks: Vec<String>,
-    pub nic: Option<vsphere_client::spec::Device>,
+    /// One NIC per network, in the order of the spec's interfaces.
+    pub nics: Vec<vsphere_client::spec::Device>,
     pub memory_mb: i64,
     pub cpus: i64,
 }
@@ -84,7 +85,7 @@ impl Translator {
             spec: plan.spec,
             meta: plan.meta,
             volume_disks: plan.volume_disks,
-            nic: plan.nic,
+            nics: plan.nics,
         };
         let mut healed = false;
         let vm = loop {

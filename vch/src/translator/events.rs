@@ -50,6 +50,29 @@ pub fn container_event(
     }
 }
 
+/// A network event (`create`, `destroy`, `connect`, `disconnect`); connect and
+/// disconnect name the container, as dockerd's do.
+pub fn network_event(id: &str, name: &str, action: &str, container: Option<&str>) -> EventMessage {
+    let mut attrs = std::collections::HashMap::new();
+    attrs.insert("name".to_string(), name.to_string());
+    attrs.insert("type".to_string(), "bridge".to_string());
+    if let Some(c) = container {
+        attrs.insert("container".to_string(), c.to_string());
+    }
+    let t = chrono::Utc::now();
+    EventMessage {
+        typ: Some(docker_api::models::EventMessageTypeEnum::NETWORK),
+        action: Some(action.to_string()),
+        actor: Some(docker_api::models::EventActor {
+            id: Some(id.to_string()),
+            attributes: Some(attrs),
+        }),
+        scope: Some(docker_api::models::EventMessageScopeEnum::LOCAL),
+        time: Some(t.timestamp()),
+        time_nano: Some(t.timestamp_nanos_opt().unwrap_or(0)),
+    }
+}
+
 /// Whether an event passes `docker events --filter`.
 pub fn matches(f: &Filters, e: &EventMessage) -> bool {
     let ty = e.typ.map(|t| t.to_string()).unwrap_or_default();
@@ -64,9 +87,15 @@ pub fn matches(f: &Filters, e: &EventMessage) -> bool {
         let vs = f.get(key);
         vs.is_empty() || vs.iter().any(|v| ok(v))
     };
+    let is_network = ty == "network";
     any("type", &|v| v == ty)
         && any("event", &|v| v == action)
-        && any("container", &|v| v == name || id.starts_with(v))
+        && any("container", &|v| {
+            !is_network && (v == name || id.starts_with(v))
+        })
+        && any("network", &|v| {
+            is_network && (v == name || id.starts_with(v))
+        })
 }
 
 impl EventBus {
@@ -85,7 +114,10 @@ impl EventBus {
         action: &str,
         extra: &[(&str, String)],
     ) {
-        let ev = container_event(id, name, image, action, extra);
+        self.publish_message(container_event(id, name, image, action, extra));
+    }
+
+    pub fn publish_message(&self, ev: EventMessage) {
         let mut log = self.log.lock();
         log.push_back(ev.clone());
         while log.len() > HISTORY {

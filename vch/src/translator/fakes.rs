@@ -37,6 +37,8 @@ pub struct FakeVm {
     pub memory_mb: i64,
     pub cpus: i64,
     pub volumes_detached: bool,
+    /// How many NICs the VM has.
+    pub nics: usize,
 }
 
 impl FakeVm {
@@ -55,6 +57,7 @@ impl FakeVm {
             memory_mb: crate::template::MEMORY_MB,
             cpus: crate::template::CPUS,
             volumes_detached: false,
+            nics: 0,
         }
     }
 }
@@ -291,6 +294,7 @@ impl VmPlatform for FakePlatform {
         req.spec.parked = true;
         let mut vm = FakeVm::container(&req.vm_name, req.spec.clone(), req.meta.clone(), Power::On);
         vm.guest_state = Some(container_vm::state::ContainerState::Created.as_str().into());
+        vm.nics = req.nics.len();
         let r = self.insert(vm);
         self.connect(&r);
         Ok(r)
@@ -315,6 +319,11 @@ impl VmPlatform for FakePlatform {
         if let Some(f) = &change.final_state {
             v.final_state = Some(f.clone());
         }
+        if let Some(s) = &change.spec {
+            v.spec = Some(s.new.clone());
+        }
+        v.nics += change.add_nics.len();
+        v.nics -= change.remove_nics.len().min(v.nics);
         Ok(())
     }
 

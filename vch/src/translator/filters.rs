@@ -6,7 +6,6 @@
 use super::error::{Error, Result};
 use super::render::state_name;
 use crate::containers::{Container, Status};
-use crate::network::Mode;
 use docker_api::Filters;
 
 const STATES: &[&str] = &[
@@ -25,6 +24,24 @@ pub struct Query {
     pub all: bool,
     pub limit: Option<usize>,
     pub filters: Filters,
+    /// The default bridge's network id: interfaces of specs written before user networks
+    /// existed carry no network id and are on it. The backend turns `network` filter
+    /// values (names, ids, prefixes) into ids, `none` stays `none`.
+    pub default_network: String,
+}
+
+fn on_network(c: &Container, want: &str, default_network: &str) -> bool {
+    if want == "none" {
+        return c.spec.interfaces.is_empty();
+    }
+    c.spec.interfaces.iter().any(|i| {
+        let id = if i.network.is_empty() {
+            default_network
+        } else {
+            i.network.as_str()
+        };
+        id == want
+    })
 }
 
 /// dockerd's name filter is a regular expression on the name with its slash; the
@@ -134,7 +151,7 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
                     .iter()
                     .any(|m| m.name == v || m.destination == v)
             })
-            && any("network", &|v| Mode::of(&c.spec).name() == v)
+            && any("network", &|v| on_network(&c, v, &q.default_network))
             && (exited.is_empty()
                 || (c.status == Status::Exited
                     && exited.contains(&c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0))))

@@ -17,6 +17,7 @@
 //! - [`filters`]: `docker ps` filters and order; [`render`]: state as Docker shows it.
 //! - [`signals`]: signal names and the stop/kill mapping.
 
+pub mod connect;
 pub mod create;
 pub mod error;
 pub mod events;

@@ -49,7 +49,7 @@ pub struct CloneRequest {
     pub spec: TetherSpec,
     pub meta: Meta,
     pub volume_disks: Vec<String>,
-    pub nic: Option<Device>,
+    pub nics: Vec<Device>,
 }
 
 /// A change of a VM's configuration; what is `None` stays.
@@ -61,6 +61,19 @@ pub struct VmChange {
     pub meta: Option<Meta>,
     /// The final state of a run, persisted once the VM is off (`vch.final`).
     pub final_state: Option<FinalState>,
+    /// A new container spec (network connect and disconnect change its interfaces);
+    /// the previous one is given so keys of a longer encoding can be cleared.
+    pub spec: Option<SpecChange>,
+    /// NICs to add (`docker network connect`).
+    pub add_nics: Vec<Device>,
+    /// NICs to remove, by MAC (`docker network disconnect`).
+    pub remove_nics: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecChange {
+    pub old: TetherSpec,
+    pub new: TetherSpec,
 }
 
 /// The exit record a run's tether wrote to the container log.

@@ -28,6 +28,58 @@ impl VspherePlatform {
         PlatformError::from_vsphere(&self.t.url, e)
     }
 
+    /// Removals of the VM's NICs with these MACs (keys and backings as vSphere has them).
+    async fn nic_removals(
+        &self,
+        vm: &MoRef,
+        macs: &[String],
+    ) -> PResult<Vec<vsphere_client::spec::DeviceChange>> {
+        use vsphere_client::spec::{Device, DeviceChange, DeviceOp, NicBacking};
+        let devices = match self
+            .t
+            .client
+            .property(vm, "config.hardware.device")
+            .await
+            .map_err(|e| self.err(e))?
+        {
+            Some(Value::Array { items, .. }) => items,
+            _ => vec![],
+        };
+        let mut out = Vec::new();
+        for d in devices.iter().filter_map(Value::as_obj) {
+            let mac = d.text("macAddress").unwrap_or_default().to_lowercase();
+            if !macs.iter().any(|m| m.eq_ignore_ascii_case(&mac)) {
+                continue;
+            }
+            let b = d.get("backing").and_then(Value::as_obj);
+            let port = b.and_then(|b| b.get("port")).and_then(Value::as_obj);
+            let backing = match (b.and_then(|b| b.text("deviceName")), port) {
+                (_, Some(p)) => NicBacking::Distributed {
+                    switch_uuid: p.text("switchUuid").unwrap_or_default().to_string(),
+                    portgroup_key: p.text("portgroupKey").unwrap_or_default().to_string(),
+                },
+                (name, None) => NicBacking::Network {
+                    name: name.unwrap_or_default().to_string(),
+                    network: b
+                        .and_then(|b| b.get("network"))
+                        .and_then(|n| n.as_moref().cloned())
+                        .unwrap_or_else(|| MoRef::new("Network", "")),
+                },
+            };
+            out.push(DeviceChange {
+                op: DeviceOp::Remove,
+                file_op: None,
+                device: Device::Nic {
+                    key: d.i64("key").unwrap_or_default(),
+                    vmxnet3: d.ty == "VirtualVmxnet3",
+                    backing,
+                    mac: Some(mac),
+                },
+            });
+        }
+        Ok(out)
+    }
+
     fn log(&self, vm_name: &str) -> LogFile {
         LogFile {
             client: self.t.client.clone(),
@@ -113,7 +165,7 @@ impl VmPlatform for VspherePlatform {
             &mut req.spec,
             &req.meta,
             &req.volume_disks,
-            req.nic.clone(),
+            req.nics.clone(),
         )
         .map_err(PlatformError::Invalid)?;
         self.t
@@ -135,10 +187,32 @@ impl VmPlatform for VspherePlatform {
                 serde_json::to_string(f).unwrap_or_default(),
             ));
         }
+        if let Some(sc) = &change.spec {
+            let new = container_vm::spec::encode(&sc.new)
+                .map_err(|e| PlatformError::Other(e.to_string()))?;
+            // An empty value removes a key: the old encoding's keys the new one lacks
+            // (a chunked spec that became shorter) must not linger and be read back.
+            for (k, _) in container_vm::spec::encode(&sc.old).unwrap_or_default() {
+                if !new.iter().any(|(n, _)| *n == k) {
+                    extra.push((k, String::new()));
+                }
+            }
+            extra.extend(new);
+        }
+        let mut devices: Vec<vsphere_client::spec::DeviceChange> = change
+            .add_nics
+            .iter()
+            .cloned()
+            .map(vsphere_client::spec::DeviceChange::add)
+            .collect();
+        if !change.remove_nics.is_empty() {
+            devices.extend(self.nic_removals(vm, &change.remove_nics).await?);
+        }
         let spec = vsphere_client::spec::VmConfigSpec {
             memory_mb: change.memory_mb,
             num_cpus: change.cpus,
             extra_config: extra,
+            devices,
             ..Default::default()
         };
         self.t

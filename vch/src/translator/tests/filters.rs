@@ -21,9 +21,26 @@ fn c(prefix: &str, name: &str, created_s: u32, status: Status, exit: Option<i64>
             anonymous: false,
         }];
     }
+    let mut spec = spec(&i);
+    if name == "db" {
+        // One NIC from before user networks (no id: the default bridge), one on a user net.
+        spec.interfaces = vec![
+            container_vm::spec::Interface::default(),
+            container_vm::spec::Interface {
+                network: "appnet-id".into(),
+                ..Default::default()
+            },
+        ];
+    }
+    if name == "web" {
+        spec.interfaces = vec![container_vm::spec::Interface {
+            network: "appnet-id".into(),
+            ..Default::default()
+        }];
+    }
     Container {
         meta: m,
-        spec: spec(&i),
+        spec,
         vm: MoRef::new("VirtualMachine", &i),
         vm_name: name.into(),
         status,
@@ -61,6 +78,7 @@ fn with(pairs: &[(&str, &str)]) -> Query {
         all: true,
         limit: None,
         filters: Filters::from_pairs(pairs.iter().copied()),
+        default_network: "bridge-id".into(),
     }
 }
 
@@ -155,11 +173,13 @@ fn volume_and_network_filters() {
     assert_eq!(names(with(&[("volume", "pgdata")])), ["db"]);
     assert_eq!(names(with(&[("volume", "/var/lib/postgresql")])), ["db"]);
     assert_eq!(
-        names(with(&[("network", "none")])).len(),
-        5,
+        names(with(&[("network", "none")])),
+        ["api", "job", "cache"],
         "no NIC: network none"
     );
-    assert!(names(with(&[("network", "bridge")])).is_empty());
+    assert_eq!(names(with(&[("network", "bridge-id")])), ["db"]);
+    assert_eq!(names(with(&[("network", "appnet-id")])), ["db", "web"]);
+    assert!(names(with(&[("network", "other-id")])).is_empty());
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn plan(id: &str, name: &str, host_config: serde_json::Value) -> Plan {
         spec: spec(id),
         layers: vec!["[ds] layers/a.vmdk".into()],
         volume_disks: vec![],
-        nic: None,
+        nics: vec![],
         memory_mb: crate::template::MEMORY_MB,
         cpus: crate::template::CPUS,
     }

@@ -1,0 +1,46 @@
+//! `docker network connect` and `disconnect`: a container's NICs and the interfaces of
+//! its spec change together, in one reconfigure, so vSphere never holds one without the
+//! other.
+
+use super::error::{Error, Result};
+use super::platform::{SpecChange, VmChange};
+use super::Translator;
+use crate::containers::Status;
+use container_vm::spec::Interface;
+use vsphere_client::spec::Device;
+
+impl Translator {
+    /// Gives container `id` the interfaces `interfaces`: `add` are the NICs of the new
+    /// ones, `remove` the MACs of those that go.
+    pub async fn set_interfaces(
+        &self,
+        id: &str,
+        interfaces: Vec<Interface>,
+        add: Vec<Device>,
+        remove: Vec<String>,
+    ) -> Result<()> {
+        let c = self.get(id)?;
+        if matches!(c.status, Status::Running | Status::Paused) {
+            return Err(Error::Conflict(format!(
+                "container {} is running: connect and disconnect it while it is stopped \
+                 (NIC hot-plug into running container VMs is not supported yet)",
+                c.meta.name
+            )));
+        }
+        let mut new = c.spec.clone();
+        new.interfaces = interfaces;
+        let change = VmChange {
+            spec: Some(SpecChange {
+                old: c.spec.clone(),
+                new: new.clone(),
+            }),
+            add_nics: add,
+            remove_nics: remove,
+            ..Default::default()
+        };
+        self.platform().reconfigure(&c.vm, &change).await?;
+        self.update(id, |c| c.spec.interfaces = new.interfaces);
+        self.bump();
+        Ok(())
+    }
+}
