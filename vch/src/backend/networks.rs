@@ -124,7 +124,8 @@ pub(super) async fn network_remove(b: &VchBackend, key: &str) -> Result<()> {
 async fn remove_unused(b: &VchBackend, net: &Arc<Net>) -> Result<()> {
     let cs = members(b);
     if !net.builtin && in_use(b, net, &cs) {
-        return Err(Error::Forbidden(format!(
+        // 409, as the reference dockerd answers it.
+        return Err(Error::Conflict(format!(
             "error while removing network: network {} id {} has active endpoints",
             net.name(),
             net.id()

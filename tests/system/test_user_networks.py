@@ -1,0 +1,136 @@
+"""User-defined networks through the real docker CLI: each one a vSphere port group made
+and removed by the VCH (checked with pyvmomi), addresses from its own pool, containers on
+several networks with one NIC each, connect/disconnect, --ip, aliases, /etc/hosts and
+/etc/resolv.conf entries, and the errors dockerd gives for what cannot be done."""
+
+import json
+
+from pyVmomi import vim
+
+import conftest as sysenv
+
+
+def inspect(vch, *names):
+    return json.loads(vch.docker("inspect", *names).stdout)
+
+
+def net_inspect(vch, name):
+    return json.loads(vch.docker("network", "inspect", name).stdout)[0]
+
+
+def portgroups(vch):
+    si = vch.vsphere()
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.Network], True)
+    try:
+        return sorted(n.name for n in view.view)
+    finally:
+        view.Destroy()
+
+
+def nics_of(vch, prefix):
+    vm = sysenv.vm_named(vch.vsphere(), prefix)
+    return [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+
+
+def test_network_lifecycle_is_a_port_group_lifecycle(vch):
+    r = vch.docker("network", "create", "--label", "team=a", "lifecycle")
+    net_id = r.stdout.strip()
+    assert len(net_id) == 64
+    n = net_inspect(vch, "lifecycle")
+    assert n["Id"] == net_id and n["Driver"] == "bridge" and n["Scope"] == "local"
+    assert n["Labels"] == {"team": "a"}
+    pg = n["Options"]["vch.portgroup"]
+    assert pg in portgroups(vch)
+    cfg = n["IPAM"]["Config"][0]
+    assert cfg["Subnet"].startswith("172.") and cfg["Subnet"] != "172.17.0.0/16"
+    names = vch.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert {"bridge", "none", "lifecycle"} <= set(names)
+    assert vch.docker("network", "ls", "-q", "--filter", "label=team=a").stdout.split() == [net_id[:12]]
+    again = vch.docker("network", "create", "lifecycle", check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    vch.docker("network", "rm", "lifecycle")
+    assert pg not in portgroups(vch)
+    gone = vch.docker("network", "inspect", "lifecycle", check=False)
+    assert gone.returncode != 0 and "not found" in gone.stderr
+
+
+def test_two_networks_addresses_aliases_and_hosts(vch):
+    vch.docker("network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.254", "front")
+    vch.docker("network", "create", "--subnet", "10.78.0.0/24", "back")
+    try:
+        vch.docker("run", "-d", "--name", "srv", "--network", "front", "--ip", "10.77.0.10",
+                   "--network-alias", "web", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        # A second network, connected while the container is stopped, before its start.
+        vch.docker("create", "--name", "cli", "--network", "back", "--add-host", "ext.example:192.0.2.7",
+                   "--dns-search", "corp.example", "--dns-option", "ndots:2", "busybox",
+                   "sh", "-c", "cat /etc/hosts /etc/resolv.conf; ls /sys/class/net | tr '\\n' ' '; echo;"
+                   "ip -o -4 addr | awk '{print $2, $4}'; wget -q -O - http://10.77.0.10/hostname")
+        vch.docker("network", "connect", "--alias", "client", "front", "cli")
+        c = inspect(vch, "cli")[0]
+        nets = c["NetworkSettings"]["Networks"]
+        assert set(nets) == {"front", "back"}
+        assert nets["front"]["Aliases"] == ["client"]
+        assert nets["front"]["Gateway"] == "10.77.0.254"
+        assert len(nics_of(vch, "cli-")) == 2
+        vch.docker("start", "-a", "cli")
+        out = vch.docker("logs", "cli").stdout
+        assert "192.0.2.7\text.example" in out
+        assert "search corp.example" in out and "options ndots:2" in out
+        assert "eth0 eth1 lo" in out
+        assert f"eth1 {nets['front']['IPAddress']}/24" in out
+        assert f"eth0 {nets['back']['IPAddress']}/24" in out
+        # Reached srv over the front network by its fixed address.
+        assert out.rstrip().endswith(vch.docker("exec", "srv", "hostname").stdout.strip())
+        srv = inspect(vch, "srv")[0]["NetworkSettings"]["Networks"]["front"]
+        assert srv["IPAddress"] == "10.77.0.10" and "web" in srv["Aliases"]
+        assert {"srv", "web"} <= set(srv["DNSNames"])
+        taken = vch.docker("run", "--rm", "--network", "front", "--ip", "10.77.0.10", "busybox", "true",
+                           check=False)
+        assert taken.returncode != 0 and "already in use" in taken.stderr
+        # In use: 409 with dockerd's words; disconnect, then it can go.
+        busy = vch.docker("network", "rm", "back", check=False)
+        assert busy.returncode != 0 and "has active endpoints" in busy.stderr
+        vch.docker("network", "disconnect", "back", "cli")
+        assert set(inspect(vch, "cli")[0]["NetworkSettings"]["Networks"]) == {"front"}
+        assert len(nics_of(vch, "cli-")) == 1
+        vch.docker("network", "rm", "back")
+        ps = vch.docker("ps", "-a", "--filter", "network=front", "--format", "{{.Names}}").stdout.split()
+        assert sorted(ps) == ["cli", "srv"]
+    finally:
+        vch.docker("rm", "-f", "srv", "cli", check=False)
+        vch.docker("network", "rm", "front", "back", check=False)
+
+
+def test_what_cannot_be_done_is_refused_by_name(vch):
+    for args, want in [
+        (["network", "create", "--driver", "overlay", "o"], "overlay"),
+        (["network", "create", "--ipv6", "v6"], "--ipv6"),
+        (["network", "create", "-o", "com.docker.network.bridge.name=x", "opt"], "com.docker.network.bridge.name"),
+        (["network", "create", "bridge"], "pre-defined"),
+        (["network", "rm", "bridge"], "pre-defined"),
+        (["run", "--rm", "--network", "nosuchnet", "busybox", "true"], "nosuchnet not found"),
+        (["run", "--rm", "--ip", "172.17.0.50", "busybox", "true"], "user defined networks only"),
+        (["run", "--rm", "--network-alias", "x", "busybox", "true"], "network-scoped alias"),
+        (["run", "--rm", "--network", "host", "busybox", "true"], "--network host"),
+    ]:
+        r = vch.docker(*args, check=False)
+        assert r.returncode != 0, args
+        assert want in r.stderr, (args, r.stderr)
+
+
+def test_networks_and_addresses_survive_a_vch_restart(vch):
+    vch.docker("network", "create", "--subnet", "10.79.0.0/24", "keep")
+    try:
+        vch.docker("create", "--name", "keeper", "--network", "keep", "busybox", "true")
+        ip = inspect(vch, "keeper")[0]["NetworkSettings"]["Networks"]["keep"]["IPAddress"]
+        vch.stop()
+        vch.start()
+        assert net_inspect(vch, "keep")["IPAM"]["Config"][0]["Subnet"] == "10.79.0.0/24"
+        vch.docker("create", "--name", "second", "--network", "keep", "busybox", "true")
+        ip2 = inspect(vch, "second")[0]["NetworkSettings"]["Networks"]["keep"]["IPAddress"]
+        assert ip2 != ip
+        members = net_inspect(vch, "keep")["Containers"]
+        assert {m["Name"] for m in members.values()} == {"keeper", "second"}
+    finally:
+        vch.docker("rm", "-f", "keeper", "second", check=False)
+        vch.docker("network", "rm", "keep", check=False)
