@@ -263,12 +263,17 @@ impl Networks {
             Some(Attachment::Network(n)) => Some(n),
             None => return Err(Error::NoSuchNetwork(mode.to_string())),
         };
-        let eps: Vec<(&String, &EndpointSettings)> = cfg
+        // The CLI names the default network `default` when no --network was given.
+        let eps: Vec<(&str, &EndpointSettings)> = cfg
             .and_then(|c| c.endpoints_config.as_ref())
-            .map(|m| m.iter().collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (if k == "default" { "bridge" } else { k.as_str() }, v))
+                    .collect()
+            })
             .unwrap_or_default();
         let Some(first) = first else {
-            if let Some((name, _)) = eps.iter().find(|(n, _)| n.as_str() != "none") {
+            if let Some((name, _)) = eps.iter().find(|(n, _)| *n != "none") {
                 return Err(Error::invalid(format!(
                     "container cannot be connected to network '{name}' and to none"
                 )));
