@@ -147,5 +147,12 @@ fn check_supported(body: &ContainerCreateBody) -> Result<()> {
             return Err(Error::not_implemented("port publishing (-p)"));
         }
     }
+    // An explicit health check would never run: refused rather than reported healthy.
+    // (`NONE`, which turns an image's check off, is what the VCH does anyway.)
+    if let Some(test) = body.healthcheck.as_ref().and_then(|h| h.test.as_ref()) {
+        if test.first().is_some_and(|t| t != "NONE") {
+            return Err(Error::not_implemented("health checks (--health-cmd)"));
+        }
+    }
     Ok(())
 }

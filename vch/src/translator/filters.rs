@@ -109,6 +109,20 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
             return Err(Error::Invalid(format!("invalid filter 'status={s}'")));
         }
     }
+    // No container of this VCH has a health check (they are refused at create) or is a
+    // swarm task; the values are still checked like dockerd checks them.
+    for h in f.get("health") {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h) {
+            return Err(Error::Invalid(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
+    }
+    for t in f.get("is-task") {
+        if !["true", "false", "1", "0"].contains(&t) {
+            return Err(Error::Invalid(format!("invalid filter 'is-task={t}'")));
+        }
+    }
     let mut exited = Vec::new();
     for e in f.get("exited") {
         exited.push(
@@ -152,6 +166,9 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
                     .any(|m| m.name == v || m.destination == v)
             })
             && any("network", &|v| on_network(&c, v, &q.default_network))
+            && any("health", &|v| v == "none")
+            && any("is-task", &|v| matches!(v, "false" | "0"))
+            && any("isolation", &|v| v == "default")
             && (exited.is_empty()
                 || (c.status == Status::Exited
                     && exited.contains(&c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0))))

@@ -183,6 +183,17 @@ fn volume_and_network_filters() {
 }
 
 #[test]
+fn health_task_and_isolation_filters() {
+    assert_eq!(names(with(&[("health", "none")])).len(), 5);
+    assert!(names(with(&[("health", "healthy")])).is_empty());
+    assert!(names(with(&[("is-task", "true")])).is_empty());
+    assert_eq!(names(with(&[("is-task", "false")])).len(), 5);
+    assert_eq!(names(with(&[("isolation", "default")])).len(), 5);
+    assert!(select(all(), &with(&[("health", "bogus")])).is_err());
+    assert!(select(all(), &with(&[("is-task", "maybe")])).is_err());
+}
+
+#[test]
 fn render_shows_docker_states_and_status_texts() {
     use super::super::render::*;
     let cs = all();
