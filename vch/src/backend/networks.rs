@@ -195,7 +195,9 @@ pub(super) async fn network_connect(
         .ok_or_else(|| Error::invalid("a container must be specified"))?;
     let id = b.resolve(cid)?;
     let c = b.get(&id)?;
-    if c.spec.interfaces.is_empty() {
+    // `--network none` asked for no network; a container disconnected from all of its
+    // networks (Compose does that before it connects them again) may join one.
+    if c.meta.host_config.get("NetworkMode").and_then(|m| m.as_str()) == Some("none") {
         return Err(Error::invalid(format!(
             "container {} is on network none and cannot be connected to other networks",
             c.meta.name
