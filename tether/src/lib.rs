@@ -106,6 +106,7 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
     } else {
         drop(start_tx);
     }
+    let mut spec = spec;
     if forked && spec.parked {
         set_state(p, &[(keys::STATE_KEY, ContainerState::Created.to_string())]);
         if start_rx.recv().is_err() {
@@ -115,6 +116,13 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
                 125,
                 "a parked container VM needs its control channel (serial port 1)".into(),
             );
+        }
+        // The spec may have changed while the clone waited (`docker network connect`
+        // before `start`, as Compose does): the one in the VM's configuration now counts.
+        match spec::read(p) {
+            Ok(Some(now)) if now.id == spec.id => spec = now,
+            Ok(_) => {}
+            Err(e) => return fail(p, &log, 125, e.to_string()),
         }
     }
     let (jail, oom) = match enter_container(&spec, p.disks()) {
