@@ -178,6 +178,13 @@ impl Translator {
         self.inner.containers.read().values().cloned().collect()
     }
 
+    /// Reads every container record under the lock, without copies (for hot paths such
+    /// as DNS lookups).
+    pub fn scan<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Container>) -> T) -> T {
+        let g = self.inner.containers.read();
+        f(&mut g.values())
+    }
+
     /// Changes a container's record in place; `None` when it is gone.
     pub fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> T) -> Option<T> {
         self.inner.containers.write().get_mut(id).map(f)
