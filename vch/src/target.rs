@@ -49,6 +49,9 @@ pub struct Target {
     /// Keeps the embedded simulator alive for the daemon's lifetime.
     #[cfg(feature = "embedded")]
     pub embedded: Option<vcenter_sim::SimServer>,
+    /// The embedded simulator's sandbox runtime, where the VMs' NICs and bridges are.
+    #[cfg(feature = "embedded")]
+    pub sandbox: Option<std::sync::Arc<vcenter_sim::SandboxRuntime>>,
     pub datacenter: MoRef,
     pub datacenter_name: String,
     pub datastore_name: String,
@@ -63,16 +66,26 @@ pub struct Target {
 #[cfg(feature = "embedded")]
 async fn start_embedded(
     cfg: &TargetConfig,
-) -> Result<(vcenter_sim::SimServer, Client), TargetError> {
+) -> Result<
+    (
+        vcenter_sim::SimServer,
+        Client,
+        Option<std::sync::Arc<vcenter_sim::SandboxRuntime>>,
+    ),
+    TargetError,
+> {
     let dir = cfg.state_dir.join("vcenter-sim");
     use std::sync::Arc;
-    let runtime: Arc<dyn vcenter_sim::HostRuntime> = match vcenter_sim::SandboxRuntime::supported()
-    {
-        Ok(()) => Arc::new(vcenter_sim::SandboxRuntime::new(dir.join("run"))),
+    let sandbox = match vcenter_sim::SandboxRuntime::supported() {
+        Ok(()) => Some(Arc::new(vcenter_sim::SandboxRuntime::new(dir.join("run")))),
         Err(why) => {
             tracing::warn!("containers will not run: {why}");
-            Arc::new(vcenter_sim::StateOnlyRuntime)
+            None
         }
+    };
+    let runtime: Arc<dyn vcenter_sim::HostRuntime> = match &sandbox {
+        Some(s) => s.clone(),
+        None => Arc::new(vcenter_sim::StateOnlyRuntime),
     };
     let sim_cfg = vcenter_sim::SimConfig::embedded(&dir)
         .map_err(|e| TargetError::Simulator(format!("{}: {e}", dir.display())))?;
@@ -102,19 +115,20 @@ async fn start_embedded(
         tracing::warn!(path = %info_path.display(), error = %e, "cannot write sim-info.json");
     }
     tracing::info!(url = %server.url, thumbprint = %server.sha1_thumbprint, "embedded vCenter simulator");
-    Ok((server, client))
+    Ok((server, client, sandbox))
 }
 
 impl Target {
     pub async fn open(cfg: &TargetConfig) -> Result<Target, TargetError> {
         #[cfg(feature = "embedded")]
-        let mut embedded = None;
+        let (mut embedded, mut sandbox) = (None, None);
         let (client, url) = match &cfg.url {
             #[cfg(feature = "embedded")]
             None => {
-                let (server, client) = start_embedded(cfg).await?;
+                let (server, client, rt) = start_embedded(cfg).await?;
                 let url = server.url.clone();
                 embedded = Some(server);
+                sandbox = rt;
                 (client, url)
             }
             #[cfg(not(feature = "embedded"))]
@@ -179,6 +193,8 @@ impl Target {
             client,
             #[cfg(feature = "embedded")]
             embedded,
+            #[cfg(feature = "embedded")]
+            sandbox,
             datacenter: dc,
             datacenter_name: dc_name,
             datastore_name: ds_name,
@@ -285,5 +301,37 @@ impl Target {
             let _ = std::fs::remove_dir_all(&build);
         }
         Ok(self.ds_path(&format!("boot/{name}.vmdk")))
+    }
+}
+
+impl Target {
+    /// Where the VCH takes its leg on its networks (the router's container side): the
+    /// embedded simulator's network namespace. None for a real vCenter (the appliance's
+    /// own NICs, not built yet) or a simulator that cannot run VMs.
+    pub fn network_legs(&self) -> Option<std::sync::Arc<dyn crate::router::Legs>> {
+        #[cfg(feature = "embedded")]
+        if let Some(rt) = &self.sandbox {
+            return match rt.network() {
+                Ok(net) => Some(std::sync::Arc::new(SimLegs(net))),
+                Err(e) => {
+                    tracing::warn!("the simulator's network namespace: {e}");
+                    None
+                }
+            };
+        }
+        None
+    }
+}
+
+#[cfg(feature = "embedded")]
+struct SimLegs(std::sync::Arc<vcenter_sim::sandbox::net::SimNet>);
+
+#[cfg(feature = "embedded")]
+impl crate::router::Legs for SimLegs {
+    fn netns_path(&self) -> PathBuf {
+        self.0.netns_path()
+    }
+    fn bridge(&self, portgroup: &str) -> std::io::Result<String> {
+        self.0.ensure_bridge(portgroup)
     }
 }

@@ -53,3 +53,11 @@ impl GuestSide for SameNamespace {
         tokio::net::UdpSocket::from_std(s)
     }
 }
+
+/// Where the VCH's legs on its networks are: a network namespace holding one Linux
+/// bridge per port group (the embedded simulator's).
+pub trait Legs: Send + Sync + 'static {
+    fn netns_path(&self) -> std::path::PathBuf;
+    /// The bridge of a port group, made if needed.
+    fn bridge(&self, portgroup: &str) -> io::Result<String>;
+}

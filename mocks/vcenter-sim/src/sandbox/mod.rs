@@ -145,6 +145,13 @@ impl SandboxRuntime {
     pub fn network_links(&self) -> Vec<String> {
         self.inner.net.get().map(|n| n.links()).unwrap_or_default()
     }
+
+    /// The simulator's network namespace with the port groups' bridges (created on first
+    /// use). An embedded VCH takes its leg on its networks there, as a VCH appliance VM
+    /// has NICs on their port groups.
+    pub fn network(&self) -> Result<Arc<net::SimNet>, String> {
+        self.inner.net().map_err(|f| f.msg)
+    }
 }
 
 impl Inner {

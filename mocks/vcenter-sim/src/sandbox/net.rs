@@ -143,6 +143,17 @@ impl SimNet {
             .collect()
     }
 
+    /// `/proc/<pid>/task/<tid>/ns/net` of the thread parked in the namespace: open it and
+    /// `setns` to act there.
+    pub fn netns_path(&self) -> std::path::PathBuf {
+        format!("/proc/{}/task/{}/ns/net", std::process::id(), self.holder_tid).into()
+    }
+
+    /// The Linux bridge of a port group (created on first use), by name.
+    pub fn ensure_bridge(&self, portgroup: &str) -> io::Result<String> {
+        self.bridge(portgroup).map(|(name, _)| name)
+    }
+
     /// The bridge of a port group, created on first use.
     fn bridge(&self, portgroup: &str) -> io::Result<(String, u32)> {
         let mut bridges = self.bridges.lock();
