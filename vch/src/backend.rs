@@ -20,6 +20,7 @@ use vsphere_client::MoRef;
 
 mod archive;
 mod create;
+mod dns_directory;
 mod exec;
 mod guest_ops;
 mod hosts;
@@ -27,6 +28,7 @@ mod images;
 mod inspect;
 mod io;
 mod networks;
+mod routing;
 mod stats;
 mod system;
 mod top;
@@ -38,6 +40,8 @@ struct Inner {
     tr: Translator,
     /// The networks: port groups and address allocation.
     networks: Arc<Networks>,
+    /// DNS, published ports and outbound traffic of the networks (None: no legs there).
+    router: Option<Arc<crate::router::service::Router>>,
     channels: crate::channel::Channels,
     volumes: Arc<crate::volumes::VolumeStore>,
     execs: parking_lot::Mutex<HashMap<String, exec::ExecRecord>>,
@@ -131,6 +135,7 @@ impl VchBackend {
         let loaded = tr.load().await?;
         // Addresses of containers that exist are taken before any new one is handed out.
         networks.rebuild(loaded.iter().map(|c| &c.spec));
+        let router = routing::start(&t, &tr, &networks).await;
         // Recovery is the normal start path (see translator::recovery).
         tr.adopt(loaded).await;
         Ok(VchBackend {
@@ -138,6 +143,7 @@ impl VchBackend {
                 t,
                 tr,
                 networks,
+                router,
                 channels,
                 volumes,
                 execs: parking_lot::Mutex::new(HashMap::new()),
@@ -226,7 +232,19 @@ impl Backend for VchBackend {
     }
 
     async fn container_start(&self, id: &str, _detach_keys: Option<String>) -> Result<()> {
-        Ok(self.tr().start(id).await?)
+        let id = self.resolve(id)?;
+        if self.get(&id)?.status == crate::containers::Status::Running {
+            return Ok(self.tr().start(&id).await?); // 304, nothing to publish
+        }
+        // Ports first: a port conflict fails the start, as with dockerd.
+        routing::publish(self, &id).await?;
+        let started = self.tr().start(&id).await;
+        if started.is_err() {
+            if let Some(r) = &self.inner.router {
+                r.ports.unpublish(&id);
+            }
+        }
+        Ok(started?)
     }
 
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStreams> {

@@ -79,7 +79,7 @@ pub(super) async fn container_create(
             .unwrap_or_default(),
         layers: vec![],
         scratch: None,
-        dns: crate::network::dns_servers(host.dns.as_ref()),
+        dns: vec![],
         dns_search: vec![],
         dns_options: vec![],
         hosts: vec![],
@@ -104,13 +104,14 @@ pub(super) async fn container_create(
         image_id: image_id.to_string(),
         created: crate::translator::now(),
         auto_remove: host.auto_remove == Some(true),
-        config: serde_json::to_value(&body).map_err(internal)?,
+        config: with_image_ports(serde_json::to_value(&body).map_err(internal)?, &icfg),
         host_config: serde_json::to_value(&host).map_err(internal)?,
         volumes,
     };
     // The addresses are taken now; they go back unless the VM is made (lease.keep()).
     let lease = b.inner.networks.lease(&endpoints, &[])?;
     spec.interfaces = lease.interfaces().to_vec();
+    spec.dns = super::routing::dns_for(b, spec.interfaces.first(), host.dns.as_ref());
     spec.hosts = super::hosts::entries(b, &host, &spec.interfaces)?;
     if let (Some(d), Some(i)) = (
         body.domainname.as_deref().filter(|d| !d.is_empty()),
@@ -139,12 +140,41 @@ pub(super) async fn container_create(
     })
 }
 
+/// The image's `EXPOSE`d ports join the container's `ExposedPorts` (what `-P` publishes
+/// and inspect shows), as dockerd merges them.
+fn with_image_ports(
+    mut config: serde_json::Value,
+    image: &crate::images::manifest::ContainerConfig,
+) -> serde_json::Value {
+    let Some(ports) = image.exposed_ports.as_ref().filter(|p| !p.is_empty()) else {
+        return config;
+    };
+    if let Some(o) = config.as_object_mut() {
+        let e = o
+            .entry("ExposedPorts")
+            .or_insert_with(|| serde_json::json!({}));
+        if !e.is_object() {
+            *e = serde_json::json!({});
+        }
+        for k in ports.keys() {
+            e[k] = serde_json::json!({});
+        }
+    }
+    config
+}
+
 /// Flags this VCH cannot honour are refused by name rather than ignored.
 fn check_supported(body: &ContainerCreateBody) -> Result<()> {
     if let Some(h) = &body.host_config {
         crate::security::from_host_config(h)?;
-        if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-            return Err(Error::not_implemented("port publishing (-p)"));
+        // Checked now, so a bad -p fails the create rather than the start.
+        crate::router::ports::bindings(h.port_bindings.as_ref(), false, &[])?;
+        if h.network_mode.as_deref() == Some("none")
+            && h.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        {
+            return Err(Error::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
         }
     }
     // An explicit health check would never run: refused rather than reported healthy.

@@ -64,7 +64,7 @@ pub(super) async fn container_list(
                 "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
                 "State": render::state_name(c.status), "Status": render::status_text(&c),
                 "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                "Ports": [], "Mounts": mounts_json(b, &c),
+                "Ports": super::routing::ports_json(b, &c).1, "Mounts": mounts_json(b, &c),
                 "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},
                 "NetworkSettings": {"Networks": network_settings(b, &c)["Networks"].clone()},
             }))
@@ -81,7 +81,7 @@ pub(super) fn network_settings(b: &VchBackend, c: &Container) -> serde_json::Val
         &c.meta.id,
         &c.meta.name,
         &c.spec,
-        serde_json::json!({}),
+        super::routing::ports_json(b, c).0,
     )
 }
 

@@ -101,6 +101,10 @@ pub(super) async fn network_create(
     req: NetworkCreateRequest,
 ) -> Result<NetworkCreateResponse> {
     let net = b.inner.networks.create(&b.inner.t, &req).await?;
+    if let Err(e) = super::routing::network_added(b, &net).await {
+        let _ = b.inner.networks.remove(&b.inner.t, &net).await;
+        return Err(e);
+    }
     b.network_event(&net, "create", None);
     Ok(NetworkCreateResponse {
         id: net.id().to_string(),
@@ -131,6 +135,7 @@ async fn remove_unused(b: &VchBackend, net: &Arc<Net>) -> Result<()> {
             net.id()
         )));
     }
+    super::routing::network_removed(b, net);
     b.inner.networks.remove(&b.inner.t, net).await?;
     b.network_event(net, "destroy", None);
     Ok(())
@@ -197,7 +202,12 @@ pub(super) async fn network_connect(
     let c = b.get(&id)?;
     // `--network none` asked for no network; a container disconnected from all of its
     // networks (Compose does that before it connects them again) may join one.
-    if c.meta.host_config.get("NetworkMode").and_then(|m| m.as_str()) == Some("none") {
+    if c.meta
+        .host_config
+        .get("NetworkMode")
+        .and_then(|m| m.as_str())
+        == Some("none")
+    {
         return Err(Error::invalid(format!(
             "container {} is on network none and cannot be connected to other networks",
             c.meta.name

@@ -263,7 +263,10 @@ async fn forward(query: &[u8], upstreams: &[SocketAddr], udp: bool) -> Option<Ve
         }
         None
     };
-    tokio::time::timeout(FORWARD_BUDGET, work).await.ok().flatten()
+    tokio::time::timeout(FORWARD_BUDGET, work)
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn forward_udp(query: &[u8], up: SocketAddr, id: u16) -> io::Result<Vec<u8>> {
@@ -391,7 +394,11 @@ mod tests {
                 let req = Message::from_vec(&buf[..n]).unwrap();
                 let mut r = response_to(&req);
                 let q = req.queries()[0].name().clone();
-                r.add_answer(Record::from_rdata(q, 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 53)))));
+                r.add_answer(Record::from_rdata(
+                    q,
+                    60,
+                    RData::A(A(Ipv4Addr::new(192, 0, 2, 53))),
+                ));
                 let _ = s.send_to(&r.to_vec().unwrap(), peer).await;
             }
         });
@@ -400,12 +407,20 @@ mod tests {
 
     async fn server(names: &[(&str, &[Ipv4Addr])], upstreams: Vec<SocketAddr>) -> DnsServer {
         let table = Table {
-            names: names.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+            names: names
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
             upstreams,
         };
-        serve(&SameNamespace, "127.0.0.1:0".parse().unwrap(), "net1".into(), Arc::new(table))
-            .await
-            .unwrap()
+        serve(
+            &SameNamespace,
+            "127.0.0.1:0".parse().unwrap(),
+            "net1".into(),
+            Arc::new(table),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -421,9 +436,16 @@ mod tests {
         assert_eq!(a_records(&r), [web]);
         // Known name, no IPv6: NOERROR without answers (not forwarded).
         let r = ask_udp(s.local_addr(), &query("web", RecordType::AAAA, 9)).await;
-        assert_eq!((r.response_code(), r.answers().len()), (ResponseCode::NoError, 0));
+        assert_eq!(
+            (r.response_code(), r.answers().len()),
+            (ResponseCode::NoError, 0)
+        );
         // PTR of a container address.
-        let r = ask_udp(s.local_addr(), &query("2.0.18.172.in-addr.arpa.", RecordType::PTR, 10)).await;
+        let r = ask_udp(
+            s.local_addr(),
+            &query("2.0.18.172.in-addr.arpa.", RecordType::PTR, 10),
+        )
+        .await;
         assert!(matches!(r.answers()[0].data(), RData::PTR(p) if p.0.to_utf8() == "web.net1."));
     }
 
@@ -468,7 +490,14 @@ mod tests {
         let ups = host_upstreams("# c\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nsearch x\n");
         assert_eq!(ups[0], "127.0.0.53:53".parse().unwrap());
         assert_eq!(ups.len(), 2);
-        let r = resolv_conf(Ipv4Addr::new(172, 18, 0, 1), &["a.example".into()], &["ndots:2".into()]);
-        assert!(r.contains("nameserver 172.18.0.1\nsearch a.example\noptions ndots:2\n"), "{r}");
+        let r = resolv_conf(
+            Ipv4Addr::new(172, 18, 0, 1),
+            &["a.example".into()],
+            &["ndots:2".into()],
+        );
+        assert!(
+            r.contains("nameserver 172.18.0.1\nsearch a.example\noptions ndots:2\n"),
+            "{r}"
+        );
     }
 }

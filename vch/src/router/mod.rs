@@ -13,6 +13,7 @@ pub mod netns;
 pub mod outbound;
 pub mod plumbing;
 pub mod ports;
+pub mod service;
 
 use std::io;
 use std::net::SocketAddr;

@@ -106,9 +106,8 @@ impl Netns {
     fn socket(&self, domain: i32, ty: i32) -> io::Result<OwnedFd> {
         self.run(move || {
             // SAFETY: plain socket(2); the descriptor is owned right away.
-            let fd = unsafe {
-                libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
-            };
+            let fd =
+                unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -169,7 +168,9 @@ mod tests {
         assert!(u.local_addr().unwrap().port() != 0);
         let out = ns.command("sh", &["-c", "cat"], Some("hi")).unwrap();
         assert_eq!(out.stdout, b"hi");
-        let e = ns.command("sh", &["-c", "echo bad >&2; exit 3"], None).unwrap_err();
+        let e = ns
+            .command("sh", &["-c", "echo bad >&2; exit 3"], None)
+            .unwrap_err();
         assert!(e.to_string().contains("bad"), "{e}");
     }
 }

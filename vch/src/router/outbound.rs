@@ -39,11 +39,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Starts one slirp4netns for the namespace at `target` and waits until its tap is
 /// configured. `public`: where it runs (None: the VCH's own namespace).
-fn spawn(
-    target: &Path,
-    public: Option<&Netns>,
-    exit_w: &mut Vec<OwnedFd>,
-) -> io::Result<Child> {
+fn spawn(target: &Path, public: Option<&Netns>, exit_w: &mut Vec<OwnedFd>) -> io::Result<Child> {
     let (exit_r, exit_wr) = pipe()?;
     let (ready_r, ready_w) = pipe()?;
     let target = target.to_path_buf();

@@ -59,14 +59,20 @@ pub fn ruleset(legs: &[Leg], uplink: &str) -> String {
     r.push_str("  chain input {\n    type filter hook input priority 0; policy accept;\n");
     if !all.is_empty() {
         let set = format!("{{ {} }}", all.join(", "));
-        r.push_str(&format!("    iifname {set} ct state established,related accept\n"));
+        r.push_str(&format!(
+            "    iifname {set} ct state established,related accept\n"
+        ));
         r.push_str(&format!("    iifname {set} udp dport 53 accept\n"));
         r.push_str(&format!("    iifname {set} tcp dport 53 accept\n"));
-        r.push_str(&format!("    iifname {set} icmp type echo-request accept\n"));
+        r.push_str(&format!(
+            "    iifname {set} icmp type echo-request accept\n"
+        ));
         r.push_str(&format!("    iifname {set} drop\n"));
     }
     r.push_str("  }\n");
-    r.push_str("  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n");
+    r.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
+    );
     r.push_str(&format!("    oifname {} masquerade\n", q(uplink)));
     r.push_str("  }\n}\n");
     r
@@ -116,7 +122,9 @@ impl Plumbing {
         let gone = self.legs.lock().remove(bridge);
         if let Some(l) = gone {
             let cidr = format!("{}/{}", l.gateway, l.prefix);
-            let _ = self.ns.command("ip", &["addr", "del", &cidr, "dev", bridge], None);
+            let _ = self
+                .ns
+                .command("ip", &["addr", "del", &cidr, "dev", bridge], None);
         }
         self.apply()
     }
@@ -139,16 +147,34 @@ mod tests {
     fn only_non_internal_networks_go_out_and_networks_never_meet() {
         let r = ruleset(&[leg("br-a", false), leg("br-b", true)], "tap0");
         assert!(r.contains("policy drop;"), "{r}");
-        assert!(r.contains("iifname { \"br-a\" } oifname \"tap0\" accept"), "{r}");
-        assert!(!r.contains("iifname { \"br-a\", \"br-b\" } oifname \"tap0\""), "{r}");
-        assert!(r.contains("iifname \"br-b\" oifname \"br-b\" accept"), "{r}");
-        assert!(!r.contains("oifname \"br-b\" accept\n    iifname \"br-a\""), "{r}");
-        assert!(r.contains("iifname { \"br-a\", \"br-b\" } udp dport 53 accept"), "{r}");
+        assert!(
+            r.contains("iifname { \"br-a\" } oifname \"tap0\" accept"),
+            "{r}"
+        );
+        assert!(
+            !r.contains("iifname { \"br-a\", \"br-b\" } oifname \"tap0\""),
+            "{r}"
+        );
+        assert!(
+            r.contains("iifname \"br-b\" oifname \"br-b\" accept"),
+            "{r}"
+        );
+        assert!(
+            !r.contains("oifname \"br-b\" accept\n    iifname \"br-a\""),
+            "{r}"
+        );
+        assert!(
+            r.contains("iifname { \"br-a\", \"br-b\" } udp dport 53 accept"),
+            "{r}"
+        );
         assert!(r.contains("iifname { \"br-a\", \"br-b\" } drop"), "{r}");
         assert!(r.contains("oifname \"tap0\" masquerade"), "{r}");
         // Rewritten whole: a removed network leaves no rule behind.
         assert!(r.starts_with("table inet vch {}\ndelete table inet vch\n"));
         let none = ruleset(&[], "tap0");
-        assert!(!none.contains("br-a") && !none.contains("iifname {"), "{none}");
+        assert!(
+            !none.contains("br-a") && !none.contains("iifname {"),
+            "{none}"
+        );
     }
 }

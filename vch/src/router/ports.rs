@@ -101,7 +101,9 @@ pub fn bindings(
     exposed: &[String],
 ) -> Result<Vec<Binding>, Error> {
     let mut out = Vec::new();
-    let mut keys: Vec<&String> = port_bindings.map(|m| m.keys().collect()).unwrap_or_default();
+    let mut keys: Vec<&String> = port_bindings
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
     keys.sort();
     for key in keys {
         let (container_port, proto) = parse_port_key(key)?;
@@ -223,7 +225,12 @@ impl Publisher {
     /// The host port another container (or this one's earlier binding) holds.
     fn taken(&self, ip: IpAddr, port: u16, proto: Proto, mine: &[Bound]) -> bool {
         let clash = |b: &Bound| b.proto == proto && b.host_port == port && overlaps(b.host_ip, ip);
-        mine.iter().any(clash) || self.active.lock().values().any(|p| p.bound.iter().any(clash))
+        mine.iter().any(clash)
+            || self
+                .active
+                .lock()
+                .values()
+                .any(|p| p.bound.iter().any(clash))
     }
 
     async fn bind_one(
@@ -237,7 +244,11 @@ impl Publisher {
         let (lo, hi) = b.host_ports;
         // Port 0: the kernel picks a free one from ip_local_port_range, as dockerd's
         // allocator does from the same range, without a race with other processes.
-        let candidates: Vec<u16> = if lo == 0 { vec![0] } else { (lo..=hi).collect() };
+        let candidates: Vec<u16> = if lo == 0 {
+            vec![0]
+        } else {
+            (lo..=hi).collect()
+        };
         let mut last_err = None;
         for port in candidates {
             if port != 0 && self.taken(b.host_ip, port, b.proto, mine) {
@@ -450,14 +461,24 @@ mod tests {
     #[test]
     fn every_p_form_parses_and_bad_ones_say_what_is_wrong() {
         let mut m: PortMap = HashMap::new();
-        m.insert("80/tcp".into(), Some(vec![pb("127.0.0.1", "8080"), pb("", "")]));
+        m.insert(
+            "80/tcp".into(),
+            Some(vec![pb("127.0.0.1", "8080"), pb("", "")]),
+        );
         m.insert("53/udp".into(), Some(vec![pb("", "5353")]));
         m.insert("90".into(), Some(vec![pb("", "9000-9010")]));
         m.insert("7/tcp".into(), None);
         let b = bindings(Some(&m), true, &["443/tcp".into(), "80/tcp".into()]).unwrap();
         let got: Vec<(String, (u16, u16), u16, Proto)> = b
             .iter()
-            .map(|b| (b.host_ip.to_string(), b.host_ports, b.container_port, b.proto))
+            .map(|b| {
+                (
+                    b.host_ip.to_string(),
+                    b.host_ports,
+                    b.container_port,
+                    b.proto,
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -528,7 +549,12 @@ mod tests {
         let recv = r.read_to_end(&mut back);
         let (_, n) = tokio::join!(send, recv);
         n.unwrap();
-        assert!(back == data, "{} of {} bytes came back intact", back.len(), data.len());
+        assert!(
+            back == data,
+            "{} of {} bytes came back intact",
+            back.len(),
+            data.len()
+        );
         // A live connection, then unpublish: it closes, and nothing listens any more.
         let mut live = tokio::net::TcpStream::connect(at).await.unwrap();
         live.write_all(b"x").await.unwrap();
@@ -536,7 +562,8 @@ mod tests {
         live.read_exact(&mut one).await.unwrap();
         p.unpublish("c1");
         let mut rest = Vec::new();
-        let closed = tokio::time::timeout(Duration::from_secs(5), live.read_to_end(&mut rest)).await;
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), live.read_to_end(&mut rest)).await;
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
         assert!(tokio::net::TcpStream::connect(at).await.is_err());
         assert!(p.bound("c1").is_empty());
@@ -546,21 +573,64 @@ mod tests {
     async fn conflicts_get_dockerds_words_and_leave_nothing_half_published() {
         let echo = echo_server().await;
         let p = Publisher::new(Arc::new(SameNamespace));
-        let first = p.publish("c1", "one", Ipv4Addr::LOCALHOST, &[tcp(echo.port())]).await.unwrap();
+        let first = p
+            .publish("c1", "one", Ipv4Addr::LOCALHOST, &[tcp(echo.port())])
+            .await
+            .unwrap();
         let port = first[0].host_port;
-        let fixed = |port| Binding { host_ports: (port, port), ..tcp(echo.port()) };
-        let e = p.publish("c2", "two", Ipv4Addr::LOCALHOST, &[fixed(port)]).await.unwrap_err();
-        assert!(e.to_string().contains(&format!("Bind for 127.0.0.1:{port} failed: port is already allocated")), "{e}");
-        assert!(e.to_string().starts_with("driver failed programming external connectivity on endpoint two (c2)"), "{e}");
+        let fixed = |port| Binding {
+            host_ports: (port, port),
+            ..tcp(echo.port())
+        };
+        let e = p
+            .publish("c2", "two", Ipv4Addr::LOCALHOST, &[fixed(port)])
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "Bind for 127.0.0.1:{port} failed: port is already allocated"
+            )),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with(
+                "driver failed programming external connectivity on endpoint two (c2)"
+            ),
+            "{e}"
+        );
         // A port some other process holds: the userland proxy's bind error, and the
         // binding made before it in the same request is taken back.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let held = other.local_addr().unwrap().port();
-        let e = p.publish("c3", "three", Ipv4Addr::LOCALHOST, &[tcp(echo.port()), fixed(held)]).await.unwrap_err();
-        assert!(e.to_string().contains(&format!("listen tcp4 127.0.0.1:{held}: bind: address already in use")), "{e}");
+        let e = p
+            .publish(
+                "c3",
+                "three",
+                Ipv4Addr::LOCALHOST,
+                &[tcp(echo.port()), fixed(held)],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "listen tcp4 127.0.0.1:{held}: bind: address already in use"
+            )),
+            "{e}"
+        );
         assert!(p.bound("c3").is_empty());
         // A host range skips the taken port.
-        let b = p.publish("c4", "four", Ipv4Addr::LOCALHOST, &[Binding { host_ports: (port, port.saturating_add(3)), ..tcp(echo.port()) }]).await.unwrap();
+        let b = p
+            .publish(
+                "c4",
+                "four",
+                Ipv4Addr::LOCALHOST,
+                &[Binding {
+                    host_ports: (port, port.saturating_add(3)),
+                    ..tcp(echo.port())
+                }],
+            )
+            .await
+            .unwrap();
         assert_ne!(b[0].host_port, port);
     }
 
@@ -578,7 +648,15 @@ mod tests {
         });
         let p = Publisher::new(Arc::new(SameNamespace));
         let bound = p
-            .publish("u", "u", Ipv4Addr::LOCALHOST, &[Binding { proto: Proto::Udp, ..tcp(srv_at.port()) }])
+            .publish(
+                "u",
+                "u",
+                Ipv4Addr::LOCALHOST,
+                &[Binding {
+                    proto: Proto::Udp,
+                    ..tcp(srv_at.port())
+                }],
+            )
             .await
             .unwrap();
         let at = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound[0].host_port);
@@ -586,7 +664,10 @@ mod tests {
             let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             c.send_to(msg, at).await.unwrap();
             let mut b = [0u8; 64];
-            let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut b)).await.unwrap().unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut b))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(&b[..n], [b"re:", msg].concat());
         }
     }

@@ -1,0 +1,190 @@
+//! The backend's side of the router: started with the VCH over its networks, told about
+//! networks as they come and go, and publishing a container's ports while it runs.
+
+use super::VchBackend;
+use crate::containers::Container;
+use crate::network::{Network, Networks};
+use crate::router::ports;
+use crate::router::service::{NetworkLeg, Router};
+use crate::target::Target;
+use crate::translator::Translator;
+use docker_api::{Error, Result};
+use futures_util::StreamExt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+fn leg(n: &Network) -> NetworkLeg<'_> {
+    NetworkLeg {
+        id: n.id(),
+        portgroup: &n.pg.name,
+        gateway: n.pool.gateway,
+        prefix: n.pool.subnet.prefix,
+        internal: n.rec.internal,
+    }
+}
+
+/// The router over the VCH's networks, when the target gives the VCH legs on them (the
+/// embedded simulator). Without one, containers still run; names, ports and outbound
+/// traffic are what is missing, and the log says so.
+pub(super) async fn start(
+    t: &Target,
+    tr: &Translator,
+    networks: &Arc<Networks>,
+) -> Option<Arc<Router>> {
+    let legs = t.network_legs()?;
+    let dir = Arc::new(super::dns_directory::ContainerDirectory {
+        tr: tr.clone(),
+        networks: networks.clone(),
+        upstreams: crate::router::dns::host_upstreams(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    });
+    let router = match Router::start(legs, dir) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!("no router for the networks (no DNS, published ports or outbound): {e}");
+            return None;
+        }
+    };
+    for n in networks.all() {
+        if let Err(e) = router.add_network(leg(&n)).await {
+            tracing::warn!(network = %n.name(), "router leg: {e}");
+        }
+    }
+    follow_lifecycle(tr.clone(), router.clone(), networks.clone());
+    Some(router)
+}
+
+pub(super) async fn network_added(b: &VchBackend, n: &Network) -> Result<()> {
+    if let Some(r) = &b.inner.router {
+        r.add_network(leg(n))
+            .await
+            .map_err(|e| Error::internal(format!("network {}: router: {e}", n.name())))?;
+    }
+    Ok(())
+}
+
+pub(super) fn network_removed(b: &VchBackend, n: &Network) {
+    if let Some(r) = &b.inner.router {
+        r.remove_network(n.id());
+    }
+}
+
+/// The name servers of a new container's resolv.conf: the VCH's resolver on its first
+/// network when there is a router (it forwards to `--dns` servers), else `--dns` or the
+/// VCH's own name servers.
+pub(super) fn dns_for(
+    b: &VchBackend,
+    first: Option<&container_vm::spec::Interface>,
+    requested: Option<&Vec<String>>,
+) -> Vec<String> {
+    match (
+        &b.inner.router,
+        first.and_then(|i| b.inner.networks.by_id(&i.network)),
+    ) {
+        (Some(_), Some(n)) => vec![n.pool.gateway.to_string()],
+        _ => crate::network::dns_servers(requested),
+    }
+}
+
+/// `ExposedPorts` of the container's config (with the image's, merged at create).
+fn exposed(c: &Container) -> Vec<String> {
+    c.meta
+        .config
+        .get("ExposedPorts")
+        .and_then(|e| e.as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The bindings a container asked for at create.
+pub(super) fn bindings_of(c: &Container) -> Result<Vec<ports::Binding>> {
+    let h = &c.meta.host_config;
+    let map: Option<docker_api::models::PortMap> = h
+        .get("PortBindings")
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::from_value(v.clone()))
+        .transpose()
+        .map_err(|e| Error::internal(format!("PortBindings: {e}")))?;
+    let all = h.get("PublishAllPorts").and_then(|v| v.as_bool()) == Some(true);
+    ports::bindings(map.as_ref(), all, &exposed(c))
+}
+
+/// The container's address its ports forward to: its first network's.
+fn target_address(c: &Container) -> Option<Ipv4Addr> {
+    c.spec.interfaces.first()?.address.parse().ok()
+}
+
+/// Publishes a container's ports before it starts (a conflict fails the start, as with
+/// dockerd). Nothing to publish: nothing done.
+pub(super) async fn publish(b: &VchBackend, id: &str) -> Result<()> {
+    let c = b.get(id)?;
+    let wanted = bindings_of(&c)?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let (Some(r), Some(to)) = (&b.inner.router, target_address(&c)) else {
+        return Err(Error::not_implemented(
+            "published ports (-p) on this VCH: it has no router on the container's network",
+        ));
+    };
+    r.ports.publish(id, &c.meta.name, to, &wanted).await?;
+    Ok(())
+}
+
+/// `NetworkSettings.Ports` and `docker ps`'s ports of a container.
+pub(super) fn ports_json(
+    b: &VchBackend,
+    c: &Container,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let bound = b
+        .inner
+        .router
+        .as_ref()
+        .map(|r| r.ports.bound(&c.meta.id))
+        .unwrap_or_default();
+    (
+        ports::ports_map(&bound, &exposed(c)),
+        ports::summary(&bound),
+    )
+}
+
+/// Ports follow the container: published again when a restart policy starts it, gone
+/// when it dies or is removed. Runs for the life of the VCH.
+fn follow_lifecycle(tr: Translator, router: Arc<Router>, _networks: Arc<Networks>) {
+    tokio::spawn(async move {
+        let mut events = tr.events().subscribe(docker_api::Filters::default(), None);
+        while let Some(ev) = events.next().await {
+            let (Some(action), Some(id)) = (
+                ev.action.as_deref(),
+                ev.actor.as_ref().and_then(|a| a.id.clone()),
+            ) else {
+                continue;
+            };
+            match action {
+                // A restart may have published again already: only a container that is
+                // not running loses its ports.
+                "die" | "destroy" => {
+                    let running = tr
+                        .get(&id)
+                        .is_ok_and(|c| c.status == crate::containers::Status::Running);
+                    if !running || action == "destroy" {
+                        router.ports.unpublish(&id);
+                    }
+                }
+                "start" if router.ports.bound(&id).is_empty() => {
+                    let Ok(c) = tr.get(&id) else { continue };
+                    let (Ok(wanted), Some(to)) = (bindings_of(&c), target_address(&c)) else {
+                        continue;
+                    };
+                    if !wanted.is_empty() {
+                        if let Err(e) = router.ports.publish(&id, &c.meta.name, to, &wanted).await {
+                            tracing::warn!(container = %c.meta.name, "ports after a restart: {e}");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+}
