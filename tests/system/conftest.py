@@ -113,10 +113,12 @@ def busybox_oci(root: Path, out: Path):
 
 
 class Vch:
-    def __init__(self, base: Path, registry: str, extra_args=()):
+    def __init__(self, base: Path, registry: str, extra_args=(), prefix=()):
         self.base = base
         self.registry = registry
         self.extra_args = list(extra_args)
+        # A command the daemon runs under (e.g. `ip netns exec NS`).
+        self.prefix = list(prefix)
         self.sock = base / "vch.sock"
         self.state = base / "state"
         self.proc = None
@@ -124,7 +126,7 @@ class Vch:
     def start(self):
         log = open(self.base / "vch.log", "ab")
         self.proc = subprocess.Popen(
-            [vch_binary(), "serve", "-H", f"unix://{self.sock}", "--state-dir", str(self.state),
+            [*self.prefix, vch_binary(), "serve", "-H", f"unix://{self.sock}", "--state-dir", str(self.state),
              "--insecure-registry", self.registry, *self.extra_args], stdout=log, stderr=log)
         for _ in range(600):
             if self.sock.exists():

@@ -19,7 +19,7 @@ services:
   client:
     image: busybox
     depends_on: [web]
-    command: ["sh", "-c", "for i in $$(seq 50); do wget -q -T 2 -O - http://web/ && exit 0; sleep 0.2; done; exit 1"]
+    command: ["sh", "-c", "for i in $$(seq 50); do wget -q -O - http://web/ && exit 0; sleep 0.2; done; exit 1"]
 volumes:
   data: {}
 """
