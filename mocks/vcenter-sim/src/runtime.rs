@@ -45,6 +45,15 @@ pub trait HostRuntime: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), Fault>> {
         ok()
     }
+    /// Gives a running VM the NICs `devices` describe (a reconfigure hot-added or removed
+    /// some).
+    fn set_nics(
+        &self,
+        _vm: MoRef,
+        _devices: Vec<vsphere_client::value::DataObject>,
+    ) -> BoxFuture<'static, Result<(), Fault>> {
+        ok()
+    }
     /// Whether running VMs outlive a restart of the simulator. A runtime whose VMs are
     /// processes of the simulator says no, and VMs left "on" are marked off at start.
     fn vms_survive_restart(&self) -> bool {

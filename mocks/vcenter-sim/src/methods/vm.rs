@@ -16,6 +16,15 @@ use std::sync::Arc;
 use vsphere_client::value::{DataObject, MoRef, Value};
 use vsphere_client::xml::Element;
 
+/// The MACs of a VM's NICs, in device order.
+fn nic_macs(devices: &[DataObject]) -> Vec<String> {
+    devices
+        .iter()
+        .filter(|d| crate::props::is_nic(&d.ty))
+        .map(|d| d.text("macAddress").unwrap_or_default().to_lowercase())
+        .collect()
+}
+
 fn device_fault(msg: impl Into<String>, index: usize) -> Fault {
     Fault::new("InvalidDeviceSpec", msg)
         .with("property", Value::string("virtualDeviceSpec.device"))
@@ -845,20 +854,28 @@ impl Sim {
                         }
                     }
                     let before = (v.memory_mb, v.num_cpu);
+                    let nics_before = nic_macs(&v.devices);
                     apply_config_spec(inv, &mut name, &mut v, &spec)?;
+                    let on = v.power_state == PowerState::PoweredOn;
                     // A running VM's new size reaches the host (hot add/remove).
-                    let resize = (v.power_state == PowerState::PoweredOn
-                        && before != (v.memory_mb, v.num_cpu))
+                    let resize = (on && before != (v.memory_mb, v.num_cpu))
                         .then_some((v.memory_mb, v.num_cpu));
+                    // NICs hot-added or removed reach the running VM too.
+                    let nics = (on && nic_macs(&v.devices) != nics_before)
+                        .then(|| v.devices.clone());
                     // Admins read the .vmx: keep it in step with the inventory.
                     write_vmx(inv, &name, &v);
                     let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
                     ent.name = name;
                     ent.kind = Kind::Vm(v);
-                    Ok(resize)
+                    Ok((resize, nics))
                 })?;
+                let (resize, nics) = resize;
                 if let Some((memory_mb, cpus)) = resize {
                     sim.runtime.resize(this.clone(), memory_mb, cpus).await?;
+                }
+                if let Some(devices) = nics {
+                    sim.runtime.set_nics(this.clone(), devices).await?;
                 }
                 Ok(None)
             },

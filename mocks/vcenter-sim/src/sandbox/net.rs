@@ -179,7 +179,15 @@ impl SimNet {
         let mut handle = NicsHandle {
             net: self.clone(),
             host_ends: Vec::new(),
+            nics: Vec::new(),
         };
+        self.plug(&mut handle, pid, nics)?;
+        Ok(handle)
+    }
+
+    /// Adds NICs to a running VM (hot add): host end on the port group's bridge, guest
+    /// end in the VM's namespace.
+    fn plug(self: &Arc<Self>, handle: &mut NicsHandle, pid: u32, nics: &[NicPlan]) -> io::Result<()> {
         for nic in nics {
             let (_, master) = self.bridge(&nic.portgroup)?;
             let mac = parse_mac(&nic.mac).ok_or_else(|| {
@@ -191,8 +199,42 @@ impl SimNet {
                 .add_veth(&host, master, &nic.name, mac, pid)
                 .map_err(|e| io::Error::new(e.kind(), format!("{} ({host}): {e}", nic.name)))?;
             handle.host_ends.push(host);
+            handle.nics.push(nic.clone());
         }
-        Ok(handle)
+        Ok(())
+    }
+
+    /// Makes a running VM's NICs `wanted` (a reconfigure added or removed some): new
+    /// MACs are plugged in under the next free `ethN`, gone ones unplugged.
+    pub fn replug(self: &Arc<Self>, handle: &mut NicsHandle, pid: u32, wanted: &[NicPlan]) -> io::Result<()> {
+        let mut i = 0;
+        while i < handle.nics.len() {
+            if wanted.iter().any(|w| w.mac == handle.nics[i].mac) {
+                i += 1;
+                continue;
+            }
+            let host = handle.host_ends.remove(i);
+            handle.nics.remove(i);
+            let _ = self.nl.lock().del_link(&host);
+        }
+        let mut added = Vec::new();
+        for w in wanted.iter().filter(|w| !handle.nics.iter().any(|n| n.mac == w.mac)) {
+            let used: Vec<&str> = handle
+                .nics
+                .iter()
+                .chain(&added)
+                .map(|n: &NicPlan| n.name.as_str())
+                .collect();
+            let name = (0..)
+                .map(|n| format!("eth{n}"))
+                .find(|n| !used.contains(&n.as_str()))
+                .expect("a free name");
+            added.push(NicPlan {
+                name,
+                ..w.clone()
+            });
+        }
+        self.plug(handle, pid, &added)
     }
 }
 
@@ -202,6 +244,8 @@ impl SimNet {
 pub struct NicsHandle {
     net: Arc<SimNet>,
     host_ends: Vec<String>,
+    /// The NIC of each host end (same order).
+    nics: Vec<NicPlan>,
 }
 
 impl NicsHandle {
