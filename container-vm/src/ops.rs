@@ -30,6 +30,12 @@ pub enum OpsRequest {
         #[serde(default)]
         no_overwrite_dir_non_dir: bool,
     },
+    /// The VM's interfaces changed while it runs (`docker network connect/disconnect`):
+    /// configure the ones in this list (NICs found by MAC; hot-added ones may still be
+    /// appearing). Removed NICs are gone with their device.
+    Interfaces {
+        interfaces: Vec<crate::spec::Interface>,
+    },
 }
 
 /// Why a request failed, so the VCH can pick the HTTP status.

@@ -134,3 +134,29 @@ def test_networks_and_addresses_survive_a_vch_restart(vch):
     finally:
         vch.docker("rm", "-f", "keeper", "second", check=False)
         vch.docker("network", "rm", "keep", check=False)
+
+
+def test_connect_and_disconnect_a_running_container(vch):
+    vch.docker("network", "create", "--subnet", "10.81.0.0/24", "live1")
+    vch.docker("network", "create", "--subnet", "10.82.0.0/24", "live2")
+    try:
+        vch.docker("run", "-d", "--name", "peer2", "--network", "live2", "--ip", "10.82.0.20", "busybox",
+                   "httpd", "-f", "-p", "80", "-h", "/etc")
+        vch.docker("run", "-d", "--name", "roamer", "--network", "live1", "busybox", "sleep", "600")
+        unreachable = vch.docker("exec", "roamer", "timeout", "3", "wget", "-q", "-O", "-",
+                                 "http://10.82.0.20/hostname", check=False)
+        assert unreachable.returncode != 0
+        vch.docker("network", "connect", "live2", "roamer")
+        assert len(nics_of(vch, "roamer-")) == 2
+        addrs = vch.docker("exec", "roamer", "ip", "-o", "-4", "addr").stdout
+        ip2 = inspect(vch, "roamer")[0]["NetworkSettings"]["Networks"]["live2"]["IPAddress"]
+        assert f"{ip2}/24" in addrs, addrs
+        got = vch.docker("exec", "roamer", "wget", "-q", "-O", "-", "http://10.82.0.20/hostname").stdout
+        assert got.strip() == vch.docker("exec", "peer2", "hostname").stdout.strip()
+        vch.docker("network", "disconnect", "live2", "roamer")
+        assert len(nics_of(vch, "roamer-")) == 1
+        assert ip2 not in vch.docker("exec", "roamer", "ip", "-o", "-4", "addr").stdout
+        assert set(inspect(vch, "roamer")[0]["NetworkSettings"]["Networks"]) == {"live1"}
+    finally:
+        vch.docker("rm", "-f", "peer2", "roamer", check=False)
+        vch.docker("network", "rm", "live1", "live2", check=False)

@@ -166,6 +166,16 @@ fn find_by_mac(ctl: &Ctl, mac: &str) -> Result<String, NetError> {
 
 /// Brings up loopback and every interface of the spec; returns the device names used.
 pub fn configure(interfaces: &[Interface]) -> Result<Vec<String>, NetError> {
+    configure_with(interfaces, false)
+}
+
+/// `configure` for a VM that runs (network connect): interfaces configured before are
+/// set again, and a default route that exists already stays.
+pub fn configure_live(interfaces: &[Interface]) -> Result<Vec<String>, NetError> {
+    configure_with(interfaces, true)
+}
+
+fn configure_with(interfaces: &[Interface], live: bool) -> Result<Vec<String>, NetError> {
     let ctl = Ctl::open().map_err(|err| NetError::Sys {
         what: "socket",
         dev: "-".into(),
@@ -192,7 +202,11 @@ pub fn configure(interfaces: &[Interface]) -> Result<Vec<String>, NetError> {
         ctl.up(&dev)?;
         if let Some(gw) = i.gateway.as_deref().filter(|g| !g.is_empty()) {
             let gw: Ipv4Addr = gw.parse().map_err(|_| NetError::Address(gw.to_string()))?;
-            ctl.default_route(&dev, gw)?;
+            match ctl.default_route(&dev, gw) {
+                Err(NetError::Sys { err, .. })
+                    if live && err.raw_os_error() == Some(libc::EEXIST) => {}
+                other => other?,
+            }
         }
         names.push(dev);
     }

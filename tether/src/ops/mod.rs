@@ -127,6 +127,13 @@ fn start(port: Port, session: u32, req: OpsRequest) {
             OpsRequest::Stat { path } => reply(&port, session, &archive::stat_reply(&path)),
             OpsRequest::Get { path } => archive::get(&port, session, &path),
             OpsRequest::Export => archive::export(&port, session),
+            OpsRequest::Interfaces { interfaces } => {
+                let r = match crate::net::configure_live(&interfaces) {
+                    Ok(names) => Reply::Ok(serde_json::json!(names)),
+                    Err(e) => Reply::error(ErrorKind::Internal, e.to_string()),
+                };
+                reply(&port, session, &r)
+            }
             OpsRequest::Put {
                 path,
                 no_overwrite_dir_non_dir,

@@ -227,6 +227,7 @@ pub(super) async fn network_connect(
     let nic = lease.nics(-300);
     b.tr().set_interfaces(&id, interfaces, nic, vec![]).await?;
     lease.keep();
+    configure_running(b, &id).await?;
     b.network_event(&net, "connect", Some(&id));
     Ok(())
 }
@@ -272,6 +273,23 @@ pub(super) async fn network_disconnect(
         .set_interfaces(&id, interfaces, vec![], vec![gone.mac.clone()])
         .await?;
     b.inner.networks.release(std::slice::from_ref(&gone));
+    configure_running(b, &id).await?;
     b.network_event(&net, "disconnect", Some(&id));
+    Ok(())
+}
+
+/// A running container's tether configures its interfaces as they are now (hot-added
+/// NICs get their addresses; the default route stays). Stopped and parked containers
+/// read them at their next start.
+async fn configure_running(b: &VchBackend, id: &str) -> Result<()> {
+    let c = b.get(id)?;
+    if c.status != crate::containers::Status::Running {
+        return Ok(());
+    }
+    let req = container_vm::ops::OpsRequest::Interfaces {
+        interfaces: c.spec.interfaces.clone(),
+    };
+    let (id, mut s) = b.guest_request(id, "network connect", &req).await?;
+    b.guest_answer(&id, &mut s).await?;
     Ok(())
 }

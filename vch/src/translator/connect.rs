@@ -1,6 +1,7 @@
 //! `docker network connect` and `disconnect`: a container's NICs and the interfaces of
 //! its spec change together, in one reconfigure, so vSphere never holds one without the
-//! other.
+//! other. A running VM gets its NICs hot-added or removed; the backend then tells its
+//! tether the new interface list.
 
 use super::error::{Error, Result};
 use super::platform::{SpecChange, VmChange};
@@ -20,10 +21,9 @@ impl Translator {
         remove: Vec<String>,
     ) -> Result<()> {
         let c = self.get(id)?;
-        if matches!(c.status, Status::Running | Status::Paused) {
+        if c.status == Status::Paused {
             return Err(Error::Conflict(format!(
-                "container {} is running: connect and disconnect it while it is stopped \
-                 (NIC hot-plug into running container VMs is not supported yet)",
+                "container {} is paused (its VM is suspended): unpause it first",
                 c.meta.name
             )));
         }

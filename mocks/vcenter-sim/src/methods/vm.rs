@@ -861,8 +861,8 @@ impl Sim {
                     let resize = (on && before != (v.memory_mb, v.num_cpu))
                         .then_some((v.memory_mb, v.num_cpu));
                     // NICs hot-added or removed reach the running VM too.
-                    let nics = (on && nic_macs(&v.devices) != nics_before)
-                        .then(|| v.devices.clone());
+                    let nics =
+                        (on && nic_macs(&v.devices) != nics_before).then(|| v.devices.clone());
                     // Admins read the .vmx: keep it in step with the inventory.
                     write_vmx(inv, &name, &v);
                     let ent = inv.get_mut(&this).ok_or_else(|| Fault::not_found(&this))?;

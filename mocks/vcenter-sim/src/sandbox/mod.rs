@@ -941,8 +941,8 @@ impl HostRuntime for SandboxRuntime {
         devices: Vec<vsphere_client::value::DataObject>,
     ) -> BoxFuture<'static, Result<(), Fault>> {
         let r = (|| {
-            let wanted = net::plan_nics(&devices)
-                .map_err(|e| Fault::new("GenericVmConfigFault", e))?;
+            let wanted =
+                net::plan_nics(&devices).map_err(|e| Fault::new("GenericVmConfigFault", e))?;
             let mut vms = self.inner.vms.lock();
             let Some(run) = vms.get_mut(&vm.value) else {
                 return Ok(()); // not running here: the NICs come with the next power-on
@@ -950,7 +950,10 @@ impl HostRuntime for SandboxRuntime {
             let Some(pid) = run.pid else { return Ok(()) };
             if run.nics.is_none() && !wanted.is_empty() {
                 let net = self.inner.net()?;
-                run.nics = Some(net.attach(pid, &[]).map_err(|e| fault_io("hot add NIC", e))?);
+                run.nics = Some(
+                    net.attach(pid, &[])
+                        .map_err(|e| fault_io("hot add NIC", e))?,
+                );
             }
             if let Some(h) = run.nics.as_mut() {
                 let net = self.inner.net()?;

@@ -146,7 +146,12 @@ impl SimNet {
     /// `/proc/<pid>/task/<tid>/ns/net` of the thread parked in the namespace: open it and
     /// `setns` to act there.
     pub fn netns_path(&self) -> std::path::PathBuf {
-        format!("/proc/{}/task/{}/ns/net", std::process::id(), self.holder_tid).into()
+        format!(
+            "/proc/{}/task/{}/ns/net",
+            std::process::id(),
+            self.holder_tid
+        )
+        .into()
     }
 
     /// The Linux bridge of a port group (created on first use), by name.
@@ -187,7 +192,12 @@ impl SimNet {
 
     /// Adds NICs to a running VM (hot add): host end on the port group's bridge, guest
     /// end in the VM's namespace.
-    fn plug(self: &Arc<Self>, handle: &mut NicsHandle, pid: u32, nics: &[NicPlan]) -> io::Result<()> {
+    fn plug(
+        self: &Arc<Self>,
+        handle: &mut NicsHandle,
+        pid: u32,
+        nics: &[NicPlan],
+    ) -> io::Result<()> {
         for nic in nics {
             let (_, master) = self.bridge(&nic.portgroup)?;
             let mac = parse_mac(&nic.mac).ok_or_else(|| {
@@ -206,7 +216,12 @@ impl SimNet {
 
     /// Makes a running VM's NICs `wanted` (a reconfigure added or removed some): new
     /// MACs are plugged in under the next free `ethN`, gone ones unplugged.
-    pub fn replug(self: &Arc<Self>, handle: &mut NicsHandle, pid: u32, wanted: &[NicPlan]) -> io::Result<()> {
+    pub fn replug(
+        self: &Arc<Self>,
+        handle: &mut NicsHandle,
+        pid: u32,
+        wanted: &[NicPlan],
+    ) -> io::Result<()> {
         let mut i = 0;
         while i < handle.nics.len() {
             if wanted.iter().any(|w| w.mac == handle.nics[i].mac) {
@@ -218,7 +233,10 @@ impl SimNet {
             let _ = self.nl.lock().del_link(&host);
         }
         let mut added = Vec::new();
-        for w in wanted.iter().filter(|w| !handle.nics.iter().any(|n| n.mac == w.mac)) {
+        for w in wanted
+            .iter()
+            .filter(|w| !handle.nics.iter().any(|n| n.mac == w.mac))
+        {
             let used: Vec<&str> = handle
                 .nics
                 .iter()
@@ -229,10 +247,7 @@ impl SimNet {
                 .map(|n| format!("eth{n}"))
                 .find(|n| !used.contains(&n.as_str()))
                 .expect("a free name");
-            added.push(NicPlan {
-                name,
-                ..w.clone()
-            });
+            added.push(NicPlan { name, ..w.clone() });
         }
         self.plug(handle, pid, &added)
     }
