@@ -160,3 +160,63 @@ def test_connect_and_disconnect_a_running_container(vch):
     finally:
         vch.docker("rm", "-f", "peer2", "roamer", check=False)
         vch.docker("network", "rm", "live1", "live2", check=False)
+
+
+def test_every_ps_filter_through_the_cli(vch):
+    vch.docker("network", "create", "psnet")
+    vch.docker("volume", "create", "psvol")
+    try:
+        vch.docker("run", "-d", "--name", "ps-a", "--label", "tier=web", "--network", "psnet",
+                   "-p", "127.0.0.1::80", "--expose", "9000", "busybox", "sleep", "600")
+        vch.docker("run", "--name", "ps-b", "-v", "psvol:/data", "busybox", "sh", "-c", "exit 3", check=False)
+        vch.docker("create", "--name", "ps-c", "busybox", "true")
+        ids = {n: inspect(vch, n)[0]["Id"] for n in ("ps-a", "ps-b", "ps-c")}
+
+        def ps(*filters):
+            args = ["ps", "-a", "--format", "{{.Names}}"]
+            for f in filters:
+                args += ["--filter", f]
+            return sorted(n for n in vch.docker(*args).stdout.split() if n.startswith("ps-"))
+
+        assert ps("name=ps-a") == ["ps-a"]
+        assert ps(f"id={ids['ps-b'][:12]}") == ["ps-b"]
+        assert ps("label=tier=web") == ["ps-a"]
+        assert ps("status=exited") == ["ps-b"]
+        assert ps("status=created") == ["ps-c"]
+        assert ps("exited=3") == ["ps-b"]
+        assert ps("ancestor=busybox") == ["ps-a", "ps-b", "ps-c"]
+        assert ps("network=psnet") == ["ps-a"]
+        assert ps("volume=psvol") == ["ps-b"]
+        assert ps("before=ps-c") == ["ps-a", "ps-b"]
+        assert ps("since=ps-a") == ["ps-b", "ps-c"]
+        assert ps("health=none") == ["ps-a", "ps-b", "ps-c"]
+        assert ps("health=healthy") == []
+        assert ps("is-task=false") == ["ps-a", "ps-b", "ps-c"]
+        assert ps("expose=9000") == ["ps-a"]
+        assert ps("expose=80/tcp") == ["ps-a"]
+        port = vch.docker("port", "ps-a", "80").stdout.strip().rsplit(":", 1)[1]
+        assert ps(f"publish={port}") == ["ps-a"]
+        bad = vch.docker("ps", "--filter", "nosuchkey=1", check=False)
+        assert bad.returncode != 0 and "invalid filter" in bad.stderr
+        # The classic clean-up idiom removes only what the filter names.
+        vch.docker("rm", "-f", *vch.docker("ps", "-aq", "--filter", "name=ps-c").stdout.split())
+        assert ps() == ["ps-a", "ps-b"]
+    finally:
+        vch.docker("rm", "-f", "ps-a", "ps-b", "ps-c", check=False)
+        vch.docker("network", "rm", "psnet", check=False)
+        vch.docker("volume", "rm", "psvol", check=False)
+
+
+def test_links_hostname_and_domainname_reach_the_guest_files(vch):
+    vch.docker("run", "-d", "--name", "linked", "busybox", "sleep", "600")
+    try:
+        ip = inspect(vch, "linked")[0]["NetworkSettings"]["IPAddress"]
+        out = vch.docker("run", "--rm", "--link", "linked:db", "--hostname", "app", "--domainname", "corp.example",
+                         "busybox", "sh", "-c", "cat /etc/hostname /etc/hosts; ping -c 1 -W 5 db >/dev/null && echo ok").stdout
+        lines = out.splitlines()
+        assert lines[0] == "app"
+        assert any(line.startswith(ip) and line.split()[1:3] == ["db", "linked"] for line in lines), out
+        assert any(line.endswith("app.corp.example app") for line in lines), out
+        assert lines[-1] == "ok"
+    finally:
+        vch.docker("rm", "-f", "linked", check=False)

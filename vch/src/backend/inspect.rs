@@ -55,6 +55,7 @@ pub(super) async fn container_list(
         limit: opts.limit,
         filters: network_filter_ids(b, opts.filters),
         default_network: b.inner.networks.bridge().id().to_string(),
+        published: super::routing::published_ports(b),
     };
     let mut out = Vec::new();
     for c in filters::select(b.tr().all(), &query)? {

@@ -132,6 +132,28 @@ pub(super) async fn publish(b: &VchBackend, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every container's published ports, for `ps --filter publish=/expose=`.
+pub(super) fn published_ports(
+    b: &VchBackend,
+) -> std::collections::HashMap<String, Vec<(u16, u16, &'static str)>> {
+    let Some(r) = &b.inner.router else {
+        return Default::default();
+    };
+    b.tr()
+        .all()
+        .into_iter()
+        .map(|c| {
+            let ports = r
+                .ports
+                .bound(&c.meta.id)
+                .iter()
+                .map(|p| (p.container_port, p.host_port, p.proto.name()))
+                .collect();
+            (c.meta.id, ports)
+        })
+        .collect()
+}
+
 /// `NetworkSettings.Ports` and `docker ps`'s ports of a container.
 pub(super) fn ports_json(
     b: &VchBackend,

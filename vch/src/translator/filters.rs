@@ -28,6 +28,43 @@ pub struct Query {
     /// existed carry no network id and are on it. The backend turns `network` filter
     /// values (names, ids, prefixes) into ids, `none` stays `none`.
     pub default_network: String,
+    /// Published ports by container id: (container port, host port, protocol), for the
+    /// `publish` and `expose` filters (the router knows them, the translator does not).
+    pub published: std::collections::HashMap<String, Vec<(u16, u16, &'static str)>>,
+}
+
+/// `80`, `80/tcp`, `8000-8080/udp` against a port and protocol (tcp when not given).
+fn port_matches(want: &str, port: u16, proto: &str) -> bool {
+    let (range, p) = want.split_once('/').unwrap_or((want, "tcp"));
+    if !p.eq_ignore_ascii_case(proto) {
+        return false;
+    }
+    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+    matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if (lo..=hi).contains(&port))
+}
+
+/// The ports a container exposes: its config's (image's included) and what it publishes.
+fn exposed(c: &Container, published: &[(u16, u16, &'static str)]) -> Vec<(u16, String)> {
+    let mut v: Vec<(u16, String)> = c
+        .meta
+        .config
+        .get("ExposedPorts")
+        .and_then(|e| e.as_object())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| {
+                    let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                    Some((p.parse().ok()?, proto.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.extend(
+        published
+            .iter()
+            .map(|(p, _, proto)| (*p, proto.to_string())),
+    );
+    v
 }
 
 fn on_network(c: &Container, want: &str, default_network: &str) -> bool {
@@ -169,6 +206,26 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
             && any("health", &|v| v == "none")
             && any("is-task", &|v| matches!(v, "false" | "0"))
             && any("isolation", &|v| v == "default")
+            && any("publish", &|v| {
+                let ports = q
+                    .published
+                    .get(&c.meta.id)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                ports
+                    .iter()
+                    .any(|(_, host, proto)| port_matches(v, *host, proto))
+            })
+            && any("expose", &|v| {
+                let ports = q
+                    .published
+                    .get(&c.meta.id)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                exposed(&c, ports)
+                    .iter()
+                    .any(|(p, proto)| port_matches(v, *p, proto))
+            })
             && (exited.is_empty()
                 || (c.status == Status::Exited
                     && exited.contains(&c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0))))

@@ -79,6 +79,7 @@ fn with(pairs: &[(&str, &str)]) -> Query {
         limit: None,
         filters: Filters::from_pairs(pairs.iter().copied()),
         default_network: "bridge-id".into(),
+        published: [(super::id("a1"), vec![(80, 8080, "tcp")])].into(),
     }
 }
 
@@ -180,6 +181,15 @@ fn volume_and_network_filters() {
     assert_eq!(names(with(&[("network", "bridge-id")])), ["db"]);
     assert_eq!(names(with(&[("network", "appnet-id")])), ["db", "web"]);
     assert!(names(with(&[("network", "other-id")])).is_empty());
+}
+
+#[test]
+fn publish_and_expose_filters() {
+    assert_eq!(names(with(&[("publish", "8080")])), ["web"]);
+    assert_eq!(names(with(&[("publish", "8000-8100/tcp")])), ["web"]);
+    assert!(names(with(&[("publish", "8080/udp")])).is_empty());
+    assert!(names(with(&[("publish", "80")])).is_empty());
+    assert_eq!(names(with(&[("expose", "80")])), ["web"]);
 }
 
 #[test]
