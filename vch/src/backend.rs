@@ -138,7 +138,7 @@ impl VchBackend {
         let router = routing::start(&t, &tr, &networks).await;
         // Recovery is the normal start path (see translator::recovery).
         tr.adopt(loaded).await;
-        Ok(VchBackend {
+        let b = VchBackend {
             inner: Arc::new(Inner {
                 t,
                 tr,
@@ -149,7 +149,10 @@ impl VchBackend {
                 execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
             }),
-        })
+        };
+        // Containers that kept running while the VCH was away get their ports back.
+        routing::republish_running(&b).await;
+        Ok(b)
     }
 }
 

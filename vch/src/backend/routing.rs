@@ -154,6 +154,22 @@ pub(super) fn published_ports(
         .collect()
 }
 
+/// Publishes the ports of every running container (after a VCH restart).
+pub(super) async fn republish_running(b: &VchBackend) {
+    let running: Vec<String> = b
+        .tr()
+        .all()
+        .into_iter()
+        .filter(|c| c.status == crate::containers::Status::Running)
+        .map(|c| c.meta.id)
+        .collect();
+    for id in running {
+        if let Err(e) = publish(b, &id).await {
+            tracing::warn!(container = %id, "ports after a VCH restart: {e}");
+        }
+    }
+}
+
 /// `NetworkSettings.Ports` and `docker ps`'s ports of a container.
 pub(super) fn ports_json(
     b: &VchBackend,

@@ -89,7 +89,16 @@ impl Plumbing {
     /// Turns forwarding on inside the namespace (only there: the sysctl is per
     /// namespace) and writes the empty rule set.
     pub fn new(ns: Arc<Netns>, uplink: &str) -> io::Result<Plumbing> {
-        ns.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?;
+        ns.run(|| {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+            // Frames within one network stay on its bridge: they need no packet filter
+            // or connection tracking (br_netfilter, if the host loaded it, would send
+            // them through both). Per namespace since Linux 5.3; absent without it.
+            for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"] {
+                let _ = std::fs::write(format!("/proc/sys/net/bridge/{f}"), "0");
+            }
+            Ok(())
+        })?;
         let p = Plumbing {
             ns,
             uplink: uplink.to_string(),
