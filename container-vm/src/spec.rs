@@ -141,6 +141,14 @@ mod tests {
     }
 
     #[test]
+    fn specs_written_before_networks_and_dns_options_still_decode() {
+        let old = r#"{"id":"c0","interfaces":[{"mac":"00:50:56:11:00:02","address":"172.17.0.2","prefix":16,"gateway":"172.17.0.1"}]}"#;
+        let s: ContainerSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(s.interfaces[0].network, "");
+        assert!(s.interfaces[0].aliases.is_empty() && s.dns_search.is_empty());
+    }
+
+    #[test]
     fn a_known_spec_encodes_to_a_known_key_and_value() {
         let spec = ContainerSpec {
             id: "c1".into(),
@@ -152,6 +160,8 @@ mod tests {
                 address: "172.17.0.2".into(),
                 prefix: 16,
                 gateway: Some("172.17.0.1".into()),
+                network: "net1".into(),
+                aliases: vec!["web".into()],
             }],
             ..Default::default()
         };
@@ -162,10 +172,12 @@ mod tests {
                 "guestinfo.vch.spec".to_string(),
                 concat!(
                     r#"{"id":"c1","name":"","hostname":"","cmd":["echo","hi"],"env":[],"user":"","#,
-                    r#""workdir":"","layers":[],"scratch":null,"dns":[],"hosts":[],"tty":true,"#,
+                    r#""workdir":"","layers":[],"scratch":null,"dns":[],"dns_search":[],"#,
+                    r#""dns_options":[],"hosts":[],"tty":true,"#,
                     r#""open_stdin":false,"stdin_once":false,"console_size":[24,80],"parked":false,"#,
                     r#""mounts":[],"interfaces":[{"mac":"00:50:56:11:00:02","address":"172.17.0.2","#,
-                    r#""prefix":16,"gateway":"172.17.0.1"}],"security":{"cap_add":[],"cap_drop":[],"#,
+                    r#""prefix":16,"gateway":"172.17.0.1","network":"net1","aliases":["web"]}],"#,
+                    r#""security":{"cap_add":[],"cap_drop":[],"#,
                     r#""seccomp":"","readonly_rootfs":false,"pids_limit":null}}"#
                 )
                 .to_string()

@@ -77,22 +77,23 @@ impl Directory for ContainerDirectory {
 
     fn upstreams(&self, network: &str, client: Ipv4Addr) -> Vec<SocketAddr> {
         let bridge = self.networks.bridge().id().to_string();
-        let requested: Option<Vec<SocketAddr>> = self.tr.scan(|cs| {
-            cs.filter(|c| address_on(c, network, &bridge).is_some_and(|(a, _)| a == client))
-                .next()
-                .and_then(|c| {
-                    c.meta
-                        .host_config
-                        .get("Dns")
-                        .and_then(|d| d.as_array())
-                        .cloned()
-                })
-                .map(|d| {
-                    d.iter()
-                        .filter_map(|v| v.as_str()?.parse::<std::net::IpAddr>().ok())
-                        .map(|ip| SocketAddr::new(ip, 53))
-                        .collect()
-                })
+        let requested: Option<Vec<SocketAddr>> = self.tr.scan(|mut cs| {
+            Iterator::find(&mut cs, |c| {
+                address_on(c, network, &bridge).is_some_and(|(a, _)| a == client)
+            })
+            .and_then(|c| {
+                c.meta
+                    .host_config
+                    .get("Dns")
+                    .and_then(|d| d.as_array())
+                    .cloned()
+            })
+            .map(|d| {
+                d.iter()
+                    .filter_map(|v| v.as_str()?.parse::<std::net::IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, 53))
+                    .collect()
+            })
         });
         requested
             .filter(|r: &Vec<SocketAddr>| !r.is_empty())

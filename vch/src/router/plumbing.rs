@@ -94,7 +94,11 @@ impl Plumbing {
             // Frames within one network stay on its bridge: they need no packet filter
             // or connection tracking (br_netfilter, if the host loaded it, would send
             // them through both). Per namespace since Linux 5.3; absent without it.
-            for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"] {
+            for f in [
+                "bridge-nf-call-iptables",
+                "bridge-nf-call-ip6tables",
+                "bridge-nf-call-arptables",
+            ] {
                 let _ = std::fs::write(format!("/proc/sys/net/bridge/{f}"), "0");
             }
             Ok(())
