@@ -194,5 +194,21 @@ def test_bridge_on_a_distributed_port_group(vch, tmp_path):
         [pg] = [n for n in vm.network if n.name == "DPortGroup0"]
         assert nic.backing.port.portgroupKey == pg.key
         other.docker("rm", "-f", "dv1")
+        # A user network of this VCH is a distributed port group on the same switch,
+        # made and removed through the vSphere API.
+        other.docker("network", "create", "dvnet")
+        pgname = json.loads(other.docker("network", "inspect", "dvnet").stdout)[0]["Options"]["vch.portgroup"]
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.dvs.DistributedVirtualPortgroup], True)
+        try:
+            [dvpg] = [n for n in view.view if n.name == pgname]
+            assert dvpg.config.distributedVirtualSwitch == pg.config.distributedVirtualSwitch
+        finally:
+            view.Destroy()
+        other.docker("network", "rm", "dvnet")
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.dvs.DistributedVirtualPortgroup], True)
+        try:
+            assert pgname not in [n.name for n in view.view]
+        finally:
+            view.Destroy()
     finally:
         other.stop()
