@@ -38,7 +38,7 @@ pub(super) async fn container_inspect(
     }
     serde_json::from_value(serde_json::json!({
         "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
-        "State": render::state_json(&c), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
+        "State": render::state_json(&c, b.tr().restart_pending(&c.meta.id)), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
         "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
         "HostConfig": host_config, "Config": config,
         "Mounts": mounts_json(b, &c), "NetworkSettings": network_settings(b, &c),
@@ -56,6 +56,13 @@ pub(super) async fn container_list(
         filters: network_filter_ids(b, opts.filters),
         default_network: b.inner.networks.bridge().id().to_string(),
         published: super::routing::published_ports(b),
+        restarting: b
+            .tr()
+            .all()
+            .iter()
+            .filter(|c| b.tr().restart_pending(&c.meta.id))
+            .map(|c| c.meta.id.clone())
+            .collect(),
     };
     let mut out = Vec::new();
     for c in filters::select(b.tr().all(), &query)? {
@@ -63,7 +70,8 @@ pub(super) async fn container_list(
             serde_json::from_value(serde_json::json!({
                 "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
                 "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
-                "State": render::state_name(c.status), "Status": render::status_text(&c),
+                "State": render::state_of(&c, b.tr().restart_pending(&c.meta.id)),
+                "Status": render::status_text(&c, b.tr().restart_pending(&c.meta.id)),
                 "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
                 "Ports": super::routing::ports_json(b, &c).1, "Mounts": mounts_json(b, &c),
                 "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},

@@ -4,7 +4,6 @@
 //! `--all`, as with dockerd (`docker ps -f status=exited` lists exited containers).
 
 use super::error::{Error, Result};
-use super::render::state_name;
 use crate::containers::{Container, Status};
 use docker_api::Filters;
 
@@ -31,6 +30,8 @@ pub struct Query {
     /// Published ports by container id: (container port, host port, protocol), for the
     /// `publish` and `expose` filters (the router knows them, the translator does not).
     pub published: std::collections::HashMap<String, Vec<(u16, u16, &'static str)>>,
+    /// Containers whose restart policy has a start pending (`status=restarting`).
+    pub restarting: std::collections::HashSet<String>,
 }
 
 /// `80`, `80/tcp`, `8000-8080/udp` against a port and protocol (tcp when not given).
@@ -194,7 +195,9 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
             && any("id", &|v| c.meta.id.starts_with(v))
             && any("name", &|v| name_matches(v, &c.meta.name))
             && f.get("label").iter().all(|l| label_matches(&c, l))
-            && any("status", &|v| v == state_name(c.status))
+            && any("status", &|v| {
+                v == super::render::state_of(&c, q.restarting.contains(&c.meta.id))
+            })
             && any("ancestor", &|v| ancestor_matches(&c, v))
             && any("volume", &|v| {
                 c.meta

@@ -15,21 +15,36 @@ pub fn state_name(s: Status) -> &'static str {
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// `inspect`'s `State`.
-pub fn state_json(c: &Container) -> serde_json::Value {
+/// Docker's state of a container: `restarting` while a restart policy's back-off runs
+/// (the VM is off, a start is scheduled), else the state of its status.
+pub fn state_of(c: &Container, restarting: bool) -> &'static str {
+    if restarting && c.status == Status::Exited {
+        "restarting"
+    } else {
+        state_name(c.status)
+    }
+}
+
+/// `inspect`'s `State`; `restarting`: a restart policy's start is pending.
+pub fn state_json(c: &Container, restarting: bool) -> serde_json::Value {
     let running = matches!(c.status, Status::Running | Status::Paused);
     let f = c.finished.clone().unwrap_or_default();
+    let restarting = restarting && c.status == Status::Exited;
     serde_json::json!({
-        "Status": state_name(c.status), "Running": running, "Paused": c.status == Status::Paused,
-        "Restarting": false, "OOMKilled": f.oom_killed, "Dead": false, "Pid": 0,
+        "Status": state_of(c, restarting), "Running": running, "Paused": c.status == Status::Paused,
+        "Restarting": restarting, "OOMKilled": f.oom_killed, "Dead": false, "Pid": 0,
         "ExitCode": f.exit_code, "Error": f.error.unwrap_or_default(),
         "StartedAt": c.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
         "FinishedAt": if f.finished_at.is_empty() { ZERO_TIME.to_string() } else { f.finished_at },
     })
 }
 
-/// `ps`'s STATUS column.
-pub fn status_text(c: &Container) -> String {
+/// `ps`'s STATUS column (`Restarting (<code>)` during a restart policy's back-off).
+pub fn status_text(c: &Container, restarting: bool) -> String {
+    let code = c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0);
+    if restarting && c.status == Status::Exited {
+        return format!("Restarting ({code})");
+    }
     match c.status {
         Status::Running => "Up".to_string(),
         Status::Paused => "Up (Paused)".to_string(),

@@ -80,6 +80,7 @@ fn with(pairs: &[(&str, &str)]) -> Query {
         filters: Filters::from_pairs(pairs.iter().copied()),
         default_network: "bridge-id".into(),
         published: [(super::id("a1"), vec![(80, 8080, "tcp")])].into(),
+        restarting: [super::id("c3")].into(),
     }
 }
 
@@ -184,6 +185,29 @@ fn volume_and_network_filters() {
 }
 
 #[test]
+fn a_container_in_its_restart_back_off_is_restarting() {
+    assert_eq!(names(with(&[("status", "restarting")])), ["cache"]);
+    assert_eq!(names(with(&[("status", "exited")])), ["db"]);
+    let cs = all();
+    let cache = &cs[2];
+    assert_eq!(
+        super::super::render::status_text(cache, true),
+        "Restarting (137)"
+    );
+    let s = super::super::render::state_json(cache, true);
+    assert_eq!(
+        (s["Status"].as_str(), s["Restarting"].as_bool()),
+        (Some("restarting"), Some(true))
+    );
+    // Only an exited container can be between two runs.
+    let web = &cs[0];
+    assert_eq!(
+        super::super::render::state_json(web, true)["Restarting"],
+        false
+    );
+}
+
+#[test]
 fn publish_and_expose_filters() {
     assert_eq!(names(with(&[("publish", "8080")])), ["web"]);
     assert_eq!(names(with(&[("publish", "8000-8100/tcp")])), ["web"]);
@@ -207,12 +231,12 @@ fn health_task_and_isolation_filters() {
 fn render_shows_docker_states_and_status_texts() {
     use super::super::render::*;
     let cs = all();
-    let texts: Vec<String> = cs.iter().map(status_text).collect();
+    let texts: Vec<String> = cs.iter().map(|c| status_text(c, false)).collect();
     assert_eq!(
         texts,
         ["Up", "Exited (0)", "Exited (137)", "Created", "Up (Paused)"]
     );
-    let s = state_json(&cs[4]);
+    let s = state_json(&cs[4], false);
     assert_eq!(
         (
             s["Status"].as_str(),
@@ -221,7 +245,7 @@ fn render_shows_docker_states_and_status_texts() {
         ),
         (Some("paused"), Some(true), Some(true))
     );
-    let s = state_json(&cs[3]);
+    let s = state_json(&cs[3], false);
     assert_eq!(s["StartedAt"], "0001-01-01T00:00:00Z");
     assert_eq!(s["FinishedAt"], "0001-01-01T00:00:00Z");
     assert_eq!(created_unix(&cs[0]), 1767225601);
