@@ -53,3 +53,22 @@ def test_two_service_project_up_to_down(vch, tmp_path):
     assert vch.docker("ps", "-aq", "--filter", "label=com.docker.compose.project=proj").stdout.strip() == ""
     assert vch.docker("network", "inspect", "proj_default", check=False).returncode != 0
     assert vch.docker("volume", "inspect", "proj_data", check=False).returncode != 0
+
+
+def test_detached_project_exec_run_and_down(vch, tmp_path):
+    if not shutil.which("docker-compose"):
+        cannot_run("docker-compose is not installed (apt-get install docker-compose)")
+    (tmp_path / "docker-compose.yml").write_text(PROJECT)
+    try:
+        compose(vch, tmp_path, "up", "-d", "web")
+        served = compose(vch, tmp_path, "exec", "-T", "web", "sh", "-c",
+                         "for i in $(seq 50); do [ -s /www/index.html ] && break; sleep 0.1; done; cat /www/index.html")
+        assert served.stdout.strip() == "served-from-volume"
+        ran = compose(vch, tmp_path, "run", "--rm", "client", "wget", "-q", "-O", "-", "http://web/")
+        assert "served-from-volume" in ran.stdout
+        ps = compose(vch, tmp_path, "ps", "-q")
+        assert len(ps.stdout.split()) == 1, ps.stdout
+    finally:
+        compose(vch, tmp_path, "down", "-v", check=False)
+    assert vch.docker("ps", "-aq", "--filter", "label=com.docker.compose.project=proj").stdout.strip() == ""
+    assert vch.docker("network", "inspect", "proj_default", check=False).returncode != 0

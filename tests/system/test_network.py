@@ -197,7 +197,7 @@ def test_bridge_on_a_distributed_port_group(vch, tmp_path):
         # A user network of this VCH is a distributed port group on the same switch,
         # made and removed through the vSphere API.
         other.docker("network", "create", "dvnet")
-        pgname = json.loads(other.docker("network", "inspect", "dvnet").stdout)[0]["Options"]["vch.portgroup"]
+        pgname = "vch3-dvnet"  # the VCH's name, the network's
         view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.dvs.DistributedVirtualPortgroup], True)
         try:
             [dvpg] = [n for n in view.view if n.name == pgname]

@@ -88,8 +88,10 @@ pub fn network(nets: &Networks, net: Option<&Network>, members: &[Member]) -> Va
         "Internal": n.rec.internal, "Attachable": n.rec.attachable, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers,
-        // Where the network is in vSphere, for admins.
-        "Options": {"vch.portgroup": n.pg.name},
+        // Where the bridge is in vSphere, for admins. Not on user networks: Compose
+        // recreates a network whose options differ from what it asked for; their port
+        // group is `<vch>-<network>` (docs/design.md).
+        "Options": if n.builtin { json!({"vch.portgroup": n.pg.name}) } else { json!({}) },
         "Labels": n.rec.labels,
     })
 }
