@@ -165,6 +165,11 @@ def test_outbound_through_the_vch_unless_internal(routed):
     v = routed
     url = f"http://{OUTSIDE}:8000/outside.txt"
     assert v.docker("run", "--rm", "busybox", "wget", "-q", "-O", "-", url).stdout == "hello from outside\n"
+    # On the default bridge --dns servers are the container's own (as dockerd writes
+    # them), reached over UDP through the outbound NAT.
+    out = v.docker("run", "--rm", "--dns", OUTSIDE, "busybox", "sh", "-c",
+                   "cat /etc/resolv.conf; nslookup outside.test").stdout
+    assert f"nameserver {OUTSIDE}" in out and f"Address: {FAKE_ANSWER}" in out, out
     v.docker("network", "create", "open")
     v.docker("network", "create", "--internal", "sealed")
     try:

@@ -70,19 +70,21 @@ pub(super) fn network_removed(b: &VchBackend, n: &Network) {
     }
 }
 
-/// The name servers of a new container's resolv.conf: the VCH's resolver on its first
-/// network when there is a router (it forwards to `--dns` servers), else `--dns` or the
-/// VCH's own name servers.
+/// The name servers of a new container's resolv.conf. On a user network: the VCH's
+/// resolver on it (container names; it forwards the rest to `--dns` servers), as dockerd
+/// names its own. On the default bridge: `--dns` as given (dockerd writes them there),
+/// else the VCH's resolver, which forwards to the VCH's own name servers, loopback ones
+/// included (where dockerd would fall back to 8.8.8.8). Without a router: `--dns` or the
+/// VCH's own non-loopback name servers.
 pub(super) fn dns_for(
     b: &VchBackend,
     first: Option<&container_vm::spec::Interface>,
     requested: Option<&Vec<String>>,
 ) -> Vec<String> {
-    match (
-        &b.inner.router,
-        first.and_then(|i| b.inner.networks.by_id(&i.network)),
-    ) {
-        (Some(_), Some(n)) => vec![n.pool.gateway.to_string()],
+    let given = requested.is_some_and(|r| !r.is_empty());
+    let net = first.and_then(|i| b.inner.networks.by_id(&i.network));
+    match (&b.inner.router, net) {
+        (Some(_), Some(n)) if !(n.builtin && given) => vec![n.pool.gateway.to_string()],
         _ => crate::network::dns_servers(requested),
     }
 }
