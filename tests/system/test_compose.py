@@ -1,6 +1,7 @@
 """Compose 1.29 (Debian's docker-compose) against the VCH: a two-service project with a
-project network, service names resolved by the VCH's DNS, a named volume and depends_on,
-from `up --abort-on-container-exit` through `down -v`, which must leave nothing behind."""
+project network, service names resolved by the VCH's DNS, a legacy link, a named volume and
+depends_on, from `up --abort-on-container-exit` (and `up -d`, `exec`, `run`) through
+`down -v`, which must leave nothing behind."""
 
 import json
 import os
@@ -19,6 +20,7 @@ services:
   client:
     image: busybox
     depends_on: [web]
+    links: ["web:webhost"]
     command: ["sh", "-c", "for i in $$(seq 50); do wget -q -O - http://web/ && exit 0; sleep 0.2; done; exit 1"]
 volumes:
   data: {}
@@ -64,7 +66,8 @@ def test_detached_project_exec_run_and_down(vch, tmp_path):
         served = compose(vch, tmp_path, "exec", "-T", "web", "sh", "-c",
                          "for i in $(seq 50); do [ -s /www/index.html ] && break; sleep 0.1; done; cat /www/index.html")
         assert served.stdout.strip() == "served-from-volume"
-        ran = compose(vch, tmp_path, "run", "--rm", "client", "wget", "-q", "-O", "-", "http://web/")
+        # Through the legacy link's alias (an /etc/hosts entry).
+        ran = compose(vch, tmp_path, "run", "--rm", "client", "wget", "-q", "-O", "-", "http://webhost/")
         assert "served-from-volume" in ran.stdout
         ps = compose(vch, tmp_path, "ps", "-q")
         assert len(ps.stdout.split()) == 1, ps.stdout

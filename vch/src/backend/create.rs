@@ -112,7 +112,8 @@ pub(super) async fn container_create(
     let lease = b.inner.networks.lease(&endpoints, &[])?;
     spec.interfaces = lease.interfaces().to_vec();
     spec.dns = super::routing::dns_for(b, spec.interfaces.first(), host.dns.as_ref());
-    spec.hosts = super::hosts::entries(b, &host, &spec.interfaces)?;
+    let endpoint_links: Vec<String> = endpoints.iter().flat_map(|e| e.links.clone()).collect();
+    spec.hosts = super::hosts::entries(b, &host, &endpoint_links, &spec.interfaces)?;
     if let (Some(d), Some(i)) = (
         body.domainname.as_deref().filter(|d| !d.is_empty()),
         spec.interfaces.first(),

@@ -41,7 +41,7 @@ fn extra_host(entry: &str, interfaces: &[Interface], b: &VchBackend) -> Result<S
 
 /// `--link name[:alias]`: the linked container's address on a network both share (else
 /// its first), under the alias, its name and its short id.
-fn link(entry: &str, interfaces: &[Interface], b: &VchBackend) -> Result<String> {
+pub(super) fn link(entry: &str, interfaces: &[Interface], b: &VchBackend) -> Result<String> {
     let entry = entry.trim_start_matches('/');
     let (target, alias) = match entry.split_once(':') {
         Some((t, a)) => (t, a.rsplit('/').next().unwrap_or(a)),
@@ -73,14 +73,16 @@ fn link(entry: &str, interfaces: &[Interface], b: &VchBackend) -> Result<String>
     Ok(format!("{}\t{}", shared.address, names.join(" ")))
 }
 
-/// The extra `/etc/hosts` lines of a new container.
+/// The extra `/etc/hosts` lines of a new container: `--link` (of the host config and
+/// of its endpoints), then `--add-host`.
 pub(super) fn entries(
     b: &VchBackend,
     host: &HostConfig,
+    endpoint_links: &[String],
     interfaces: &[Interface],
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for l in host.links.iter().flatten() {
+    for l in host.links.iter().flatten().chain(endpoint_links) {
         out.push(link(l, interfaces, b)?);
     }
     for h in host.extra_hosts.iter().flatten() {

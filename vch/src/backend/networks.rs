@@ -221,11 +221,28 @@ pub(super) async fn network_connect(
         )));
     }
     let ep = endpoint(net.clone(), req.endpoint_config.as_ref())?;
-    let lease = b.inner.networks.lease(&[ep], &c.spec.interfaces)?;
+    if !ep.links.is_empty() && c.status == crate::containers::Status::Running {
+        return Err(Error::invalid(
+            "--link on network connect of a running container is not supported by this VCH: use --alias (names resolve through the VCH's DNS)",
+        ));
+    }
+    let lease = b
+        .inner
+        .networks
+        .lease(std::slice::from_ref(&ep), &c.spec.interfaces)?;
     let mut interfaces = c.spec.interfaces.clone();
     interfaces.extend(lease.interfaces().iter().cloned());
+    let mut hosts = c.spec.hosts.clone();
+    for l in &ep.links {
+        let line = super::hosts::link(l, &interfaces, b)?;
+        if !hosts.contains(&line) {
+            hosts.push(line);
+        }
+    }
     let nic = lease.nics(-300);
-    b.tr().set_interfaces(&id, interfaces, nic, vec![]).await?;
+    b.tr()
+        .set_interfaces(&id, interfaces, hosts, nic, vec![])
+        .await?;
     lease.keep();
     configure_running(b, &id).await?;
     b.network_event(&net, "connect", Some(&id));
@@ -270,7 +287,13 @@ pub(super) async fn network_disconnect(
         }
     }
     b.tr()
-        .set_interfaces(&id, interfaces, vec![], vec![gone.mac.clone()])
+        .set_interfaces(
+            &id,
+            interfaces,
+            c.spec.hosts.clone(),
+            vec![],
+            vec![gone.mac.clone()],
+        )
         .await?;
     b.inner.networks.release(std::slice::from_ref(&gone));
     configure_running(b, &id).await?;

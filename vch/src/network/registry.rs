@@ -92,6 +92,8 @@ pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<String>,
     pub aliases: Vec<String>,
+    /// `name[:alias]` of containers to put in /etc/hosts.
+    pub links: Vec<String>,
 }
 
 /// What `--network` resolves to.
@@ -528,6 +530,7 @@ pub fn endpoint(
         ip: None,
         mac: None,
         aliases: vec![],
+        links: vec![],
     };
     let Some(ep) = ep else {
         return Ok(req);
@@ -577,6 +580,14 @@ pub fn endpoint(
     if ep.driver_opts.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(Error::invalid(
             "endpoint driver options are not supported by this VCH",
+        ));
+    }
+    // Legacy links of the endpoint (`network connect --link`, Compose's `links:`):
+    // /etc/hosts entries, written by the backend.
+    req.links = ep.links.clone().unwrap_or_default();
+    if ep.gw_priority.is_some_and(|p| p != 0) {
+        return Err(Error::invalid(
+            "--gw-priority is not supported by this VCH: the default route is through the container's first network",
         ));
     }
     Ok(req)
@@ -931,6 +942,17 @@ mod tests {
                 Some(networking(&[("front", ep("300.1.1.1", &[]))])),
                 "invalid IPv4",
             ),
+            (
+                "front",
+                Some(networking(&[(
+                    "front",
+                    EndpointSettings {
+                        gw_priority: Some(5),
+                        ..Default::default()
+                    },
+                )])),
+                "--gw-priority",
+            ),
         ] {
             let e = match n.endpoints_for_create(Some(mode), cfg.as_ref()) {
                 Err(e) => e,
@@ -978,6 +1000,7 @@ mod tests {
             ip: Some(Ipv4Addr::new(10, 5, 0, 2)),
             mac: None,
             aliases: vec![],
+            links: vec![],
         };
         let e = n.lease(&[fixed], &[]).err().unwrap();
         assert!(e.to_string().contains("Address already in use"), "{e}");

@@ -11,12 +11,14 @@ use container_vm::spec::Interface;
 use vsphere_client::spec::Device;
 
 impl Translator {
-    /// Gives container `id` the interfaces `interfaces`: `add` are the NICs of the new
-    /// ones, `remove` the MACs of those that go.
+    /// Gives container `id` the interfaces `interfaces` and the /etc/hosts lines `hosts`
+    /// (links of a connect): `add` are the NICs of the new interfaces, `remove` the MACs
+    /// of those that go.
     pub async fn set_interfaces(
         &self,
         id: &str,
         interfaces: Vec<Interface>,
+        hosts: Vec<String>,
         add: Vec<Device>,
         remove: Vec<String>,
     ) -> Result<()> {
@@ -29,6 +31,7 @@ impl Translator {
         }
         let mut new = c.spec.clone();
         new.interfaces = interfaces;
+        new.hosts = hosts;
         let change = VmChange {
             spec: Some(SpecChange {
                 old: c.spec.clone(),
@@ -39,7 +42,10 @@ impl Translator {
             ..Default::default()
         };
         self.platform().reconfigure(&c.vm, &change).await?;
-        self.update(id, |c| c.spec.interfaces = new.interfaces);
+        self.update(id, |c| {
+            c.spec.interfaces = new.interfaces;
+            c.spec.hosts = new.hosts;
+        });
         self.bump();
         Ok(())
     }
