@@ -53,6 +53,18 @@ def test_network_lifecycle_is_a_port_group_lifecycle(vch):
     assert pg not in portgroups(vch)
     gone = vch.docker("network", "inspect", "lifecycle", check=False)
     assert gone.returncode != 0 and "not found" in gone.stderr
+    # prune: unused user networks go (with their port groups); used and built-in ones stay.
+    vch.docker("network", "create", "prunable")
+    vch.docker("network", "create", "inuse")
+    vch.docker("create", "--name", "holder", "--network", "inuse", "busybox", "true")
+    try:
+        out = vch.docker("network", "prune", "-f").stdout
+        assert "prunable" in out and "inuse" not in out, out
+        assert "vch-prunable" not in portgroups(vch) and "vch-inuse" in portgroups(vch)
+        assert vch.docker("network", "inspect", "bridge").returncode == 0
+    finally:
+        vch.docker("rm", "-f", "holder", check=False)
+        vch.docker("network", "rm", "inuse", "prunable", check=False)
 
 
 def test_two_networks_addresses_aliases_and_hosts(vch):
