@@ -50,28 +50,38 @@ pub(super) async fn container_list(
     b: &VchBackend,
     opts: ContainerListOptions,
 ) -> Result<Vec<ContainerSummary>> {
+    let cs = b.tr().all();
+    let f = &opts.filters;
+    // Only what a filter needs is gathered (ps -a over thousands of containers).
+    let published = if f.contains("publish") || f.contains("expose") {
+        super::routing::published_ports(b)
+    } else {
+        Default::default()
+    };
+    let restarting = if f.contains("status") {
+        cs.iter()
+            .filter(|c| b.tr().restart_pending(&c.meta.id))
+            .map(|c| c.meta.id.clone())
+            .collect()
+    } else {
+        Default::default()
+    };
     let query = filters::Query {
         all: opts.all,
         limit: opts.limit,
         filters: network_filter_ids(b, opts.filters),
         default_network: b.inner.networks.bridge().id().to_string(),
-        published: super::routing::published_ports(b),
-        restarting: b
-            .tr()
-            .all()
-            .iter()
-            .filter(|c| b.tr().restart_pending(&c.meta.id))
-            .map(|c| c.meta.id.clone())
-            .collect(),
+        published,
+        restarting,
     };
     let mut out = Vec::new();
-    for c in filters::select(b.tr().all(), &query)? {
+    for c in filters::select(cs, &query)? {
         out.push(
             serde_json::from_value(serde_json::json!({
                 "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
                 "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
-                "State": render::state_of(&c, b.tr().restart_pending(&c.meta.id)),
-                "Status": render::status_text(&c, b.tr().restart_pending(&c.meta.id)),
+                "State": render::state_of(&c, restarting_now(b, &c)),
+                "Status": render::status_text(&c, restarting_now(b, &c)),
                 "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
                 "Ports": super::routing::ports_json(b, &c).1, "Mounts": mounts_json(b, &c),
                 "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},
@@ -81,6 +91,11 @@ pub(super) async fn container_list(
         );
     }
     Ok(out)
+}
+
+/// Whether a restart policy's start is pending (only an exited container can be).
+fn restarting_now(b: &VchBackend, c: &Container) -> bool {
+    c.status == crate::containers::Status::Exited && b.tr().restart_pending(&c.meta.id)
 }
 
 /// Inspect's `NetworkSettings` of a container.
