@@ -85,7 +85,7 @@ pub(super) async fn container_list(
                 "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
                 "Ports": super::routing::ports_json(b, &c).1, "Mounts": mounts_json(b, &c),
                 "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},
-                "NetworkSettings": {"Networks": network_settings(b, &c)["Networks"].clone()},
+                "NetworkSettings": {"Networks": network_settings_with(b, &c, serde_json::json!({}))["Networks"].clone()},
             }))
             .map_err(internal)?,
         );
@@ -100,13 +100,16 @@ fn restarting_now(b: &VchBackend, c: &Container) -> bool {
 
 /// Inspect's `NetworkSettings` of a container.
 pub(super) fn network_settings(b: &VchBackend, c: &Container) -> serde_json::Value {
-    net_render::settings(
-        &b.inner.networks,
-        &c.meta.id,
-        &c.meta.name,
-        &c.spec,
-        super::routing::ports_json(b, c).0,
-    )
+    network_settings_with(b, c, super::routing::ports_json(b, c).0)
+}
+
+/// `NetworkSettings` with a given `Ports` map (`ps` shows only its `Networks`).
+fn network_settings_with(
+    b: &VchBackend,
+    c: &Container,
+    ports: serde_json::Value,
+) -> serde_json::Value {
+    net_render::settings(&b.inner.networks, &c.meta.id, &c.meta.name, &c.spec, ports)
 }
 
 /// `ps --filter network=X` names networks by name, id or id prefix; the translator

@@ -187,19 +187,27 @@ fn until_matches(created: &str, until: &str) -> bool {
     matches!((created, until), (Ok(c), Ok(u)) if c < u)
 }
 
+/// The network and the container (its id and record) a connect or disconnect names.
+fn network_and_container(
+    b: &VchBackend,
+    key: &str,
+    container: Option<&str>,
+) -> Result<(Arc<Net>, String, crate::containers::Container)> {
+    let net = b.inner.networks.get(key)?;
+    let cid = container
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::invalid("a container must be specified"))?;
+    let id = b.resolve(cid)?;
+    let c = b.get(&id)?;
+    Ok((net, id, c))
+}
+
 pub(super) async fn network_connect(
     b: &VchBackend,
     key: &str,
     req: NetworkConnectRequest,
 ) -> Result<()> {
-    let net = b.inner.networks.get(key)?;
-    let cid = req
-        .container
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::invalid("a container must be specified"))?;
-    let id = b.resolve(cid)?;
-    let c = b.get(&id)?;
+    let (net, id, c) = network_and_container(b, key, req.container.as_deref())?;
     // `--network none` asked for no network; a container disconnected from all of its
     // networks (Compose does that before it connects them again) may join one.
     if c.meta
@@ -254,14 +262,7 @@ pub(super) async fn network_disconnect(
     key: &str,
     req: NetworkDisconnectRequest,
 ) -> Result<()> {
-    let net = b.inner.networks.get(key)?;
-    let cid = req
-        .container
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::invalid("a container must be specified"))?;
-    let id = b.resolve(cid)?;
-    let c = b.get(&id)?;
+    let (net, id, c) = network_and_container(b, key, req.container.as_deref())?;
     let Some(gone) = render::interface_on(&b.inner.networks, &c.spec, &net).cloned() else {
         return Err(Error::Forbidden(format!(
             "container {} is not connected to network {}",

@@ -102,16 +102,12 @@ pub fn dns_servers(requested: Option<&Vec<String>>) -> Vec<String> {
     if let Some(r) = requested.filter(|r| !r.is_empty()) {
         return r.clone();
     }
-    let own: Vec<String> = std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(|s| s.trim().to_string())
-        .filter(|s| {
-            s.parse::<Ipv4Addr>()
-                .map(|a| !a.is_loopback())
-                .unwrap_or(false)
-        })
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let own: Vec<String> = crate::router::dns::host_upstreams(&conf)
+        .into_iter()
+        .map(|a| a.ip())
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| ip.to_string())
         .collect();
     if own.is_empty() {
         vec!["8.8.8.8".into(), "8.8.4.4".into()]

@@ -22,6 +22,27 @@ impl Default for EventBus {
     }
 }
 
+/// An event of `typ` as Docker reports it: the actor's id and attributes, now.
+fn event(
+    typ: docker_api::models::EventMessageTypeEnum,
+    id: &str,
+    action: &str,
+    attrs: std::collections::HashMap<String, String>,
+) -> EventMessage {
+    let t = chrono::Utc::now();
+    EventMessage {
+        typ: Some(typ),
+        action: Some(action.to_string()),
+        actor: Some(docker_api::models::EventActor {
+            id: Some(id.to_string()),
+            attributes: Some(attrs),
+        }),
+        scope: Some(docker_api::models::EventMessageScopeEnum::LOCAL),
+        time: Some(t.timestamp()),
+        time_nano: Some(t.timestamp_nanos_opt().unwrap_or(0)),
+    }
+}
+
 /// One container event as Docker reports it.
 pub fn container_event(
     id: &str,
@@ -36,18 +57,12 @@ pub fn container_event(
     for (k, v) in extra {
         attrs.insert(k.to_string(), v.clone());
     }
-    let t = chrono::Utc::now();
-    EventMessage {
-        typ: Some(docker_api::models::EventMessageTypeEnum::CONTAINER),
-        action: Some(action.to_string()),
-        actor: Some(docker_api::models::EventActor {
-            id: Some(id.to_string()),
-            attributes: Some(attrs),
-        }),
-        scope: Some(docker_api::models::EventMessageScopeEnum::LOCAL),
-        time: Some(t.timestamp()),
-        time_nano: Some(t.timestamp_nanos_opt().unwrap_or(0)),
-    }
+    event(
+        docker_api::models::EventMessageTypeEnum::CONTAINER,
+        id,
+        action,
+        attrs,
+    )
 }
 
 /// A network event (`create`, `destroy`, `connect`, `disconnect`); connect and
@@ -59,18 +74,12 @@ pub fn network_event(id: &str, name: &str, action: &str, container: Option<&str>
     if let Some(c) = container {
         attrs.insert("container".to_string(), c.to_string());
     }
-    let t = chrono::Utc::now();
-    EventMessage {
-        typ: Some(docker_api::models::EventMessageTypeEnum::NETWORK),
-        action: Some(action.to_string()),
-        actor: Some(docker_api::models::EventActor {
-            id: Some(id.to_string()),
-            attributes: Some(attrs),
-        }),
-        scope: Some(docker_api::models::EventMessageScopeEnum::LOCAL),
-        time: Some(t.timestamp()),
-        time_nano: Some(t.timestamp_nanos_opt().unwrap_or(0)),
-    }
+    event(
+        docker_api::models::EventMessageTypeEnum::NETWORK,
+        id,
+        action,
+        attrs,
+    )
 }
 
 /// Whether an event passes `docker events --filter`.

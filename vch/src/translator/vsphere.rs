@@ -28,6 +28,20 @@ impl VspherePlatform {
         PlatformError::from_vsphere(&self.t.url, e)
     }
 
+    /// The VM's virtual devices (`config.hardware.device`); none if it has no list.
+    async fn devices(&self, vm: &MoRef) -> PResult<Vec<Value>> {
+        match self
+            .t
+            .client
+            .property(vm, "config.hardware.device")
+            .await
+            .map_err(|e| self.err(e))?
+        {
+            Some(Value::Array { items, .. }) => Ok(items),
+            _ => Ok(vec![]),
+        }
+    }
+
     /// Removals of the VM's NICs with these MACs (keys and backings as vSphere has them).
     async fn nic_removals(
         &self,
@@ -35,16 +49,7 @@ impl VspherePlatform {
         macs: &[String],
     ) -> PResult<Vec<vsphere_client::spec::DeviceChange>> {
         use vsphere_client::spec::{Device, DeviceChange, DeviceOp, NicBacking};
-        let devices = match self
-            .t
-            .client
-            .property(vm, "config.hardware.device")
-            .await
-            .map_err(|e| self.err(e))?
-        {
-            Some(Value::Array { items, .. }) => items,
-            _ => vec![],
-        };
+        let devices = self.devices(vm).await?;
         let mut out = Vec::new();
         for d in devices.iter().filter_map(Value::as_obj) {
             let mac = d.text("macAddress").unwrap_or_default().to_lowercase();
@@ -237,16 +242,7 @@ impl VmPlatform for VspherePlatform {
 
     async fn detach_volumes(&self, vm: &MoRef) -> PResult<()> {
         use vsphere_client::spec::{Device, DeviceChange, DeviceOp, VmConfigSpec};
-        let devices = match self
-            .t
-            .client
-            .property(vm, "config.hardware.device")
-            .await
-            .map_err(|e| self.err(e))?
-        {
-            Some(Value::Array { items, .. }) => items,
-            _ => return Ok(()),
-        };
+        let devices = self.devices(vm).await?;
         let mut changes = Vec::new();
         let volumes_dir = format!("] {}/volumes/", self.t.name);
         for d in devices.iter().filter_map(Value::as_obj) {
