@@ -5,11 +5,14 @@ however early it comes, and a killed VCH leaves nothing behind once it starts ag
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 from test_docker_run import inspect_state as inspect
 from test_docker_run import wait_for
+
+import conftest as sysenv
 
 # tokio retires idle blocking threads after 10 s; a VM whose life hung on one died then.
 IDLE_SECONDS = 65
@@ -36,12 +39,31 @@ def alive(pids):
     return {p for p in pids if Path(f"/proc/{p}").exists()}
 
 
+def fetch(url):
+    return urllib.request.urlopen(url, timeout=5).read().decode()
+
+
+def serves(url):
+    try:
+        return fetch(url) != ""
+    except OSError:
+        return False
+
+
 def test_containers_outlive_an_idle_daemon(vch):
     names = [f"idle-{i}" for i in range(3)]
     for n in names:
         vch.docker("run", "-d", "--name", n, "busybox", "sleep", "3600")
+    # The router too (DNS server, port proxy, slirp4netns) must outlive the idle time.
+    port = sysenv.free_port()
+    vch.docker("network", "create", "idlenet")
+    vch.docker("run", "-d", "--name", "idle-web", "--network", "idlenet", "-p", f"127.0.0.1:{port}:80",
+               "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+    names.append("idle-web")
     try:
         assert all(inspect(vch, n)["State"]["Running"] for n in names)
+        url = f"http://127.0.0.1:{port}/hostname"
+        assert wait_for(lambda: serves(url), timeout=20), "the published port never answered"
         # No request at all for longer than any idle timeout of the daemon's threads.
         # allow-sleep: idling past the daemon's idle timeouts is the behaviour under test.
         time.sleep(IDLE_SECONDS)
@@ -51,8 +73,14 @@ def test_containers_outlive_an_idle_daemon(vch):
             # Really alive, not only said to be: its VM answers an exec.
             assert vch.docker("exec", n, "echo", "alive").stdout == "alive\n"
         assert vch.docker("run", "--rm", "busybox", "echo", "after idle").stdout == "after idle\n"
+        hostname = vch.docker("exec", "idle-web", "hostname").stdout
+        assert fetch(url) == hostname
+        by_name = vch.docker("run", "--rm", "--network", "idlenet", "busybox", "wget", "-q", "-O", "-",
+                             "http://idle-web/hostname").stdout
+        assert by_name == hostname
     finally:
         vch.docker("rm", "-f", *names, check=False)
+        vch.docker("network", "rm", "idlenet", check=False)
 
 
 def test_exec_right_after_run_never_sees_the_host(vch, tmp_path):
