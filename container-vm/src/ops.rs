@@ -99,10 +99,31 @@ pub struct PathStat {
     pub link_target: String,
 }
 
+/// The guest's process table (`docker top`): `ps -ef`'s column titles and one row of
+/// cells per process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTable {
+    #[serde(rename = "Titles")]
+    pub titles: Vec<String>,
+    #[serde(rename = "Processes")]
+    pub processes: Vec<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn process_tables_travel_as_dockers_top_answer() {
+        round_trip(
+            &ProcessTable {
+                titles: vec!["PID".into(), "CMD".into()],
+                processes: vec![vec!["1".into(), "sleep 9".into()]],
+            },
+            json!({"Titles": ["PID", "CMD"], "Processes": [["1", "sleep 9"]]}),
+        );
+    }
 
     fn round_trip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(
         v: &T,

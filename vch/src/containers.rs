@@ -34,9 +34,12 @@ pub struct Meta {
     pub image_id: String,
     pub created: String,
     pub auto_remove: bool,
-    /// The create request body, for inspect.
-    pub config: serde_json::Value,
-    pub host_config: serde_json::Value,
+    /// The create request's container config (image ports merged), for inspect and
+    /// the filters. Typed: stored and read as Docker's model, converted nowhere else.
+    pub config: docker_api::models::ContainerConfig,
+    /// The create request's host config as the VCH applied it (network mode filled in,
+    /// updates folded in).
+    pub host_config: docker_api::models::HostConfig,
     /// Volume mounts, in the order of the spec's `mounts`.
     #[serde(default)]
     pub volumes: Vec<crate::mounts::VolumeMountRecord>,

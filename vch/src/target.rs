@@ -55,6 +55,8 @@ pub struct Target {
     pub datacenter: MoRef,
     pub datacenter_name: String,
     pub datastore_name: String,
+    /// The cluster (or standalone host) the VCH's pool is in: its capacity is the VCH's.
+    pub compute_resource: MoRef,
     pub pool: MoRef,
     pub folder: MoRef,
     pub name: String,
@@ -198,6 +200,7 @@ impl Target {
             datacenter: dc,
             datacenter_name: dc_name,
             datastore_name: ds_name,
+            compute_resource: cr,
             pool,
             folder,
             name: cfg.name.clone(),

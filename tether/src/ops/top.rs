@@ -191,7 +191,17 @@ pub fn top() -> Reply {
             ]
         })
         .collect();
-    Reply::Ok(serde_json::json!({"Titles": TITLES, "Processes": rows}))
+    let table = container_vm::ops::ProcessTable {
+        titles: TITLES.iter().map(|t| t.to_string()).collect(),
+        processes: rows,
+    };
+    match serde_json::to_value(table) {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Error {
+            kind: container_vm::ops::ErrorKind::Internal,
+            message: e.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

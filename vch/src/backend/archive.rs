@@ -13,16 +13,15 @@ use docker_api::options::{PathStat, PutArchiveOptions};
 use docker_api::{Error, Result};
 use futures_util::StreamExt;
 
-/// The guest's answer to `stat`/`get` (`container_vm::ops::PathStat`) as Docker's stat.
-fn guest_stat(v: serde_json::Value) -> Result<PathStat> {
-    let s: container_vm::ops::PathStat = serde_json::from_value(v).map_err(internal)?;
-    Ok(PathStat {
+/// The guest's answer to `stat`/`get` as Docker's stat.
+fn docker_stat(s: container_vm::ops::PathStat) -> PathStat {
+    PathStat {
         name: s.name,
         size: s.size,
         mode: s.mode,
         mtime: s.mtime,
         link_target: s.link_target,
-    })
+    }
 }
 
 /// The tar frames of `s` as a byte stream; ends with an error if the tether's did.
@@ -45,8 +44,7 @@ impl VchBackend {
     pub(super) async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat> {
         let req = OpsRequest::Stat { path: path.into() };
         let (id, mut s) = self.guest_request(key, "docker cp", &req).await?;
-        let v = self.guest_answer(&id, &mut s).await?;
-        guest_stat(v)
+        Ok(docker_stat(self.guest_answer_as(&id, &mut s).await?))
     }
 
     pub(super) async fn archive_get(
@@ -56,8 +54,8 @@ impl VchBackend {
     ) -> Result<(PathStat, ByteStream)> {
         let req = OpsRequest::Get { path: path.into() };
         let (id, mut s) = self.guest_request(key, "docker cp", &req).await?;
-        let v = self.guest_answer(&id, &mut s).await?;
-        Ok((guest_stat(v)?, tar_stream(s)))
+        let stat = docker_stat(self.guest_answer_as(&id, &mut s).await?);
+        Ok((stat, tar_stream(s)))
     }
 
     pub(super) async fn export(&self, key: &str) -> Result<ByteStream> {

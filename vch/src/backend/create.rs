@@ -104,8 +104,8 @@ pub(super) async fn container_create(
         image_id: image_id.to_string(),
         created: crate::translator::now(),
         auto_remove: host.auto_remove == Some(true),
-        config: with_image_ports(serde_json::to_value(&body).map_err(internal)?, &icfg),
-        host_config: serde_json::to_value(&host).map_err(internal)?,
+        config: with_image_ports(container_config(&body), &icfg),
+        host_config: host.clone(),
         volumes,
     };
     // The addresses are taken now; they go back unless the VM is made (lease.keep()).
@@ -144,24 +144,52 @@ pub(super) async fn container_create(
 /// The image's `EXPOSE`d ports join the container's `ExposedPorts` (what `-P` publishes
 /// and inspect shows), as dockerd merges them.
 fn with_image_ports(
-    mut config: serde_json::Value,
+    mut config: ContainerConfig,
     image: &crate::images::manifest::ContainerConfig,
-) -> serde_json::Value {
+) -> ContainerConfig {
     let Some(ports) = image.exposed_ports.as_ref().filter(|p| !p.is_empty()) else {
         return config;
     };
-    if let Some(o) = config.as_object_mut() {
-        let e = o
-            .entry("ExposedPorts")
-            .or_insert_with(|| serde_json::json!({}));
-        if !e.is_object() {
-            *e = serde_json::json!({});
-        }
-        for k in ports.keys() {
-            e[k] = serde_json::json!({});
+    let exposed = config.exposed_ports.get_or_insert_with(Vec::new);
+    for k in ports.keys() {
+        if !exposed.contains(k) {
+            exposed.push(k.clone());
         }
     }
     config
+}
+
+/// The container's part of a create request (`Config` in inspect): the body without its
+/// host and networking config.
+fn container_config(body: &ContainerCreateBody) -> ContainerConfig {
+    let b = body.clone();
+    ContainerConfig {
+        hostname: b.hostname,
+        domainname: b.domainname,
+        user: b.user,
+        attach_stdin: b.attach_stdin,
+        attach_stdout: b.attach_stdout,
+        attach_stderr: b.attach_stderr,
+        exposed_ports: b.exposed_ports,
+        tty: b.tty,
+        open_stdin: b.open_stdin,
+        stdin_once: b.stdin_once,
+        env: b.env,
+        cmd: b.cmd,
+        healthcheck: b.healthcheck,
+        args_escaped: b.args_escaped,
+        image: b.image,
+        volumes: b.volumes,
+        working_dir: b.working_dir,
+        entrypoint: b.entrypoint,
+        network_disabled: b.network_disabled,
+        mac_address: b.mac_address,
+        on_build: b.on_build,
+        labels: b.labels,
+        stop_signal: b.stop_signal,
+        stop_timeout: b.stop_timeout,
+        shell: b.shell,
+    }
 }
 
 /// Flags this VCH cannot honour are refused by name rather than ignored.

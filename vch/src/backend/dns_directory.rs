@@ -81,16 +81,10 @@ impl Directory for ContainerDirectory {
             Iterator::find(&mut cs, |c| {
                 address_on(c, network, &bridge).is_some_and(|(a, _)| a == client)
             })
-            .and_then(|c| {
-                c.meta
-                    .host_config
-                    .get("Dns")
-                    .and_then(|d| d.as_array())
-                    .cloned()
-            })
+            .and_then(|c| c.meta.host_config.dns.clone())
             .map(|d| {
                 d.iter()
-                    .filter_map(|v| v.as_str()?.parse::<std::net::IpAddr>().ok())
+                    .filter_map(|v| v.parse::<std::net::IpAddr>().ok())
                     .map(|ip| SocketAddr::new(ip, 53))
                     .collect()
             })

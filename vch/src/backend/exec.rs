@@ -1,6 +1,6 @@
 //! `docker exec`: sessions on the container's control channel.
 
-use super::{internal, VchBackend};
+use super::VchBackend;
 use crate::containers::Status;
 use crate::translator::naming;
 use container_vm::channel::{resize_payload, Frame, Kind};
@@ -57,7 +57,7 @@ pub(super) async fn exec_create(
             session: None,
         },
     );
-    serde_json::from_value(serde_json::json!({"Id": id})).map_err(internal)
+    Ok(IdResponse { id })
 }
 
 pub(super) async fn exec_start(
@@ -170,11 +170,23 @@ pub(super) async fn exec_inspect(b: &VchBackend, id: &str) -> Result<ExecInspect
         .get(id)
         .cloned()
         .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
-    serde_json::from_value(serde_json::json!({
-        "ID": id, "Running": r.running, "ExitCode": r.exit, "ContainerID": r.container,
-        "OpenStdin": r.req.attach_stdin, "OpenStdout": true, "OpenStderr": true, "CanRemove": false, "Pid": 0,
-        "ProcessConfig": {"tty": r.req.tty, "entrypoint": r.req.cmd.first().cloned().unwrap_or_default(),
-                          "arguments": r.req.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false, "user": r.req.user},
-    }))
-    .map_err(internal)
+    Ok(ExecInspectResponse {
+        id: Some(id.to_string()),
+        running: Some(r.running),
+        exit_code: r.exit,
+        container_id: Some(r.container.clone()),
+        open_stdin: Some(r.req.attach_stdin),
+        open_stdout: Some(true),
+        open_stderr: Some(true),
+        can_remove: Some(false),
+        pid: Some(0),
+        detach_keys: Some(String::new()),
+        process_config: Some(ProcessConfig {
+            tty: Some(r.req.tty),
+            entrypoint: Some(r.req.cmd.first().cloned().unwrap_or_default()),
+            arguments: Some(r.req.cmd.iter().skip(1).cloned().collect()),
+            privileged: Some(false),
+            user: Some(r.req.user.clone()),
+        }),
+    })
 }

@@ -65,6 +65,17 @@ impl VchBackend {
             None => Err(Error::Conflict(format!("Container {id} is not running"))),
         }
     }
+
+    /// The guest's answer decoded as the contract's type for this request.
+    pub(super) async fn guest_answer_as<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        s: &mut OpsSession,
+    ) -> Result<T> {
+        let v = self.guest_answer(id, s).await?;
+        serde_json::from_value(v)
+            .map_err(|e| internal(format!("container {id} answered in an unknown form: {e}")))
+    }
 }
 
 /// Maps the tether's JSON reply to a value or a Docker error.

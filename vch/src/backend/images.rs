@@ -21,9 +21,10 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
     let images = b.inner.images.clone();
     let url = b.inner.t.url.clone();
-    let auth = opts.auth.clone().and_then(|a| serde_json::to_value(a).ok());
-    let auth: Option<crate::images::auth::RegistryAuth> =
-        auth.and_then(|v| serde_json::from_value(v).ok());
+    let auth = opts
+        .auth
+        .clone()
+        .map(crate::images::auth::RegistryAuth::from);
     tokio::spawn(async move {
         let progress_tx = tx.clone();
         let r = images
@@ -32,9 +33,7 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
                 opts.platform.as_deref(),
                 auth.as_ref(),
                 move |ev| {
-                    if let Ok(m) = serde_json::from_value::<JsonMessage>(ev.to_json()) {
-                        let _ = progress_tx.send(Ok(m));
-                    }
+                    let _ = progress_tx.send(Ok(ev.to_message()));
                 },
             )
             .await;
@@ -59,7 +58,7 @@ pub(super) async fn image_list(
     let f = ListFilters::from_map(&filter_map(&opts.filters))
         .map_err(|e| Error::invalid(e.to_string()))?;
     let list = b.inner.images.list(&f).map_err(internal)?;
-    serde_json::from_value(serde_json::to_value(list).map_err(internal)?).map_err(internal)
+    Ok(list)
 }
 
 pub(super) async fn image_inspect(
@@ -73,7 +72,7 @@ pub(super) async fn image_inspect(
         .inspect(name)
         .await
         .map_err(|_| Error::NoSuchImage(name.to_string()))?;
-    serde_json::from_value(serde_json::to_value(i).map_err(internal)?).map_err(internal)
+    Ok(i)
 }
 
 pub(super) async fn image_tag(
@@ -103,7 +102,7 @@ pub(super) async fn image_history(
         .resolve(name)
         .map_err(|_| Error::NoSuchImage(name.to_string()))?;
     let h = b.inner.images.history(name).await.map_err(internal)?;
-    serde_json::from_value(serde_json::to_value(h).map_err(internal)?).map_err(internal)
+    Ok(h)
 }
 
 pub(super) async fn image_remove(
@@ -127,7 +126,7 @@ pub(super) async fn image_remove(
             crate::images::error::ImageError::Datastore(e) => b.vs(e),
             other => internal(other),
         })?;
-    serde_json::from_value(serde_json::to_value(items).map_err(internal)?).map_err(internal)
+    Ok(items)
 }
 
 pub(super) async fn image_save(
@@ -157,9 +156,7 @@ pub(super) async fn image_load(
         let ptx = tx.clone();
         match images
             .load(input, move |ev| {
-                if let Ok(m) = serde_json::from_value::<JsonMessage>(ev.to_json()) {
-                    let _ = ptx.send(Ok(m));
-                }
+                let _ = ptx.send(Ok(ev.to_message()));
             })
             .await
         {
@@ -194,7 +191,7 @@ pub(super) async fn image_prune(b: &VchBackend, filters: Filters) -> Result<Imag
         .prune(&f, &Usage(b.tr().clone()))
         .await
         .map_err(internal)?;
-    serde_json::from_value(serde_json::to_value(report).map_err(internal)?).map_err(internal)
+    Ok(report)
 }
 
 pub(super) async fn image_import(
@@ -237,16 +234,14 @@ pub(super) async fn distribution_inspect(
     name: &str,
     auth: Option<RegistryAuth>,
 ) -> Result<DistributionInspect> {
-    let auth: Option<crate::images::auth::RegistryAuth> = auth
-        .and_then(|a| serde_json::to_value(a).ok())
-        .and_then(|v| serde_json::from_value(v).ok());
+    let auth = auth.map(crate::images::auth::RegistryAuth::from);
     let d = b
         .inner
         .images
         .distribution_inspect(name, auth.as_ref())
         .await
         .map_err(|e| Error::NotFound(e.to_string()))?;
-    serde_json::from_value(serde_json::to_value(d).map_err(internal)?).map_err(internal)
+    Ok(d)
 }
 /// Tells the image store which images and layer disks containers still use.
 pub(super) struct Usage(pub Translator);

@@ -1,7 +1,7 @@
 //! `docker inspect` and `docker ps` of containers: the translator's records rendered as
 //! Docker's models.
 
-use super::{internal, VchBackend};
+use super::VchBackend;
 use crate::containers::Container;
 use crate::network::render as net_render;
 use crate::translator::{filters, render};
@@ -16,34 +16,34 @@ pub(super) async fn container_inspect(
 ) -> Result<ContainerInspectResponse> {
     let id = b.resolve(id)?;
     let c = b.get(&id)?;
-    let path = c.spec.cmd.first().cloned().unwrap_or_default();
     let mut host_config = c.meta.host_config.clone();
-    if let Some(h) = host_config.as_object_mut() {
-        // docker-py reads LogConfig.Type; the log is the VM's serial-port file.
-        h.insert(
-            "LogConfig".into(),
-            serde_json::json!({"Type": "json-file", "Config": {}}),
-        );
-    }
-    let args: Vec<String> = c.spec.cmd.iter().skip(1).cloned().collect();
-    let mut config = c.meta.config.clone();
-    if let Some(o) = config.as_object_mut() {
-        o.insert("Hostname".into(), c.spec.hostname.clone().into());
-        o.insert(
-            "Env".into(),
-            serde_json::to_value(&c.spec.env).map_err(internal)?,
-        );
-        o.remove("HostConfig");
-        o.remove("NetworkingConfig");
-    }
-    serde_json::from_value(serde_json::json!({
-        "Id": c.meta.id, "Created": c.meta.created, "Path": path, "Args": args,
-        "State": render::state_json(&c, b.tr().restart_pending(&c.meta.id)), "Image": c.meta.image_id, "Name": format!("/{}", c.meta.name),
-        "RestartCount": c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0), "Driver": "vsphere", "Platform": "linux",
-        "HostConfig": host_config, "Config": config,
-        "Mounts": mounts_json(b, &c), "NetworkSettings": network_settings(b, &c),
-    }))
-    .map_err(internal)
+    // docker-py reads LogConfig.Type; the log is the VM's serial-port file.
+    host_config.log_config = Some(HostConfigLogConfig {
+        typ: Some("json-file".into()),
+        config: Some(Default::default()),
+    });
+    let config = ContainerConfig {
+        hostname: Some(c.spec.hostname.clone()),
+        env: Some(c.spec.env.clone()),
+        ..c.meta.config.clone()
+    };
+    Ok(ContainerInspectResponse {
+        id: Some(c.meta.id.clone()),
+        created: Some(c.meta.created.clone()),
+        path: Some(c.spec.cmd.first().cloned().unwrap_or_default()),
+        args: Some(c.spec.cmd.iter().skip(1).cloned().collect()),
+        state: Some(render::state(&c, b.tr().restart_pending(&c.meta.id))),
+        image: Some(c.meta.image_id.clone()),
+        name: Some(format!("/{}", c.meta.name)),
+        restart_count: Some(c.finished.as_ref().map(|f| f.restart_count).unwrap_or(0)),
+        driver: Some("vsphere".into()),
+        platform: Some("linux".into()),
+        host_config: Some(host_config),
+        config: Some(config),
+        mounts: Some(mounts(b, &c)),
+        network_settings: Some(network_settings(b, &c)),
+        ..Default::default()
+    })
 }
 
 pub(super) async fn container_list(
@@ -74,23 +74,46 @@ pub(super) async fn container_list(
         published,
         restarting,
     };
-    let mut out = Vec::new();
-    for c in filters::select(cs, &query)? {
-        out.push(
-            serde_json::from_value(serde_json::json!({
-                "Id": c.meta.id, "Names": [format!("/{}", c.meta.name)], "Image": c.meta.image,
-                "ImageID": c.meta.image_id, "Command": render::command(&c), "Created": render::created_unix(&c),
-                "State": render::state_of(&c, restarting_now(b, &c)),
-                "Status": render::status_text(&c, restarting_now(b, &c)),
-                "Labels": c.meta.config.get("Labels").cloned().unwrap_or(serde_json::json!({})),
-                "Ports": super::routing::ports_json(b, &c).1, "Mounts": mounts_json(b, &c),
-                "HostConfig": {"NetworkMode": c.meta.host_config.get("NetworkMode").cloned().unwrap_or("bridge".into())},
-                "NetworkSettings": {"Networks": network_settings_with(b, &c, serde_json::json!({}))["Networks"].clone()},
-            }))
-            .map_err(internal)?,
-        );
-    }
-    Ok(out)
+    let now = chrono::Utc::now();
+    let summaries = filters::select(cs, &query)?
+        .into_iter()
+        .map(|c| {
+            let restarting = restarting_now(b, &c);
+            ContainerSummary {
+                id: Some(c.meta.id.clone()),
+                names: Some(vec![format!("/{}", c.meta.name)]),
+                image: Some(c.meta.image.clone()),
+                image_id: Some(c.meta.image_id.clone()),
+                command: Some(render::command(&c)),
+                created: Some(render::created_unix(&c)),
+                state: Some(render::summary_state(&c, restarting)),
+                status: Some(render::status_text(&c, restarting, now)),
+                labels: Some(c.meta.config.labels.clone().unwrap_or_default()),
+                ports: Some(super::routing::ports_of(b, &c).1),
+                mounts: Some(mounts(b, &c)),
+                host_config: Some(ContainerSummaryHostConfig {
+                    network_mode: Some(
+                        c.meta
+                            .host_config
+                            .network_mode
+                            .clone()
+                            .unwrap_or_else(|| "bridge".into()),
+                    ),
+                    annotations: None,
+                }),
+                network_settings: Some(ContainerSummaryNetworkSettings {
+                    networks: Some(net_render::endpoints(
+                        &b.inner.networks,
+                        &c.meta.id,
+                        &c.meta.name,
+                        &c.spec,
+                    )),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Ok(summaries)
 }
 
 /// Whether a restart policy's start is pending (only an exited container can be).
@@ -99,16 +122,8 @@ fn restarting_now(b: &VchBackend, c: &Container) -> bool {
 }
 
 /// Inspect's `NetworkSettings` of a container.
-pub(super) fn network_settings(b: &VchBackend, c: &Container) -> serde_json::Value {
-    network_settings_with(b, c, super::routing::ports_json(b, c).0)
-}
-
-/// `NetworkSettings` with a given `Ports` map (`ps` shows only its `Networks`).
-fn network_settings_with(
-    b: &VchBackend,
-    c: &Container,
-    ports: serde_json::Value,
-) -> serde_json::Value {
+pub(super) fn network_settings(b: &VchBackend, c: &Container) -> NetworkSettings {
+    let ports = super::routing::ports_of(b, c).0;
     net_render::settings(&b.inner.networks, &c.meta.id, &c.meta.name, &c.spec, ports)
 }
 
@@ -138,18 +153,20 @@ fn network_filter_ids(b: &VchBackend, f: docker_api::Filters) -> docker_api::Fil
     out
 }
 
-/// Inspect's `Mounts` of a container.
-pub(super) fn mounts_json(b: &VchBackend, c: &Container) -> serde_json::Value {
+/// Inspect's and ps's `Mounts` of a container.
+pub(super) fn mounts(b: &VchBackend, c: &Container) -> Vec<MountPoint> {
     c.meta
         .volumes
         .iter()
-        .map(|v| {
-            serde_json::json!({
-                "Type": "volume", "Name": v.name,
-                "Source": b.inner.volumes.disk_path(&v.name),
-                "Destination": v.destination, "Driver": "local",
-                "Mode": if v.rw { "" } else { "ro" }, "RW": v.rw, "Propagation": "",
-            })
+        .map(|v| MountPoint {
+            typ: Some(MountPointTypeEnum::VOLUME),
+            name: Some(v.name.clone()),
+            source: Some(b.inner.volumes.disk_path(&v.name)),
+            destination: Some(v.destination.clone()),
+            driver: Some("local".into()),
+            mode: Some(if v.rw { "" } else { "ro" }.into()),
+            rw: Some(v.rw),
+            propagation: Some(String::new()),
         })
         .collect()
 }

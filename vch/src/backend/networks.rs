@@ -1,7 +1,7 @@
 //! `docker network ...`: the networks of `crate::network` as Docker shows them, and
 //! containers connected to and disconnected from them.
 
-use super::{internal, VchBackend};
+use super::VchBackend;
 use crate::network::registry::{endpoint, Attachment, Network as Net};
 use crate::network::render::{self, Member};
 use docker_api::models::*;
@@ -59,7 +59,7 @@ fn describe(
         .iter()
         .map(|c| (c.meta.id.as_str(), c.meta.name.as_str(), &c.spec))
         .collect();
-    serde_json::from_value(render::network(&b.inner.networks, net, &m)).map_err(internal)
+    Ok(render::network(&b.inner.networks, net, &m))
 }
 
 fn in_use(b: &VchBackend, net: &Net, cs: &[crate::containers::Container]) -> bool {
@@ -210,12 +210,7 @@ pub(super) async fn network_connect(
     let (net, id, c) = network_and_container(b, key, req.container.as_deref())?;
     // `--network none` asked for no network; a container disconnected from all of its
     // networks (Compose does that before it connects them again) may join one.
-    if c.meta
-        .host_config
-        .get("NetworkMode")
-        .and_then(|m| m.as_str())
-        == Some("none")
-    {
+    if c.meta.host_config.network_mode.as_deref() == Some("none") {
         return Err(Error::invalid(format!(
             "container {} is on network none and cannot be connected to other networks",
             c.meta.name

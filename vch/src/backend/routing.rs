@@ -91,25 +91,14 @@ pub(super) fn dns_for(
 
 /// `ExposedPorts` of the container's config (with the image's, merged at create).
 fn exposed(c: &Container) -> Vec<String> {
-    c.meta
-        .config
-        .get("ExposedPorts")
-        .and_then(|e| e.as_object())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+    c.meta.config.exposed_ports.clone().unwrap_or_default()
 }
 
 /// The bindings a container asked for at create.
 pub(super) fn bindings_of(c: &Container) -> Result<Vec<ports::Binding>> {
     let h = &c.meta.host_config;
-    let map: Option<docker_api::models::PortMap> = h
-        .get("PortBindings")
-        .filter(|v| !v.is_null())
-        .map(|v| serde_json::from_value(v.clone()))
-        .transpose()
-        .map_err(|e| Error::internal(format!("PortBindings: {e}")))?;
-    let all = h.get("PublishAllPorts").and_then(|v| v.as_bool()) == Some(true);
-    ports::bindings(map.as_ref(), all, &exposed(c))
+    let all = h.publish_all_ports == Some(true);
+    ports::bindings(h.port_bindings.as_ref(), all, &exposed(c))
 }
 
 /// The container's address its ports forward to: its first network's.
@@ -173,10 +162,10 @@ pub(super) async fn republish_running(b: &VchBackend) {
 }
 
 /// `NetworkSettings.Ports` and `docker ps`'s ports of a container.
-pub(super) fn ports_json(
+pub(super) fn ports_of(
     b: &VchBackend,
     c: &Container,
-) -> (serde_json::Value, Vec<serde_json::Value>) {
+) -> (docker_api::models::PortMap, Vec<docker_api::models::Port>) {
     let bound = b
         .inner
         .router

@@ -4,16 +4,22 @@
 //! times its vCPUs, so `system_cpu_usage` accumulates the guest clock's progress times
 //! the VM's vCPU count. See docs/container-vm.md.
 
-use super::{internal, VchBackend};
+use super::VchBackend;
 use crate::containers::Status;
 use container_vm::ops::OpsRequest;
 use container_vm::ops::Sample;
-use docker_api::models::ContainerStatsResponse;
+use docker_api::models::{
+    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
+    ContainerStatsResponse, ContainerThrottlingData,
+};
 use docker_api::options::StatsOptions;
 use docker_api::Result;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use vsphere_client::{FilterSpec, MoRef};
+
+/// dockerd's "never" for `read`/`preread`.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// dockerd samples once a second.
 const PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
@@ -64,13 +70,34 @@ async fn hardware(b: &VchBackend, vm: &MoRef) -> Result<(i64, i64)> {
     ))
 }
 
-fn cpu_json(cpu_ns: u64, system_ns: u64, cpus: i64) -> serde_json::Value {
-    serde_json::json!({
-        "cpu_usage": {"total_usage": cpu_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-        "system_cpu_usage": system_ns,
-        "online_cpus": cpus,
-        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
-    })
+fn cpu_stats(cpu_ns: u64, system_ns: u64, cpus: i64) -> ContainerCpuStats {
+    ContainerCpuStats {
+        cpu_usage: Some(ContainerCpuUsage {
+            total_usage: Some(cpu_ns),
+            usage_in_kernelmode: Some(0),
+            usage_in_usermode: Some(0),
+            percpu_usage: None,
+        }),
+        system_cpu_usage: Some(system_ns),
+        online_cpus: Some(cpus as u32),
+        throttling_data: Some(ContainerThrottlingData {
+            periods: Some(0),
+            throttled_periods: Some(0),
+            throttled_time: Some(0),
+        }),
+    }
+}
+
+/// CPU figures before the first sample: nothing to compare with.
+fn no_cpu_stats() -> ContainerCpuStats {
+    ContainerCpuStats {
+        cpu_usage: Some(ContainerCpuUsage {
+            total_usage: Some(0),
+            ..Default::default()
+        }),
+        throttling_data: Some(Default::default()),
+        ..Default::default()
+    }
 }
 
 impl State {
@@ -79,8 +106,7 @@ impl State {
             .b
             .guest_request(&self.id, "docker stats", &OpsRequest::Stats)
             .await?;
-        let v = self.b.guest_answer(&id, &mut s).await?;
-        let sample: Sample = serde_json::from_value(v).map_err(internal)?;
+        let sample: Sample = self.b.guest_answer_as(&id, &mut s).await?;
         let (limit, cpus) = hardware(&self.b, &self.vm).await?;
         Ok((sample, limit, cpus))
     }
@@ -104,26 +130,50 @@ impl State {
         let zero = Prev::default();
         let pre = self.prev.as_ref().unwrap_or(&zero);
         let preread = if pre.read.is_empty() {
-            "0001-01-01T00:00:00Z".to_string()
+            ZERO_TIME.to_string()
         } else {
             pre.read.clone()
         };
         let pre_cpu = if self.prev.is_some() {
-            cpu_json(pre.cpu_ns, pre.system_ns, pre.cpus)
+            cpu_stats(pre.cpu_ns, pre.system_ns, pre.cpus)
         } else {
-            serde_json::json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}})
+            no_cpu_stats()
         };
-        serde_json::from_value(serde_json::json!({
-            "id": self.id, "name": format!("/{}", self.name), "os_type": "linux",
-            "read": s.read, "preread": preread,
-            "pids_stats": {"current": s.pids},
-            "num_procs": 0,
-            "cpu_stats": cpu_json(now.cpu_ns, now.system_ns, now.cpus),
-            "precpu_stats": pre_cpu,
-            "memory_stats": {"usage": s.memory_bytes, "limit": limit, "stats": {}},
-            "blkio_stats": {}, "storage_stats": {},
-        }))
-        .map_err(internal)
+        Ok(ContainerStatsResponse {
+            read: Some(s.read.clone()),
+            preread: Some(preread),
+            pids_stats: Some(ContainerPidsStats {
+                current: Some(s.pids),
+                limit: None,
+            }),
+            cpu_stats: Some(cpu_stats(now.cpu_ns, now.system_ns, now.cpus)),
+            precpu_stats: Some(pre_cpu),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(s.memory_bytes),
+                limit: Some(limit.max(0) as u64),
+                stats: Some(Default::default()),
+                ..Default::default()
+            }),
+            ..self.blank()
+        })
+    }
+
+    /// The fields every answer has; usage zero.
+    fn blank(&self) -> ContainerStatsResponse {
+        ContainerStatsResponse {
+            id: Some(self.id.clone()),
+            name: Some(format!("/{}", self.name)),
+            read: Some(ZERO_TIME.into()),
+            preread: Some(ZERO_TIME.into()),
+            pids_stats: Some(Default::default()),
+            num_procs: Some(0),
+            cpu_stats: Some(no_cpu_stats()),
+            precpu_stats: Some(no_cpu_stats()),
+            memory_stats: Some(Default::default()),
+            blkio_stats: Some(Default::default()),
+            storage_stats: Some(Default::default()),
+            networks: None,
+        }
     }
 
     fn paused(&self, limit: i64, cpus: i64) -> Result<ContainerStatsResponse> {
@@ -144,14 +194,7 @@ impl State {
 
     /// A stopped container: zeros, as dockerd reports.
     fn idle(&self) -> Result<ContainerStatsResponse> {
-        serde_json::from_value(serde_json::json!({
-            "id": self.id, "name": format!("/{}", self.name), "os_type": "linux",
-            "read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z",
-            "pids_stats": {}, "num_procs": 0, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-            "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-            "memory_stats": {}, "blkio_stats": {}, "storage_stats": {},
-        }))
-        .map_err(internal)
+        Ok(self.blank())
     }
 
     async fn next(mut self) -> Option<(Result<ContainerStatsResponse>, State)> {

@@ -1,37 +1,80 @@
 //! `docker version` and `docker info`.
 
-use super::{internal, VchBackend};
+use super::VchBackend;
 use crate::containers::Status;
 use crate::images::types::ListFilters;
 use docker_api::models::*;
 use docker_api::Result;
+use vsphere_client::FilterSpec;
 
 pub(super) async fn version(_b: &VchBackend) -> Result<SystemVersion> {
-    serde_json::from_value(serde_json::json!({
-        "Version": env!("CARGO_PKG_VERSION"), "Os": "linux", "Arch": "amd64",
-        "KernelVersion": "vSphere", "GoVersion": "n/a (Rust)", "GitCommit": "vch",
-        "Platform": {"Name": "VCH (Virtual Container Host)"},
-    }))
-    .map_err(internal)
+    Ok(SystemVersion {
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        os: Some("linux".into()),
+        arch: Some("amd64".into()),
+        kernel_version: Some("vSphere".into()),
+        go_version: Some("n/a (Rust)".into()),
+        git_commit: Some("vch".into()),
+        platform: Some(SystemVersionPlatform {
+            name: "VCH (Virtual Container Host)".into(),
+        }),
+        ..Default::default()
+    })
+}
+
+/// The compute resource's CPU cores and memory (bytes): what the VCH's containers can
+/// use, as `NCPU` and `MemTotal` describe a Docker host. Unknown (0) if vCenter does not
+/// answer: `info` still answers.
+async fn capacity(b: &VchBackend) -> (i64, i64) {
+    const CORES: &str = "summary.numCpuCores";
+    const MEMORY: &str = "summary.totalMemory";
+    let spec = FilterSpec::object(&b.inner.t.compute_resource, &[CORES, MEMORY]);
+    let Ok(objs) = b.inner.t.client.retrieve(&spec, None).await else {
+        return (0, 0);
+    };
+    let num = |p: &str| {
+        objs.first()
+            .and_then(|o| o.text(p))
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    (num(CORES), num(MEMORY))
 }
 
 pub(super) async fn info(b: &VchBackend) -> Result<SystemInfo> {
     let cs = b.tr().all();
-    let running = cs.iter().filter(|c| c.status == Status::Running).count();
+    let count = |s: Status| cs.iter().filter(|c| c.status == s).count() as i64;
+    let (running, paused) = (count(Status::Running), count(Status::Paused));
     let images = b
         .inner
         .images
         .list(&ListFilters::default())
         .map(|l| l.len())
         .unwrap_or(0);
-    serde_json::from_value(serde_json::json!({
-        "ID": b.inner.t.name, "Name": b.inner.t.name,
-        "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": 0,
-        "ContainersStopped": cs.len() - running, "Images": images,
-        "Driver": "vSphere", "OperatingSystem": "VMware vSphere (VCH)", "OSType": "linux",
-        "Architecture": "x86_64", "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "NCPU": 0, "MemTotal": 0, "DockerRootDir": format!("[{}] {}", b.inner.t.datastore_name, b.inner.t.name),
-        "SystemStatus": [["VCH", b.inner.t.name], ["vCenter", b.inner.t.url]],
-    }))
-    .map_err(internal)
+    let (ncpu, mem_total) = capacity(b).await;
+    let t = &b.inner.t;
+    Ok(SystemInfo {
+        id: Some(t.name.clone()),
+        name: Some(t.name.clone()),
+        containers: Some(cs.len() as i64),
+        containers_running: Some(running),
+        containers_paused: Some(paused),
+        containers_stopped: Some(cs.len() as i64 - running - paused),
+        images: Some(images as i64),
+        driver: Some("vSphere".into()),
+        operating_system: Some("VMware vSphere (VCH)".into()),
+        os_type: Some("linux".into()),
+        architecture: Some("x86_64".into()),
+        server_version: Some(env!("CARGO_PKG_VERSION").into()),
+        ncpu: Some(ncpu),
+        mem_total: Some(mem_total),
+        docker_root_dir: Some(format!("[{}] {}", t.datastore_name, t.name)),
+        logging_driver: Some("json-file".into()),
+        // Shown under "Storage Driver" by the CLI: where the containers live.
+        driver_status: Some(vec![
+            vec!["VCH".into(), t.name.clone()],
+            vec!["vCenter".into(), t.url.clone()],
+        ]),
+        ..Default::default()
+    })
 }

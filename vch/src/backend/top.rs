@@ -1,7 +1,7 @@
 //! `docker top`: the process table the container's tether reads from its /proc.
 
 use super::VchBackend;
-use container_vm::ops::OpsRequest;
+use container_vm::ops::{OpsRequest, ProcessTable};
 use docker_api::models::ContainerTopResponse;
 use docker_api::{Error, Result};
 
@@ -28,7 +28,10 @@ impl VchBackend {
         let (id, mut s) = self
             .guest_request(&id, "docker top", &OpsRequest::Top)
             .await?;
-        let v = self.guest_answer(&id, &mut s).await?;
-        serde_json::from_value(v).map_err(super::internal)
+        let table: ProcessTable = self.guest_answer_as(&id, &mut s).await?;
+        Ok(ContainerTopResponse {
+            titles: Some(table.titles),
+            processes: Some(table.processes),
+        })
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{internal, VchBackend};
 use crate::translator::platform::{PlatformError, VmChange};
-use docker_api::models::{ContainerUpdateBody, ContainerUpdateResponse};
+use docker_api::models::{ContainerUpdateBody, ContainerUpdateResponse, RestartPolicy};
 use docker_api::{Error, Result};
 
 /// Update fields a VM can honour.
@@ -105,19 +105,18 @@ impl VchBackend {
             }
         }
         let mut meta = c.meta.clone();
-        if let Some(h) = meta.host_config.as_object_mut() {
-            if let Some(m) = memory {
-                h.insert("Memory".into(), m.into());
-            }
-            if let Some(n) = nano {
-                h.insert("NanoCpus".into(), n.into());
-            }
-            if let Some((name, retries)) = &policy {
-                h.insert(
-                    "RestartPolicy".into(),
-                    serde_json::json!({"Name": name, "MaximumRetryCount": retries}),
-                );
-            }
+        let h = &mut meta.host_config;
+        if memory.is_some() {
+            h.memory = memory;
+        }
+        if nano.is_some() {
+            h.nano_cpus = nano;
+        }
+        if let Some((name, retries)) = &policy {
+            h.restart_policy = Some(RestartPolicy {
+                name: name.parse().ok(),
+                maximum_retry_count: Some(*retries),
+            });
         }
         // One reconfigure: the hardware and the record change together or not at all.
         let change = VmChange {

@@ -117,13 +117,16 @@ pub(super) fn volume_json(b: &VchBackend, rec: &crate::volumes::VolumeRecord) ->
     if rec.anonymous {
         labels.insert("com.docker.volume.anonymous".into(), String::new());
     }
-    serde_json::from_value(serde_json::json!({
-        "Name": rec.name, "Driver": "local",
-        "Mountpoint": b.inner.volumes.disk_path(&rec.name),
-        "CreatedAt": rec.created_at, "Labels": labels, "Scope": "local",
-        "Options": rec.options,
-    }))
-    .map_err(internal)
+    Ok(Volume {
+        name: rec.name.clone(),
+        driver: "local".into(),
+        mountpoint: b.inner.volumes.disk_path(&rec.name),
+        created_at: Some(rec.created_at.clone()),
+        labels: labels.into_iter().collect(),
+        scope: Some(VolumeScopeEnum::LOCAL),
+        options: rec.options.clone().into_iter().collect(),
+        ..Default::default()
+    })
 }
 
 /// Finds or creates the volumes a create asks for.

@@ -37,6 +37,21 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
+/// The credentials the API layer decoded (`X-Registry-Auth`, `POST /auth`).
+impl From<docker_api::options::RegistryAuth> for RegistryAuth {
+    fn from(a: docker_api::options::RegistryAuth) -> Self {
+        RegistryAuth {
+            username: a.config.username.unwrap_or_default(),
+            password: a.config.password.unwrap_or_default(),
+            auth: a.auth.unwrap_or_default(),
+            email: a.config.email.unwrap_or_default(),
+            serveraddress: a.config.serveraddress.unwrap_or_default(),
+            identitytoken: a.identity_token.unwrap_or_default(),
+            registrytoken: a.registry_token.unwrap_or_default(),
+        }
+    }
+}
+
 impl RegistryAuth {
     /// Decodes an `X-Registry-Auth` value. Empty, `{}` or all-empty values mean
     /// anonymous (None). The CLI sends base64url; older clients sent standard base64.

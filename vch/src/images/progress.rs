@@ -1,8 +1,8 @@
 //! Pull/load/import progress, as the events dockerd streams to the CLI
-//! (`jsonmessage.JSONMessage` lines). [`ProgressEvent::to_json`] renders the exact
+//! (`jsonmessage.JSONMessage` lines). [`ProgressEvent::to_message`] renders the exact
 //! message, so the route only has to write one JSON object per line.
 
-use serde_json::{json, Value};
+use docker_api::{JsonMessage, JsonProgress};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProgressEvent {
@@ -103,11 +103,14 @@ impl ProgressEvent {
         }
     }
 
-    /// The JSON message dockerd would send for this event.
-    pub fn to_json(&self) -> Value {
+    /// The message dockerd would send for this event.
+    pub fn to_message(&self) -> JsonMessage {
         use ProgressEvent::*;
         match self {
-            Stream { message } => json!({ "stream": format!("{message}\n") }),
+            Stream { message } => JsonMessage {
+                stream: Some(format!("{message}\n")),
+                ..Default::default()
+            },
             Downloading {
                 layer,
                 current,
@@ -117,17 +120,21 @@ impl ProgressEvent {
                 layer,
                 current,
                 total,
-            } => {
-                json!({
-                    "status": self.status(),
-                    "id": layer,
-                    "progressDetail": { "current": current, "total": total },
-                    "progress": progress_bar(*current, *total),
-                })
-            }
-            _ => match self.id() {
-                Some(id) => json!({ "status": self.status(), "id": id }),
-                None => json!({ "status": self.status() }),
+            } => JsonMessage {
+                status: Some(self.status()),
+                id: Some(layer.clone()),
+                progress_detail: Some(JsonProgress {
+                    current: *current as i64,
+                    total: *total as i64,
+                    ..Default::default()
+                }),
+                progress: Some(progress_bar(*current, *total)),
+                ..Default::default()
+            },
+            _ => JsonMessage {
+                status: Some(self.status()),
+                id: self.id().map(str::to_string),
+                ..Default::default()
             },
         }
     }
@@ -175,6 +182,11 @@ pub fn human(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn json_of(e: &ProgressEvent) -> serde_json::Value {
+        serde_json::to_value(e.to_message()).unwrap()
+    }
 
     #[test]
     fn renders_docker_messages() {
@@ -183,25 +195,23 @@ mod tests {
             id: "latest".into(),
         };
         assert_eq!(
-            e.to_json(),
+            json_of(&e),
             json!({"status":"Pulling from library/busybox","id":"latest"})
         );
-        let d = ProgressEvent::Downloading {
+        let d = json_of(&ProgressEvent::Downloading {
             layer: "abc".into(),
             current: 1_200_000,
             total: 3_400_000,
-        }
-        .to_json();
+        });
         assert_eq!(d["progressDetail"]["current"], 1_200_000);
         assert!(
             d["progress"].as_str().unwrap().ends_with("1.2MB/3.4MB"),
             "{d}"
         );
         assert_eq!(
-            ProgressEvent::Stream {
+            json_of(&ProgressEvent::Stream {
                 message: "Loaded image: busybox:latest".into()
-            }
-            .to_json(),
+            }),
             json!({"stream":"Loaded image: busybox:latest\n"})
         );
         assert_eq!(human(999), "999B");

@@ -3,7 +3,11 @@
 
 use super::registry::{builtin_id, Network, Networks};
 use container_vm::spec::{ContainerSpec, Interface};
-use serde_json::{json, Map, Value};
+use docker_api::models::{
+    ConfigReference, EndpointSettings, Ipam, IpamConfig, Network as NetworkModel, NetworkContainer,
+    NetworkSettings, PortMap,
+};
+use std::collections::HashMap;
 
 /// A member of a network: (container id, name, spec).
 pub type Member<'a> = (&'a str, &'a str, &'a ContainerSpec);
@@ -43,57 +47,90 @@ pub fn dns_names(net: &Network, id: &str, name: &str, i: &Interface) -> Vec<Stri
 }
 
 /// `docker network inspect` of a network (None: `none`).
-pub fn network(nets: &Networks, net: Option<&Network>, members: &[Member]) -> Value {
-    let mut containers = Map::new();
+pub fn network(nets: &Networks, net: Option<&Network>, members: &[Member]) -> NetworkModel {
+    let mut containers = HashMap::new();
     for (cid, name, spec) in members {
         let entry = match net {
-            Some(n) => interface_on(nets, spec, n).map(|i| {
-                json!({
-                    "Name": name, "EndpointID": endpoint_id(cid, &n.rec.id),
-                    "MacAddress": i.mac, "IPv4Address": format!("{}/{}", i.address, i.prefix),
-                    "IPv6Address": "",
-                })
+            Some(n) => interface_on(nets, spec, n).map(|i| NetworkContainer {
+                name: Some(name.to_string()),
+                endpoint_id: Some(endpoint_id(cid, &n.rec.id)),
+                mac_address: Some(i.mac.clone()),
+                ipv4_address: Some(format!("{}/{}", i.address, i.prefix)),
+                ipv6_address: Some(String::new()),
             }),
-            None => spec.interfaces.is_empty().then(|| {
-                json!({"Name": name, "EndpointID": endpoint_id(cid, "none"), "MacAddress": "",
-                       "IPv4Address": "", "IPv6Address": ""})
+            None => spec.interfaces.is_empty().then(|| NetworkContainer {
+                name: Some(name.to_string()),
+                endpoint_id: Some(endpoint_id(cid, "none")),
+                mac_address: Some(String::new()),
+                ipv4_address: Some(String::new()),
+                ipv6_address: Some(String::new()),
             }),
         };
         if let Some(e) = entry {
             containers.insert(cid.to_string(), e);
         }
     }
-    let Some(n) = net else {
-        return json!({
-            "Name": "none", "Id": nets.none_id(), "Created": "0001-01-01T00:00:00Z",
-            "Scope": "local", "Driver": "null", "EnableIPv4": false, "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": []},
-            "Internal": false, "Attachable": false, "Ingress": false,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-            "Containers": containers, "Options": {}, "Labels": {},
-        });
+    let common = NetworkModel {
+        scope: Some("local".into()),
+        enable_ipv6: Some(false),
+        ingress: Some(false),
+        config_from: Some(ConfigReference {
+            network: Some(String::new()),
+        }),
+        config_only: Some(false),
+        containers: Some(containers),
+        ..Default::default()
     };
-    let mut ipam =
-        json!({"Subnet": n.pool.subnet.to_string(), "Gateway": n.pool.gateway.to_string()});
-    if let Some(r) = n.pool.range {
-        ipam["IPRange"] = json!(r.to_string());
-    }
-    if !n.rec.aux_addresses.is_empty() {
-        ipam["AuxiliaryAddresses"] = json!(n.rec.aux_addresses);
-    }
-    json!({
-        "Name": n.rec.name, "Id": n.rec.id, "Created": n.rec.created, "Scope": "local",
-        "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": if n.builtin { Value::Null } else { json!({}) }, "Config": [ipam]},
-        "Internal": n.rec.internal, "Attachable": n.rec.attachable, "Ingress": false,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-        "Containers": containers,
+    let Some(n) = net else {
+        return NetworkModel {
+            name: Some("none".into()),
+            id: Some(nets.none_id().to_string()),
+            created: Some("0001-01-01T00:00:00Z".into()),
+            driver: Some("null".into()),
+            enable_ipv4: Some(false),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                options: None,
+                config: Some(vec![]),
+            }),
+            internal: Some(false),
+            attachable: Some(false),
+            options: Some(HashMap::new()),
+            labels: Some(HashMap::new()),
+            ..common
+        };
+    };
+    let config = IpamConfig {
+        subnet: Some(n.pool.subnet.to_string()),
+        gateway: Some(n.pool.gateway.to_string()),
+        ip_range: n.pool.range.map(|r| r.to_string()),
+        auxiliary_addresses: (!n.rec.aux_addresses.is_empty())
+            .then(|| n.rec.aux_addresses.clone().into_iter().collect()),
+    };
+    NetworkModel {
+        name: Some(n.rec.name.clone()),
+        id: Some(n.rec.id.clone()),
+        created: Some(n.rec.created.clone()),
+        driver: Some("bridge".into()),
+        enable_ipv4: Some(true),
+        ipam: Some(Ipam {
+            driver: Some("default".into()),
+            options: (!n.builtin).then(HashMap::new),
+            config: Some(vec![config]),
+        }),
+        internal: Some(n.rec.internal),
+        attachable: Some(n.rec.attachable),
         // Where the bridge is in vSphere, for admins. Not on user networks: Compose
         // recreates a network whose options differ from what it asked for; their port
         // group is `<vch>-<network>` (docs/design.md).
-        "Options": if n.builtin { json!({"vch.portgroup": n.pg.name}) } else { json!({}) },
-        "Labels": n.rec.labels,
-    })
+        options: Some(if n.builtin {
+            HashMap::from([("vch.portgroup".to_string(), n.pg.name.clone())])
+        } else {
+            HashMap::new()
+        }),
+        labels: Some(n.rec.labels.clone().into_iter().collect()),
+        ..common
+    }
 }
 
 /// `NetworkSettings` of `docker inspect`; `ports` is the `Ports` map. The top-level
@@ -103,53 +140,87 @@ pub fn settings(
     id: &str,
     name: &str,
     spec: &ContainerSpec,
-    ports: Value,
-) -> Value {
-    let mut networks = Map::new();
-    let mut top = json!({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""});
+    ports: PortMap,
+) -> NetworkSettings {
+    let networks = endpoints(nets, id, name, spec);
+    let bridge = spec
+        .interfaces
+        .iter()
+        .filter_map(|i| nets.by_id(&i.network).filter(|n| n.builtin))
+        .find_map(|n| networks.get(&n.rec.name));
+    let top =
+        |f: fn(&EndpointSettings) -> Option<String>| Some(bridge.and_then(f).unwrap_or_default());
+    NetworkSettings {
+        bridge: Some(String::new()),
+        sandbox_id: Some(String::new()),
+        sandbox_key: Some(String::new()),
+        ports: Some(ports),
+        hairpin_mode: Some(false),
+        link_local_ipv6_address: Some(String::new()),
+        link_local_ipv6_prefix_len: Some(0),
+        secondary_ip_addresses: None,
+        secondary_ipv6_addresses: None,
+        endpoint_id: top(|e| e.endpoint_id.clone()),
+        gateway: top(|e| e.gateway.clone()),
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        ip_address: top(|e| e.ip_address.clone()),
+        ip_prefix_len: Some(bridge.and_then(|e| e.ip_prefix_len).unwrap_or(0)),
+        ipv6_gateway: Some(String::new()),
+        mac_address: top(|e| e.mac_address.clone()),
+        networks: Some(networks),
+    }
+}
+
+/// A container's endpoints by network name (`NetworkSettings.Networks`, also `ps`'s).
+pub fn endpoints(
+    nets: &Networks,
+    id: &str,
+    name: &str,
+    spec: &ContainerSpec,
+) -> HashMap<String, EndpointSettings> {
+    let blank = || EndpointSettings {
+        gw_priority: Some(0),
+        ipv6_gateway: Some(String::new()),
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        ..Default::default()
+    };
+    let mut networks = HashMap::new();
     for i in &spec.interfaces {
         let Some(n) = nets.by_id(&i.network) else {
             continue;
         };
-        let ep = endpoint_id(id, &n.rec.id);
-        let gw = n.pool.gateway.to_string();
-        let aliases = (!n.builtin).then(|| i.aliases.clone());
         networks.insert(
             n.rec.name.clone(),
-            json!({
-                "IPAMConfig": null, "Links": null, "Aliases": aliases, "MacAddress": i.mac,
-                "DriverOpts": null, "GwPriority": 0, "NetworkID": n.rec.id, "EndpointID": ep,
-                "Gateway": gw, "IPAddress": i.address, "IPPrefixLen": i.prefix, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "DNSNames": if n.builtin { Value::Null } else { json!(dns_names(&n, id, name, i)) },
-            }),
+            EndpointSettings {
+                aliases: (!n.builtin).then(|| i.aliases.clone()),
+                mac_address: Some(i.mac.clone()),
+                network_id: Some(n.rec.id.clone()),
+                endpoint_id: Some(endpoint_id(id, &n.rec.id)),
+                gateway: Some(n.pool.gateway.to_string()),
+                ip_address: Some(i.address.clone()),
+                ip_prefix_len: Some(i.prefix as i64),
+                dns_names: (!n.builtin).then(|| dns_names(&n, id, name, i)),
+                ..blank()
+            },
         );
-        if n.builtin {
-            top = json!({"EndpointID": ep, "Gateway": gw, "IPAddress": i.address,
-                         "IPPrefixLen": i.prefix, "MacAddress": i.mac});
-        }
     }
     if spec.interfaces.is_empty() {
         networks.insert(
             "none".into(),
-            json!({
-                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                "DriverOpts": null, "GwPriority": 0, "NetworkID": nets.none_id(),
-                "EndpointID": endpoint_id(id, "none"), "Gateway": "", "IPAddress": "",
-                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-            }),
+            EndpointSettings {
+                mac_address: Some(String::new()),
+                network_id: Some(nets.none_id().to_string()),
+                endpoint_id: Some(endpoint_id(id, "none")),
+                gateway: Some(String::new()),
+                ip_address: Some(String::new()),
+                ip_prefix_len: Some(0),
+                ..blank()
+            },
         );
     }
-    json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": ports,
-        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": top["EndpointID"], "Gateway": top["Gateway"], "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": top["IPAddress"], "IPPrefixLen": top["IPPrefixLen"],
-        "IPv6Gateway": "", "MacAddress": top["MacAddress"],
-        "Networks": networks,
-    })
+    networks
 }
 
 /// Names of the networks a container is on (`ps --filter network=`, `HostConfig`).

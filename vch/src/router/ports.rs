@@ -4,7 +4,7 @@
 //! docs/design.md for why not DNAT). Listeners exist while the container runs.
 
 use super::GuestSide;
-use docker_api::models::PortMap;
+use docker_api::models::{Port, PortBinding, PortMap};
 use docker_api::Error;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -418,33 +418,36 @@ async fn listen_udp(
 
 /// `NetworkSettings.Ports`: every exposed or published port, with its host bindings
 /// (`null` when only exposed).
-pub fn ports_map(bound: &[Bound], exposed: &[String]) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
+pub fn ports_map(bound: &[Bound], exposed: &[String]) -> PortMap {
+    let mut m = PortMap::new();
     for e in exposed {
         if let Ok((p, proto)) = parse_port_key(e) {
-            m.insert(format!("{p}/{}", proto.name()), serde_json::Value::Null);
+            m.insert(format!("{p}/{}", proto.name()), None);
         }
     }
     for b in bound {
         let key = format!("{}/{}", b.container_port, b.proto.name());
-        let entry = serde_json::json!({"HostIp": b.host_ip.to_string(), "HostPort": b.host_port.to_string()});
-        match m.get_mut(&key) {
-            Some(serde_json::Value::Array(a)) => a.push(entry),
-            _ => {
-                m.insert(key, serde_json::Value::Array(vec![entry]));
-            }
-        }
+        let entry = PortBinding {
+            host_ip: Some(b.host_ip.to_string()),
+            host_port: Some(b.host_port.to_string()),
+        };
+        m.entry(key)
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(entry);
     }
-    serde_json::Value::Object(m)
+    m
 }
 
 /// `docker ps`'s `Ports` entries.
-pub fn summary(bound: &[Bound]) -> Vec<serde_json::Value> {
+pub fn summary(bound: &[Bound]) -> Vec<Port> {
     bound
         .iter()
-        .map(|b| {
-            serde_json::json!({"IP": b.host_ip.to_string(), "PrivatePort": b.container_port,
-                               "PublicPort": b.host_port, "Type": b.proto.name()})
+        .map(|b| Port {
+            ip: Some(b.host_ip.to_string()),
+            private_port: b.container_port,
+            public_port: Some(b.host_port),
+            typ: b.proto.name().parse().ok(),
         })
         .collect()
 }
@@ -686,8 +689,11 @@ mod tests {
             proto: Proto::Tcp,
         }];
         let m = ports_map(&b, &["80/tcp".into(), "443/tcp".into()]);
-        assert_eq!(m["80/tcp"][0]["HostPort"], "8080");
-        assert!(m["443/tcp"].is_null());
-        assert_eq!(summary(&b)[0]["PublicPort"], 8080);
+        assert_eq!(
+            m["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8080")
+        );
+        assert!(m["443/tcp"].is_none());
+        assert_eq!(summary(&b)[0].public_port, Some(8080));
     }
 }

@@ -49,10 +49,10 @@ fn exposed(c: &Container, published: &[(u16, u16, &'static str)]) -> Vec<(u16, S
     let mut v: Vec<(u16, String)> = c
         .meta
         .config
-        .get("ExposedPorts")
-        .and_then(|e| e.as_object())
+        .exposed_ports
+        .as_ref()
         .map(|m| {
-            m.keys()
+            m.iter()
                 .filter_map(|k| {
                     let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
                     Some((p.parse().ok()?, proto.to_string()))
@@ -104,8 +104,8 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 fn label_matches(c: &Container, want: &str) -> bool {
-    let labels = c.meta.config.get("Labels").and_then(|l| l.as_object());
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str());
+    let labels = c.meta.config.labels.as_ref();
+    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
     match want.split_once('=') {
         Some((k, v)) => get(k) == Some(v),
         None => labels.is_some_and(|l| l.contains_key(want)),

@@ -1,6 +1,9 @@
-//! A container's state as Docker clients read it (`inspect`'s `State`, `ps`'s columns).
+//! A container's state as Docker clients read it (`inspect`'s `State`, `ps`'s columns),
+//! as Docker's typed models.
 
 use crate::containers::{Container, Status};
+use chrono::{DateTime, Utc};
+use docker_api::models::{ContainerState, ContainerStateStatusEnum, ContainerSummaryStateEnum};
 
 /// Docker's name of a state (`ps --filter status=`, `State.Status`).
 pub fn state_name(s: Status) -> &'static str {
@@ -25,35 +28,97 @@ pub fn state_of(c: &Container, restarting: bool) -> &'static str {
     }
 }
 
+/// `ps`'s `State` column as Docker's model.
+pub fn summary_state(c: &Container, restarting: bool) -> ContainerSummaryStateEnum {
+    state_of(c, restarting)
+        .parse()
+        .unwrap_or(ContainerSummaryStateEnum::EMPTY)
+}
+
 /// `inspect`'s `State`; `restarting`: a restart policy's start is pending.
-pub fn state_json(c: &Container, restarting: bool) -> serde_json::Value {
+pub fn state(c: &Container, restarting: bool) -> ContainerState {
     let running = matches!(c.status, Status::Running | Status::Paused);
     let f = c.finished.clone().unwrap_or_default();
     let restarting = restarting && c.status == Status::Exited;
-    serde_json::json!({
-        "Status": state_of(c, restarting), "Running": running, "Paused": c.status == Status::Paused,
-        "Restarting": restarting, "OOMKilled": f.oom_killed, "Dead": false, "Pid": 0,
-        "ExitCode": f.exit_code, "Error": f.error.unwrap_or_default(),
-        "StartedAt": c.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-        "FinishedAt": if f.finished_at.is_empty() { ZERO_TIME.to_string() } else { f.finished_at },
-    })
+    ContainerState {
+        status: state_of(c, restarting)
+            .parse()
+            .ok()
+            .or(Some(ContainerStateStatusEnum::EMPTY)),
+        running: Some(running),
+        paused: Some(c.status == Status::Paused),
+        restarting: Some(restarting),
+        oom_killed: Some(f.oom_killed),
+        dead: Some(false),
+        pid: Some(0),
+        exit_code: Some(f.exit_code),
+        error: Some(f.error.unwrap_or_default()),
+        started_at: Some(c.started_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
+        finished_at: Some(if f.finished_at.is_empty() {
+            ZERO_TIME.to_string()
+        } else {
+            f.finished_at
+        }),
+        health: None,
+    }
 }
 
-/// `ps`'s STATUS column (`Restarting (<code>)` during a restart policy's back-off).
-pub fn status_text(c: &Container, restarting: bool) -> String {
-    let code = c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0);
+/// `ps`'s STATUS column as dockerd words it at `now`: "Up 5 minutes", "Exited (0) 2
+/// hours ago", `Restarting (<code>) … ago` during a restart policy's back-off.
+pub fn status_text(c: &Container, restarting: bool, now: DateTime<Utc>) -> String {
+    let f = c.finished.as_ref();
+    let code = f.map(|f| f.exit_code).unwrap_or(0);
+    let since = |t: Option<&str>| -> Option<String> {
+        let t =
+            DateTime::parse_from_rfc3339(t.filter(|t| !t.is_empty() && *t != ZERO_TIME)?).ok()?;
+        Some(human_duration(now.signed_duration_since(t)))
+    };
+    let finished = f.map(|f| f.finished_at.as_str());
+    let ago = |t: Option<&str>| since(t).map(|d| format!(" {d} ago")).unwrap_or_default();
     if restarting && c.status == Status::Exited {
-        return format!("Restarting ({code})");
+        return format!("Restarting ({code}){}", ago(finished));
     }
+    let up = || match since(c.started_at.as_deref()) {
+        Some(d) => format!("Up {d}"),
+        None => "Up".to_string(),
+    };
     match c.status {
-        Status::Running => "Up".to_string(),
-        Status::Paused => "Up (Paused)".to_string(),
-        Status::Exited => format!(
-            "Exited ({})",
-            c.finished.as_ref().map(|f| f.exit_code).unwrap_or(0)
-        ),
+        Status::Running => up(),
+        Status::Paused => format!("{} (Paused)", up()),
+        Status::Exited => format!("Exited ({code}){}", ago(finished)),
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+/// A duration as Docker words it (go-units' `HumanDuration`).
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let seconds = d.num_seconds();
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = d.num_minutes();
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    // Rounded, as go-units does (`d.Hours() + 0.5`).
+    let hours = (d.num_seconds() as f64 / 3600.0 + 0.5) as i64;
+    match hours {
+        1 => "About an hour".into(),
+        h if h < 48 => format!("{h} hours"),
+        h if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        h if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        h if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", d.num_hours() / 24 / 365),
     }
 }
 

@@ -18,10 +18,12 @@ pub enum Policy {
 impl Policy {
     /// The policy in a container's record (`HostConfig.RestartPolicy`).
     pub fn of(meta: &Meta) -> Policy {
-        let p = &meta.host_config["RestartPolicy"];
+        let p = meta.host_config.restart_policy.as_ref();
         Policy::parse(
-            p["Name"].as_str().unwrap_or(""),
-            p["MaximumRetryCount"].as_i64().unwrap_or(0),
+            &p.and_then(|p| p.name)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            p.and_then(|p| p.maximum_retry_count).unwrap_or(0),
         )
     }
 

@@ -3,14 +3,21 @@
 use super::super::filters::{select, Query};
 use super::{id, meta, spec};
 use crate::containers::{Container, FinalState, Status};
+use docker_api::models::ContainerStateStatusEnum;
 use docker_api::Filters;
 use vsphere_client::MoRef;
 
 fn c(prefix: &str, name: &str, created_s: u32, status: Status, exit: Option<i64>) -> Container {
     let i = id(prefix);
-    let mut m = meta(&i, name, serde_json::json!({}));
+    let mut m = meta(&i, name, super::defaults());
     m.created = format!("2026-01-01T00:00:{created_s:02}Z");
-    m.config = serde_json::json!({"Labels": {"tier": name, "team": "a"}});
+    m.config.labels = Some(
+        [
+            ("tier".to_string(), name.to_string()),
+            ("team".into(), "a".into()),
+        ]
+        .into(),
+    );
     if name == "db" {
         m.image = "postgres:16".into();
         m.image_id = "sha256:dbdbdb00".into();
@@ -191,19 +198,19 @@ fn a_container_in_its_restart_back_off_is_restarting() {
     let cs = all();
     let cache = &cs[2];
     assert_eq!(
-        super::super::render::status_text(cache, true),
+        super::super::render::status_text(cache, true, chrono::Utc::now()),
         "Restarting (137)"
     );
-    let s = super::super::render::state_json(cache, true);
+    let s = super::super::render::state(cache, true);
     assert_eq!(
-        (s["Status"].as_str(), s["Restarting"].as_bool()),
-        (Some("restarting"), Some(true))
+        (s.status, s.restarting),
+        (Some(ContainerStateStatusEnum::RESTARTING), Some(true))
     );
     // Only an exited container can be between two runs.
     let web = &cs[0];
     assert_eq!(
-        super::super::render::state_json(web, true)["Restarting"],
-        false
+        super::super::render::state(web, true).restarting,
+        Some(false)
     );
 }
 
@@ -231,23 +238,73 @@ fn health_task_and_isolation_filters() {
 fn render_shows_docker_states_and_status_texts() {
     use super::super::render::*;
     let cs = all();
-    let texts: Vec<String> = cs.iter().map(|c| status_text(c, false)).collect();
+    let texts: Vec<String> = cs
+        .iter()
+        .map(|c| status_text(c, false, chrono::Utc::now()))
+        .collect();
     assert_eq!(
         texts,
         ["Up", "Exited (0)", "Exited (137)", "Created", "Up (Paused)"]
     );
-    let s = state_json(&cs[4], false);
+    let s = state(&cs[4], false);
     assert_eq!(
+        (s.status, s.running, s.paused),
         (
-            s["Status"].as_str(),
-            s["Running"].as_bool(),
-            s["Paused"].as_bool()
-        ),
-        (Some("paused"), Some(true), Some(true))
+            Some(ContainerStateStatusEnum::PAUSED),
+            Some(true),
+            Some(true)
+        )
     );
-    let s = state_json(&cs[3], false);
-    assert_eq!(s["StartedAt"], "0001-01-01T00:00:00Z");
-    assert_eq!(s["FinishedAt"], "0001-01-01T00:00:00Z");
+    let s = state(&cs[3], false);
+    assert_eq!(s.started_at.as_deref(), Some("0001-01-01T00:00:00Z"));
+    assert_eq!(s.finished_at.as_deref(), Some("0001-01-01T00:00:00Z"));
     assert_eq!(created_unix(&cs[0]), 1767225601);
     assert_eq!(command(&cs[0]), "sh -c true");
+}
+
+#[test]
+fn status_texts_say_how_long_as_dockerd_does() {
+    use super::super::render::*;
+    let now: chrono::DateTime<chrono::Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
+    let mut cs = all();
+    cs[0].started_at = Some("2026-01-01T11:59:55Z".into());
+    assert_eq!(status_text(&cs[0], false, now), "Up 5 seconds");
+    cs[4].started_at = Some("2026-01-01T09:00:00Z".into());
+    assert_eq!(status_text(&cs[4], false, now), "Up 3 hours (Paused)");
+    cs[1].finished.as_mut().unwrap().finished_at = "2026-01-01T11:59:00Z".into();
+    assert_eq!(
+        status_text(&cs[1], false, now),
+        "Exited (0) About a minute ago"
+    );
+    cs[2].finished.as_mut().unwrap().finished_at = "2026-01-01T11:30:00Z".into();
+    assert_eq!(
+        status_text(&cs[2], true, now),
+        "Restarting (137) 30 minutes ago"
+    );
+}
+
+#[test]
+fn human_durations_follow_go_units() {
+    use super::super::render::human_duration;
+    let s = chrono::TimeDelta::seconds;
+    let cases = [
+        (0, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (119, "About a minute"),
+        (120, "2 minutes"),
+        (3599, "59 minutes"),
+        (3600, "About an hour"),
+        (5399, "About an hour"),
+        (5400, "2 hours"),
+        (47 * 3600, "47 hours"),
+        (48 * 3600, "2 days"),
+        (14 * 86400, "2 weeks"),
+        (60 * 86400, "2 months"),
+        (2 * 365 * 86400, "2 years"),
+    ];
+    for (secs, want) in cases {
+        assert_eq!(human_duration(s(secs)), want, "{secs} s");
+    }
 }

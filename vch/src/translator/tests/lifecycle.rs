@@ -5,7 +5,6 @@ use super::super::platform::{PlatformError, Power};
 use super::super::Error;
 use crate::containers::Status;
 use docker_api::options::WaitCondition;
-use serde_json::json;
 
 fn status_of(e: Error) -> u16 {
     crate::translator::error::to_docker(e).status().as_u16()
@@ -14,7 +13,7 @@ fn status_of(e: Error) -> u16 {
 #[tokio::test(start_paused = true)]
 async fn create_makes_a_parked_clone_and_a_create_event() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     let c = rig.c(&i);
     assert_eq!(c.status, Status::Created);
     assert!(c.parked);
@@ -27,9 +26,9 @@ async fn create_makes_a_parked_clone_and_a_create_event() {
 #[tokio::test(start_paused = true)]
 async fn create_reshapes_the_clone_only_when_it_differs_from_the_template() {
     let rig = Rig::new();
-    rig.create("small", json!({})).await;
+    rig.create("small", super::defaults()).await;
     assert_eq!(rig.p.count("reconfigure"), 0);
-    let mut plan = super::plan(&super::naming_id(), "big", json!({}));
+    let mut plan = super::plan(&super::naming_id(), "big", super::defaults());
     plan.memory_mb = 512;
     plan.cpus = 2;
     let i = rig.t.create(plan).await.unwrap();
@@ -42,7 +41,7 @@ async fn a_failed_reshape_destroys_the_clone() {
     let rig = Rig::new();
     rig.p
         .fail("reconfigure", PlatformError::Busy("vSphere: busy".into()));
-    let mut plan = super::plan(&super::naming_id(), "big", json!({}));
+    let mut plan = super::plan(&super::naming_id(), "big", super::defaults());
     plan.memory_mb = 512;
     let e = rig.t.create(plan).await.unwrap_err();
     assert_eq!(status_of(e), 409);
@@ -53,7 +52,7 @@ async fn a_failed_reshape_destroys_the_clone() {
 #[tokio::test(start_paused = true)]
 async fn first_start_tells_the_parked_tether_to_run() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     rig.t.start(&i).await.unwrap();
     let c = rig.c(&i);
     assert_eq!(c.status, Status::Running);
@@ -74,7 +73,7 @@ async fn first_start_tells_the_parked_tether_to_run() {
 #[tokio::test(start_paused = true)]
 async fn starting_a_running_container_is_304() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     assert_eq!(status_of(rig.t.start(&i).await.unwrap_err()), 304);
 }
 
@@ -84,7 +83,7 @@ async fn a_clone_whose_tether_never_connects_stays_created_and_the_start_is_take
     let i = super::naming_id();
     rig.g.mute.lock().insert(i.clone());
     rig.t
-        .create(super::plan(&i, "web", json!({})))
+        .create(super::plan(&i, "web", super::defaults()))
         .await
         .unwrap();
     let e = rig.t.start(&i).await.unwrap_err();
@@ -98,7 +97,7 @@ async fn a_clone_whose_tether_never_connects_stays_created_and_the_start_is_take
 #[tokio::test(start_paused = true)]
 async fn an_exit_is_recorded_with_its_code_and_persisted() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 3);
     rig.until_status(&i, Status::Exited).await;
     let f = rig.c(&i).finished.unwrap();
@@ -119,7 +118,7 @@ async fn an_exit_is_recorded_with_its_code_and_persisted() {
 #[tokio::test(start_paused = true)]
 async fn an_exit_error_and_oom_kill_are_kept() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit_with(&i, 137, Some("out of memory"), true);
     rig.until_status(&i, Status::Exited).await;
     let f = rig.c(&i).finished.unwrap();
@@ -130,7 +129,7 @@ async fn an_exit_error_and_oom_kill_are_kept() {
 #[tokio::test(start_paused = true)]
 async fn oom_is_only_claimed_for_a_sigkill() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit_with(&i, 1, None, true);
     rig.until_status(&i, Status::Exited).await;
     assert!(!rig.c(&i).finished.unwrap().oom_killed);
@@ -139,7 +138,7 @@ async fn oom_is_only_claimed_for_a_sigkill() {
 #[tokio::test(start_paused = true)]
 async fn a_vm_powered_off_out_of_band_exits_137() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.power_off_out_of_band(&rig.c(&i).vm);
     rig.until_status(&i, Status::Exited).await;
     assert_eq!(rig.c(&i).finished.unwrap().exit_code, 137);
@@ -148,7 +147,7 @@ async fn a_vm_powered_off_out_of_band_exits_137() {
 #[tokio::test(start_paused = true)]
 async fn second_start_is_a_cold_power_on_with_its_own_watch() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
     rig.t.start(&i).await.unwrap();
@@ -168,7 +167,7 @@ async fn second_start_is_a_cold_power_on_with_its_own_watch() {
 #[tokio::test(start_paused = true)]
 async fn a_cold_start_vcenter_refuses_is_taken_back() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
     let before = rig.starts.starts.lock().get(&i).cloned();
@@ -184,7 +183,7 @@ async fn a_cold_start_vcenter_refuses_is_taken_back() {
 #[tokio::test(start_paused = true)]
 async fn stop_sends_term_and_the_process_exit_ends_it() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.stop(&i, None, Some(10)).await.unwrap();
     assert_eq!(rig.g.signals_of(&i), [15]);
     assert_eq!(rig.c(&i).status, Status::Exited);
@@ -198,7 +197,7 @@ async fn stop_sends_term_and_the_process_exit_ends_it() {
 async fn stop_powers_off_after_the_timeout_when_the_signal_is_ignored() {
     let rig = Rig::new();
     rig.g.exit_on.lock().clear();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     let t0 = tokio::time::Instant::now();
     rig.t.stop(&i, Some("SIGUSR1"), Some(3)).await.unwrap();
     assert!(t0.elapsed() >= std::time::Duration::from_secs(3));
@@ -210,7 +209,7 @@ async fn stop_powers_off_after_the_timeout_when_the_signal_is_ignored() {
 #[tokio::test(start_paused = true)]
 async fn stopping_a_stopped_container_is_304() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     assert_eq!(
         status_of(rig.t.stop(&i, None, None).await.unwrap_err()),
         304
@@ -221,7 +220,7 @@ async fn stopping_a_stopped_container_is_304() {
 async fn stop_when_vcenter_is_away_is_503() {
     let rig = Rig::new();
     rig.g.exit_on.lock().clear();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.set_unreachable(true);
     let e = rig.t.stop(&i, None, Some(0)).await.unwrap_err();
     let d = crate::translator::error::to_docker(e);
@@ -236,7 +235,7 @@ async fn stop_when_vcenter_is_away_is_503() {
 #[tokio::test(start_paused = true)]
 async fn kill_is_a_power_off() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.kill(&i, None).await.unwrap();
     rig.until_status(&i, Status::Exited).await;
     assert_eq!(rig.p.count("power_off"), 1);
@@ -249,7 +248,7 @@ async fn kill_is_a_power_off() {
 #[tokio::test(start_paused = true)]
 async fn kill_with_another_signal_goes_through_the_channel() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.kill(&i, Some("HUP")).await.unwrap();
     assert_eq!(rig.g.signals_of(&i), [1]);
     assert_eq!(rig.c(&i).status, Status::Running);
@@ -259,12 +258,12 @@ async fn kill_with_another_signal_goes_through_the_channel() {
 #[tokio::test(start_paused = true)]
 async fn kill_refuses_bad_signals_and_stopped_containers() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     assert_eq!(
         status_of(rig.t.kill(&i, Some("NOPE")).await.unwrap_err()),
         400
     );
-    let j = rig.create("idle", json!({})).await;
+    let j = rig.create("idle", super::defaults()).await;
     let e = rig.t.kill(&j, None).await.unwrap_err();
     assert_eq!(e, Error::NotRunning(j.clone()));
     assert_eq!(status_of(e), 409);
@@ -273,7 +272,7 @@ async fn kill_refuses_bad_signals_and_stopped_containers() {
 #[tokio::test(start_paused = true)]
 async fn kill_with_a_signal_and_no_channel_is_409() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0); // the channel goes with the VM; the exit is not recorded yet
     rig.t.update(&i, |c| c.status = Status::Running);
     let e = rig.t.kill(&i, Some("USR1")).await.unwrap_err();
@@ -283,7 +282,7 @@ async fn kill_with_a_signal_and_no_channel_is_409() {
 #[tokio::test(start_paused = true)]
 async fn restart_stops_then_starts_without_back_off() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     let t0 = tokio::time::Instant::now();
     rig.t.restart(&i, None, Some(10)).await.unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_millis(100));
@@ -296,7 +295,7 @@ async fn restart_stops_then_starts_without_back_off() {
 #[tokio::test(start_paused = true)]
 async fn restart_of_a_created_container_starts_it() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     rig.t.restart(&i, None, None).await.unwrap();
     assert_eq!(rig.c(&i).status, Status::Running);
 }
@@ -304,7 +303,7 @@ async fn restart_of_a_created_container_starts_it() {
 #[tokio::test(start_paused = true)]
 async fn pause_suspends_and_unpause_resumes() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.pause(&i).await.unwrap();
     assert_eq!(rig.c(&i).status, Status::Paused);
     assert_eq!(rig.p.vm(&rig.c(&i).vm).unwrap().power, Power::Suspended);
@@ -318,7 +317,7 @@ async fn pause_suspends_and_unpause_resumes() {
 #[tokio::test(start_paused = true)]
 async fn pausing_a_stopped_container_is_409() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     assert_eq!(
         rig.t.pause(&i).await.unwrap_err(),
         Error::NotRunning(i.clone())
@@ -328,21 +327,21 @@ async fn pausing_a_stopped_container_is_409() {
 #[tokio::test(start_paused = true)]
 async fn rename_persists_the_record_in_the_vm_and_frees_the_old_name() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.rename(&i, "/api").await.unwrap();
     assert_eq!(rig.c(&i).meta.name, "api");
     assert_eq!(rig.p.vm(&rig.c(&i).vm).unwrap().meta.unwrap().name, "api");
     assert_eq!(rig.t.resolve("api").unwrap(), i);
     assert!(rig.t.resolve("web").is_err());
     assert!(rig.events_of(&i).contains(&"rename".to_string()));
-    rig.create("web", json!({})).await;
+    rig.create("web", super::defaults()).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn rename_to_a_taken_or_invalid_name_is_refused() {
     let rig = Rig::new();
-    let a = rig.create("one", json!({})).await;
-    rig.create("two", json!({})).await;
+    let a = rig.create("one", super::defaults()).await;
+    rig.create("two", super::defaults()).await;
     assert_eq!(status_of(rig.t.rename(&a, "two").await.unwrap_err()), 409);
     assert_eq!(status_of(rig.t.rename(&a, "one").await.unwrap_err()), 409);
     assert_eq!(status_of(rig.t.rename(&a, "b@d").await.unwrap_err()), 400);
@@ -356,7 +355,7 @@ async fn rename_to_a_taken_or_invalid_name_is_refused() {
 #[tokio::test(start_paused = true)]
 async fn rm_of_a_running_container_needs_force() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     let e = rig.t.remove(&i, false, false).await.unwrap_err();
     assert_eq!(status_of(e.clone()), 409);
     assert!(
@@ -376,7 +375,7 @@ async fn rm_of_a_running_container_needs_force() {
 #[tokio::test(start_paused = true)]
 async fn rm_of_a_created_container_powers_its_parked_clone_off() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     rig.t.remove(&i, false, false).await.unwrap();
     assert_eq!(rig.p.count("power_off"), 1);
     assert_eq!(rig.p.count("destroy"), 1);
@@ -385,7 +384,7 @@ async fn rm_of_a_created_container_powers_its_parked_clone_off() {
 #[tokio::test(start_paused = true)]
 async fn rm_of_an_exited_container_does_not_power_off_and_tolerates_a_vanished_vm() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
     rig.p
@@ -398,7 +397,7 @@ async fn rm_of_an_exited_container_does_not_power_off_and_tolerates_a_vanished_v
 #[tokio::test(start_paused = true)]
 async fn rm_when_vcenter_is_away_is_503_and_keeps_the_container() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
     rig.p.set_unreachable(true);
@@ -413,7 +412,7 @@ async fn rm_when_vcenter_is_away_is_503_and_keeps_the_container() {
 async fn rm_gives_back_addresses_and_with_v_anonymous_volumes_nobody_else_uses() {
     let rig = Rig::new();
     let i = super::naming_id();
-    let mut plan = super::plan(&i, "web", json!({}));
+    let mut plan = super::plan(&i, "web", super::defaults());
     plan.spec.interfaces = vec![container_vm::spec::Interface {
         address: "172.17.0.2".into(),
         ..Default::default()
@@ -426,7 +425,7 @@ async fn rm_gives_back_addresses_and_with_v_anonymous_volumes_nobody_else_uses()
     };
     plan.meta.volumes = vec![vol("anon1", true), vol("named", false), vol("shared", true)];
     rig.t.create(plan).await.unwrap();
-    let mut other = super::plan(&super::naming_id(), "other", json!({}));
+    let mut other = super::plan(&super::naming_id(), "other", super::defaults());
     other.meta.volumes = vec![vol("shared", true)];
     rig.t.create(other).await.unwrap();
     rig.t.remove(&i, true, true).await.unwrap();
@@ -442,7 +441,7 @@ async fn rm_gives_back_addresses_and_with_v_anonymous_volumes_nobody_else_uses()
 #[tokio::test(start_paused = true)]
 async fn auto_remove_removes_the_container_when_it_exits() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({"AutoRemove": true})).await;
+    let i = rig.run("web", super::auto_remove()).await;
     let removed = rig.t.wait(&i, WaitCondition::Removed).unwrap();
     rig.p.exit(&i, 9);
     assert_eq!(removed.await.unwrap(), 9);
@@ -453,7 +452,7 @@ async fn auto_remove_removes_the_container_when_it_exits() {
 #[tokio::test(start_paused = true)]
 async fn auto_remove_waits_for_attached_readers() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({"AutoRemove": true})).await;
+    let i = rig.run("web", super::auto_remove()).await;
     let reader = rig.t.reader(&i);
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
@@ -467,7 +466,7 @@ async fn auto_remove_waits_for_attached_readers() {
 #[tokio::test(start_paused = true)]
 async fn wait_not_running_answers_at_once_for_a_stopped_container() {
     let rig = Rig::new();
-    let i = rig.create("web", json!({})).await;
+    let i = rig.create("web", super::defaults()).await;
     assert_eq!(
         rig.t
             .wait(&i, WaitCondition::NotRunning)
@@ -481,7 +480,7 @@ async fn wait_not_running_answers_at_once_for_a_stopped_container() {
 #[tokio::test(start_paused = true)]
 async fn wait_next_exit_waits_for_an_exit_after_the_call() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 1);
     rig.until_status(&i, Status::Exited).await;
     let w = rig.t.wait(&i, WaitCondition::NextExit).unwrap();
@@ -497,7 +496,7 @@ async fn wait_next_exit_waits_for_an_exit_after_the_call() {
 #[tokio::test(start_paused = true)]
 async fn wait_not_running_follows_a_running_container_to_its_exit() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     let w = tokio::spawn(rig.t.wait(&i, WaitCondition::NotRunning).unwrap());
     rig.p.exit(&i, 42);
     assert_eq!(w.await.unwrap().unwrap(), 42);
@@ -513,10 +512,10 @@ async fn wait_on_an_unknown_container_is_404() {
 #[tokio::test(start_paused = true)]
 async fn resize_sends_a_frame_to_a_running_container_only() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.t.resize(&i, 24, 80).await.unwrap();
     assert_eq!(rig.g.frames.lock().len(), 1);
-    let j = rig.create("idle", json!({})).await;
+    let j = rig.create("idle", super::defaults()).await;
     assert_eq!(status_of(rig.t.resize(&j, 24, 80).await.unwrap_err()), 409);
 }
 
@@ -530,14 +529,14 @@ async fn a_volume_held_by_a_running_vm_blocks_a_cold_start() {
         anonymous: false,
     };
     let a = super::naming_id();
-    let mut pa = super::plan(&a, "a1", json!({}));
+    let mut pa = super::plan(&a, "a1", super::defaults());
     pa.meta.volumes = vec![vol.clone()];
     rig.t.create(pa).await.unwrap();
     rig.t.start(&a).await.unwrap();
     rig.p.exit(&a, 0);
     rig.until_status(&a, Status::Exited).await;
     let b = super::naming_id();
-    let mut pb = super::plan(&b, "b1", json!({}));
+    let mut pb = super::plan(&b, "b1", super::defaults());
     pb.meta.volumes = vec![vol];
     rig.t.create(pb).await.unwrap();
     let e = rig.t.start(&a).await.unwrap_err();

@@ -14,6 +14,7 @@ mod supervision;
 use super::create::Plan;
 use super::fakes::Rig;
 use crate::containers::{Container, Meta, Status, TetherSpec};
+use docker_api::models::{ContainerConfig, HostConfig, RestartPolicy};
 use std::time::Duration;
 
 /// A 64-hex-digit id that starts with `prefix`.
@@ -21,15 +22,19 @@ pub fn id(prefix: &str) -> String {
     format!("{prefix}{}", "0".repeat(64 - prefix.len()))
 }
 
-pub fn meta(id: &str, name: &str, host_config: serde_json::Value) -> Meta {
+pub fn meta(id: &str, name: &str, host_config: HostConfig) -> Meta {
     Meta {
         id: id.to_string(),
         name: name.to_string(),
         image: "busybox".into(),
         image_id: "sha256:beef00000000".into(),
         created: super::now(),
-        auto_remove: host_config["AutoRemove"].as_bool().unwrap_or(false),
-        config: serde_json::json!({"Image": "busybox", "Labels": {}}),
+        auto_remove: host_config.auto_remove == Some(true),
+        config: ContainerConfig {
+            image: Some("busybox".into()),
+            labels: Some(Default::default()),
+            ..Default::default()
+        },
         host_config,
         volumes: vec![],
     }
@@ -43,7 +48,7 @@ pub fn spec(id: &str) -> TetherSpec {
     }
 }
 
-pub fn plan(id: &str, name: &str, host_config: serde_json::Value) -> Plan {
+pub fn plan(id: &str, name: &str, host_config: HostConfig) -> Plan {
     Plan {
         meta: meta(id, name, host_config),
         spec: spec(id),
@@ -55,19 +60,38 @@ pub fn plan(id: &str, name: &str, host_config: serde_json::Value) -> Plan {
     }
 }
 
-pub fn restart_policy(name: &str, retries: i64) -> serde_json::Value {
-    serde_json::json!({"RestartPolicy": {"Name": name, "MaximumRetryCount": retries}})
+/// No options: what `docker run IMAGE` sends.
+pub fn defaults() -> HostConfig {
+    HostConfig::default()
+}
+
+/// `--rm`.
+pub fn auto_remove() -> HostConfig {
+    HostConfig {
+        auto_remove: Some(true),
+        ..Default::default()
+    }
+}
+
+pub fn restart_policy(name: &str, retries: i64) -> HostConfig {
+    HostConfig {
+        restart_policy: Some(RestartPolicy {
+            name: name.parse().ok(),
+            maximum_retry_count: Some(retries),
+        }),
+        ..Default::default()
+    }
 }
 
 impl Rig {
     /// `docker create --name <name>` with a host config.
-    pub async fn create(&self, name: &str, host_config: serde_json::Value) -> String {
+    pub async fn create(&self, name: &str, host_config: HostConfig) -> String {
         let i = super::naming::random_id();
         self.t.create(plan(&i, name, host_config)).await.unwrap()
     }
 
     /// `docker run -d`: create and start.
-    pub async fn run(&self, name: &str, host_config: serde_json::Value) -> String {
+    pub async fn run(&self, name: &str, host_config: HostConfig) -> String {
         let i = self.create(name, host_config).await;
         self.t.start(&i).await.unwrap();
         i

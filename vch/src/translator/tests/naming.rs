@@ -9,7 +9,7 @@ fn cache(entries: &[(&str, &str)]) -> HashMap<String, Container> {
         .iter()
         .map(|(i, n)| {
             let c = Container {
-                meta: meta(i, n, serde_json::json!({})),
+                meta: meta(i, n, super::defaults()),
                 spec: spec(i),
                 vm: MoRef::new("VirtualMachine", *i),
                 vm_name: vm_name(n, i),

@@ -17,7 +17,7 @@ fn record(
     power: Power,
     guest: Option<&str>,
     fin_of: Option<&str>,
-    hc: serde_json::Value,
+    hc: docker_api::models::HostConfig,
 ) -> VmRecord {
     let i = id("ab");
     VmRecord {
@@ -146,7 +146,7 @@ fn every_combination_recovers_to_the_right_state() {
     ];
     for (power, guest, fin, journal, status, parked, interrupted) in cases {
         let c = recover(
-            record(*power, *guest, *fin, serde_json::json!({})),
+            record(*power, *guest, *fin, super::defaults()),
             journal.map(str::to_string),
         )
         .unwrap();
@@ -163,7 +163,7 @@ fn every_combination_recovers_to_the_right_state() {
 
 #[test]
 fn the_journal_wins_over_the_vms_own_start_key() {
-    let mut r = record(Power::Off, None, Some(T1), serde_json::json!({}));
+    let mut r = record(Power::Off, None, Some(T1), super::defaults());
     r.started = Some(T1.into());
     // The VM's key says the recorded run; the journal knows a later start.
     assert!(recover(r.clone(), Some(T2.into())).unwrap().interrupted);
@@ -174,10 +174,10 @@ fn the_journal_wins_over_the_vms_own_start_key() {
 
 #[test]
 fn vms_without_container_records_are_not_containers() {
-    let mut r = record(Power::On, None, None, serde_json::json!({}));
+    let mut r = record(Power::On, None, None, super::defaults());
     r.meta = None;
     assert!(recover(r, None).is_none());
-    let mut r = record(Power::On, None, None, serde_json::json!({}));
+    let mut r = record(Power::On, None, None, super::defaults());
     r.spec = None;
     assert!(recover(r, None).is_none());
 }
@@ -187,7 +187,7 @@ fn actions_follow_state_and_policy() {
     let rec = |power, fin: Option<&str>, journal: Option<&str>, hc| {
         recover(record(power, None, fin, hc), journal.map(str::to_string)).unwrap()
     };
-    let none = serde_json::json!({});
+    let none = super::defaults();
     assert_eq!(
         action(&rec(Power::Off, None, Some(T1), none.clone())),
         Action::RecordExit
@@ -251,14 +251,14 @@ async fn restarted(vm: FakeVm, journal: Option<&str>) -> (Rig, String, MoRef) {
     (rig, i, r)
 }
 
-fn vm(power: Power, hc: serde_json::Value) -> FakeVm {
+fn vm(power: Power, hc: docker_api::models::HostConfig) -> FakeVm {
     let i = super::naming_id();
     FakeVm::container("web-x", spec(&i), meta(&i, "web", hc), power)
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_run_gets_the_exit_code_its_log_says() {
-    let mut v = vm(Power::Off, serde_json::json!({}));
+    let mut v = vm(Power::Off, super::defaults());
     v.exit = Some(super::super::platform::ExitRecord {
         code: 7,
         error: None,
@@ -272,13 +272,13 @@ async fn an_interrupted_run_gets_the_exit_code_its_log_says() {
 
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_run_without_exit_record_was_killed() {
-    let (rig, i, _) = restarted(vm(Power::Off, serde_json::json!({})), Some(T1)).await;
+    let (rig, i, _) = restarted(vm(Power::Off, super::defaults()), Some(T1)).await;
     assert_eq!(rig.c(&i).finished.unwrap().exit_code, 137);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_never_started_clone_stays_created_whatever_its_log_says() {
-    let mut v = vm(Power::Off, serde_json::json!({}));
+    let mut v = vm(Power::Off, super::defaults());
     v.exit = Some(super::super::platform::ExitRecord {
         code: 125,
         error: None,
@@ -290,7 +290,7 @@ async fn a_never_started_clone_stays_created_whatever_its_log_says() {
 
 #[tokio::test(start_paused = true)]
 async fn a_running_container_is_watched_again_and_its_exit_recorded() {
-    let (rig, i, _) = restarted(vm(Power::On, serde_json::json!({})), Some(T1)).await;
+    let (rig, i, _) = restarted(vm(Power::On, super::defaults()), Some(T1)).await;
     assert_eq!(rig.status(&i), Some(Status::Running));
     rig.p.exit(&i, 4);
     rig.until_status(&i, Status::Exited).await;

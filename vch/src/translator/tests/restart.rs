@@ -15,7 +15,7 @@ fn fin(code: i64, by_user: bool, count: i64) -> FinalState {
 #[test]
 fn policies_parse_from_the_record() {
     let m = |hc| Policy::of(&meta("x", "n", hc));
-    assert_eq!(m(serde_json::json!({})), Policy::No);
+    assert_eq!(m(super::defaults()), Policy::No);
     assert_eq!(m(super::restart_policy("always", 0)), Policy::Always);
     assert_eq!(
         m(super::restart_policy("unless-stopped", 0)),

@@ -4,7 +4,6 @@ use super::super::fakes::Rig;
 use super::super::platform::PlatformError;
 use super::restart_policy;
 use crate::containers::Status;
-use serde_json::json;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -93,7 +92,7 @@ async fn on_failure_does_not_restart_a_clean_exit() {
 #[tokio::test(start_paused = true)]
 async fn no_policy_means_no_restart() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 1);
     rig.until_status(&i, Status::Exited).await;
     // allow-sleep: (paused clock) the time passing is the behaviour under test
@@ -187,7 +186,7 @@ async fn the_template_going_off_is_healed() {
     let rig = Rig::new();
     rig.p.template_goes_off();
     rig.until("healed", |r| r.p.heals().0 == 1).await;
-    rig.create("web", json!({})).await;
+    rig.create("web", super::defaults()).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -197,7 +196,7 @@ async fn a_clone_refused_by_an_off_template_heals_it_and_clones_again() {
         "instant_clone",
         PlatformError::InvalidPowerState("vSphere: off".into()),
     );
-    rig.create("web", json!({})).await;
+    rig.create("web", super::defaults()).await;
     assert_eq!(rig.p.heals(), (1, 0));
     assert_eq!(rig.p.count("instant_clone"), 2);
 }
@@ -209,7 +208,7 @@ async fn a_clone_of_a_vanished_template_heals_it() {
         "instant_clone",
         PlatformError::NotFound("vSphere: gone".into()),
     );
-    rig.create("web", json!({})).await;
+    rig.create("web", super::defaults()).await;
     assert_eq!(rig.p.heals(), (1, 0));
 }
 
@@ -220,7 +219,7 @@ async fn a_hung_template_is_power_cycled_once() {
         "instant_clone",
         PlatformError::NotAnswering("vSphere: not answering".into()),
     );
-    rig.create("web", json!({})).await;
+    rig.create("web", super::defaults()).await;
     assert_eq!(rig.p.heals().1, 1);
 }
 
@@ -235,7 +234,7 @@ async fn healing_is_tried_once_per_create() {
     }
     let e = rig
         .t
-        .create(super::plan(&super::naming_id(), "web", json!({})))
+        .create(super::plan(&super::naming_id(), "web", super::defaults()))
         .await
         .unwrap_err();
     assert_eq!(status_of(e), 409);
@@ -249,7 +248,7 @@ async fn creates_wait_for_an_unready_template_then_answer_503() {
     let t0 = Instant::now();
     let e = rig
         .t
-        .create(super::plan(&super::naming_id(), "web", json!({})))
+        .create(super::plan(&super::naming_id(), "web", super::defaults()))
         .await
         .unwrap_err();
     assert!(t0.elapsed() >= crate::supervisor::READY_BOUND);
@@ -262,7 +261,7 @@ async fn a_create_waiting_for_the_template_goes_on_once_it_is_ready() {
     rig.p.set_template_ready(false);
     let t = rig.t.clone();
     let h = tokio::spawn(async move {
-        t.create(super::plan(&super::naming_id(), "web", json!({})))
+        t.create(super::plan(&super::naming_id(), "web", super::defaults()))
             .await
     });
     // allow-sleep: (paused clock) the time passing is the behaviour under test
@@ -278,7 +277,7 @@ async fn vcenter_unreachable_at_create_is_503_and_leaves_nothing() {
     rig.p.set_unreachable(true);
     let e = rig
         .t
-        .create(super::plan(&super::naming_id(), "web", json!({})))
+        .create(super::plan(&super::naming_id(), "web", super::defaults()))
         .await
         .unwrap_err();
     assert_eq!(status_of(e), 503);
@@ -288,7 +287,7 @@ async fn vcenter_unreachable_at_create_is_503_and_leaves_nothing() {
 #[tokio::test(start_paused = true)]
 async fn too_many_layers_is_400() {
     let rig = Rig::new();
-    let mut plan = super::plan(&super::naming_id(), "web", json!({}));
+    let mut plan = super::plan(&super::naming_id(), "web", super::defaults());
     plan.layers = (0..63).map(|n| format!("[ds] l{n}.vmdk")).collect();
     assert_eq!(status_of(rig.t.create(plan).await.unwrap_err()), 400);
 }
@@ -296,7 +295,7 @@ async fn too_many_layers_is_400() {
 #[tokio::test(start_paused = true)]
 async fn an_exit_is_recorded_once_even_with_two_watches() {
     let rig = Rig::new();
-    let i = rig.run("web", json!({})).await;
+    let i = rig.run("web", super::defaults()).await;
     rig.p.exit(&i, 0);
     rig.until_status(&i, Status::Exited).await;
     rig.t.start(&i).await.unwrap(); // cold: its own watch and the pool watch
