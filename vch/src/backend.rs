@@ -14,7 +14,6 @@ use docker_api::models::*;
 use docker_api::options::*;
 use docker_api::{async_trait, Error, Filters, Result};
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::sync::Arc;
 use vsphere_client::MoRef;
 
@@ -42,9 +41,7 @@ struct Inner {
     networks: Arc<Networks>,
     /// DNS, published ports and outbound traffic of the networks (None: no legs there).
     router: Option<Arc<crate::router::service::Router>>,
-    channels: crate::channel::Channels,
     volumes: Arc<crate::volumes::VolumeStore>,
-    execs: parking_lot::Mutex<HashMap<String, exec::ExecRecord>>,
     images: ImageStore,
 }
 
@@ -144,9 +141,7 @@ impl VchBackend {
                 tr,
                 networks,
                 router,
-                channels,
                 volumes,
-                execs: parking_lot::Mutex::new(HashMap::new()),
                 images,
             }),
         };

@@ -8,13 +8,14 @@
 //! until the channel is up. The tether in turn keeps frames for the main process until
 //! the process exists.
 
-use crate::channel::Channels;
+use crate::translator::guest::GuestChannel;
 use bytes::Bytes;
 use container_vm::channel::{Frame, Kind, STDIN_WINDOW};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
@@ -88,7 +89,7 @@ impl AsyncWrite for StdinForwarder {
 /// read holds the client back). False when the channel did not come up while the client
 /// was still there (or within the grace period after it left), or went away meanwhile.
 async fn deliver(
-    channels: &Channels,
+    channels: &Arc<dyn GuestChannel>,
     container: &str,
     frame: Frame,
     client_gone: impl Fn() -> bool,
@@ -116,7 +117,7 @@ async fn deliver(
 
 /// A forwarder of stdin to `session` of `container`.
 pub fn forward(
-    channels: Channels,
+    channels: Arc<dyn GuestChannel>,
     container: String,
     session: u32,
     on_eof: OnEof,
@@ -154,7 +155,7 @@ pub fn forward(
 /// ends with the process), else the client's EOF itself (the process's stdin stays open for
 /// the next client).
 pub fn attach_main(
-    channels: Channels,
+    channels: Arc<dyn GuestChannel>,
     container: String,
     stdin_once: bool,
 ) -> (StdinForwarder, BoxFuture<'static, ()>) {
@@ -188,6 +189,7 @@ pub fn console_size(v: Option<&Vec<usize>>) -> Option<[u16; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::Channels;
     use container_vm::channel::decode;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -235,12 +237,16 @@ mod tests {
         total
     }
 
+    fn guest(ch: &crate::channel::Channels) -> Arc<dyn GuestChannel> {
+        Arc::new(ch.clone())
+    }
+
     #[tokio::test]
     async fn unacknowledged_input_stops_at_the_window() {
         let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let mut w = forward(ch.clone(), "c3".into(), 0, OnEof::Close);
+        let mut w = forward(guest(&ch), "c3".into(), 0, OnEof::Close);
         let writer = tokio::spawn(async move {
             w.write_all(&vec![b'a'; 4 << 20]).await.unwrap();
         });
@@ -267,7 +273,7 @@ mod tests {
         let ch = Channels::listen("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let mut w = forward(ch.clone(), "c1".into(), 0, OnEof::Close);
+        let mut w = forward(guest(&ch), "c1".into(), 0, OnEof::Close);
         // The client types and closes before the VM is up (`docker run -i`).
         w.write_all(b"early ").await.unwrap();
         w.write_all(b"input").await.unwrap();
@@ -287,11 +293,11 @@ mod tests {
             .await
             .unwrap();
         // Dropped without shutdown: the client detached; the process's stdin stays open.
-        let mut w = forward(ch.clone(), "c2".into(), 4, OnEof::Close);
+        let mut w = forward(guest(&ch), "c2".into(), 4, OnEof::Close);
         w.write_all(b"x").await.unwrap();
         drop(w);
         // Without StdinOnce the client's EOF ends the session, not the process's stdin.
-        let (mut w, end) = attach_main(ch.clone(), "c2".into(), false);
+        let (mut w, end) = attach_main(guest(&ch), "c2".into(), false);
         w.write_all(b"y").await.unwrap();
         w.shutdown().await.unwrap();
         let frames = tether_reads(&ch.uri, "c2").await;

@@ -35,7 +35,7 @@ impl VchBackend {
             }
         }
         // A container started a moment ago may not have connected its channel yet.
-        let chans = &self.inner.channels;
+        let chans = self.tr().guest();
         if !chans
             .wait_connected(&id, std::time::Duration::from_secs(5))
             .await

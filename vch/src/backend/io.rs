@@ -22,7 +22,7 @@ pub(super) async fn container_attach(
     // the control channel. Without OpenStdin there is nothing to attach stdin to.
     let (stdin, client_eof) = if opts.stdin && spec.open_stdin {
         let (w, end) =
-            crate::stdin::attach_main(b.inner.channels.clone(), id.clone(), spec.stdin_once);
+            crate::stdin::attach_main(b.tr().guest_channel(), id.clone(), spec.stdin_once);
         (Some(Box::pin(w) as StdinWriter), end)
     } else {
         (None, std::future::pending().boxed())

@@ -88,6 +88,8 @@ pub fn unreachable(e: &VsError) -> Option<String> {
 pub enum Error {
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     /// Another container has the name.
     #[error("the container name \"/{name}\" is already in use by container \"{id}\"")]
     NameConflict { name: String, id: String },
@@ -122,6 +124,7 @@ pub fn to_docker(e: Error) -> docker_api::Error {
     use docker_api::Error as D;
     match e {
         Error::NoSuchContainer(id) => D::NoSuchContainer(id),
+        Error::NoSuchExec(id) => D::NoSuchExec(id),
         Error::NameConflict { name, id } => D::name_conflict(&name, &id),
         Error::Invalid(m) => D::invalid(m),
         Error::Conflict(m) => D::Conflict(m),
@@ -262,6 +265,7 @@ mod tests {
     #[test]
     fn translator_errors_map_to_docker_statuses_and_wording() {
         assert_eq!(status(Error::NoSuchContainer("x".into())), 404);
+        assert_eq!(status(Error::NoSuchExec("x".into())), 404);
         assert_eq!(status(Error::Invalid("x".into())), 400);
         assert_eq!(status(Error::Conflict("x".into())), 409);
         assert_eq!(status(Error::NotRunning("abc".into())), 409);

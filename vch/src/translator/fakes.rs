@@ -478,6 +478,8 @@ pub struct FakeGuest {
     pub frames: Mutex<Vec<(String, Frame)>>,
     /// Signals the process dies of (the others it ignores, like a shell ignores TERM).
     pub exit_on: Mutex<HashSet<i32>>,
+    /// Exec sessions handed out so far.
+    pub sessions: Mutex<u32>,
 }
 
 impl FakeGuest {
@@ -491,6 +493,7 @@ impl FakeGuest {
             signals: Mutex::new(Vec::new()),
             frames: Mutex::new(Vec::new()),
             exit_on: Mutex::new([2, 9, 15].into_iter().collect()),
+            sessions: Mutex::new(0),
         });
         *platform.guest.lock() = Some(g.clone());
         g
@@ -559,12 +562,31 @@ impl GuestChannel for FakeGuest {
         self.frames.lock().push((id.to_string(), frame));
         true
     }
+    /// Runs the command at once: it prints its argv on stdout and exits with the
+    /// number of its arguments (`false`: 1, as the real one).
     fn exec(
         &self,
-        _id: &str,
-        _req: &ExecRequest,
+        id: &str,
+        req: &ExecRequest,
     ) -> Option<(u32, mpsc::UnboundedReceiver<SessionEvent>)> {
-        None
+        if !self.connected(id) {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let out = bytes::Bytes::from(format!("{}\n", req.cmd.join(" ")));
+        let _ = tx.send(SessionEvent::Out {
+            stderr: false,
+            data: out,
+        });
+        let code = if req.cmd.first().map(String::as_str) == Some("false") {
+            1
+        } else {
+            req.cmd.len() as i64 - 1
+        };
+        let _ = tx.send(SessionEvent::Exit { code, error: None });
+        let mut sessions = self.sessions.lock();
+        *sessions += 1;
+        Some((*sessions, rx))
     }
     fn credits(&self, _id: &str, _session: u32) -> Arc<tokio::sync::Semaphore> {
         Arc::new(tokio::sync::Semaphore::new(0))

@@ -21,6 +21,7 @@ pub mod connect;
 pub mod create;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod filters;
 pub mod guest;
 pub mod journal;
@@ -82,6 +83,8 @@ struct Inner {
     events: events::EventBus,
     /// Restart back-off per container (see `restart`), and the restart in waiting.
     restarts: Mutex<HashMap<String, restart::History>>,
+    /// The exec instances of running containers.
+    execs: exec::Execs,
 }
 
 /// Counts an attach session while its output stream lives.
@@ -118,6 +121,7 @@ impl Translator {
                 readers: Mutex::new(HashMap::new()),
                 events: events::EventBus::new(),
                 restarts: Mutex::new(HashMap::new()),
+                execs: exec::Execs::default(),
             }),
         }
     }

@@ -3,6 +3,7 @@
 
 mod create;
 mod events;
+mod exec;
 mod filters;
 mod lifecycle;
 mod naming;
