@@ -136,6 +136,51 @@ impl Filters {
     }
 }
 
+/// An `until`/`since` time as dockerd reads it (`timetypes.GetTimestamp`): unix seconds
+/// (with a fraction), RFC 3339, or a Go duration before `now` (`10m`, `1h30m`, `90s`).
+pub fn parse_until(
+    v: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    let bad = || Error::invalid(format!("invalid value for filter 'until': {v:?}"));
+    if let Ok(secs) = v.parse::<f64>() {
+        return chrono::DateTime::from_timestamp(secs.trunc() as i64, 0).ok_or_else(bad);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    go_duration(v).map(|d| now - d).ok_or_else(bad)
+}
+
+/// A Go duration string (`1h30m`, `45s`, `1.5h`, `300ms`).
+fn go_duration(v: &str) -> Option<chrono::TimeDelta> {
+    let mut rest = v.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ms = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let ms = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 60e3,
+            "h" => 3600e3,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_ms += n * ms;
+    }
+    Some(chrono::TimeDelta::milliseconds(total_ms as i64))
+}
+
 /// Filter names dockerd accepts, per endpoint.
 pub mod accepted {
     pub const CONTAINER_LIST: &[&str] = &[
@@ -185,6 +230,26 @@ pub mod accepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_reads_timestamps_dates_and_durations_as_dockerd() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
+        let at = |v: &str| parse_until(v, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("1767225600").unwrap(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(at("1767225600.5").unwrap(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(
+            at("2026-01-01T11:00:00Z").unwrap(),
+            "2026-01-01T11:00:00+00:00"
+        );
+        assert_eq!(at("10m").unwrap(), "2026-01-01T11:50:00+00:00");
+        assert_eq!(at("1h30m").unwrap(), "2026-01-01T10:30:00+00:00");
+        assert_eq!(at("1.5h").unwrap(), "2026-01-01T10:30:00+00:00");
+        for bad in ["", "yesterday", "10x", "h"] {
+            let e = at(bad).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{bad}");
+            assert!(e.to_string().contains("until"), "{e}");
+        }
+    }
 
     #[test]
     fn both_forms() {

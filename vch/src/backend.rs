@@ -301,6 +301,23 @@ impl Backend for VchBackend {
         Ok(self.tr().remove(id, opts.force, opts.volumes).await?)
     }
 
+    async fn data_usage(&self, opts: DataUsageOptions) -> Result<SystemDataUsageResponse> {
+        system::data_usage(self, opts).await
+    }
+
+    async fn container_prune(
+        &self,
+        filters: docker_api::Filters,
+    ) -> Result<ContainerPruneResponse> {
+        let deleted = self.tr().prune_containers(&filters).await?;
+        // A container's scratch disk is thin-provisioned on the datastore; its used size
+        // is not asked of vCenter here, so nothing is claimed as reclaimed.
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        })
+    }
+
     async fn container_inspect(&self, id: &str, size: bool) -> Result<ContainerInspectResponse> {
         inspect::container_inspect(self, id, size).await
     }

@@ -179,11 +179,8 @@ fn without_until(f: &Filters) -> Filters {
 
 /// `until=<timestamp>`: unix seconds or RFC 3339; created before it.
 fn until_matches(created: &str, until: &str) -> bool {
-    let created = chrono::DateTime::parse_from_rfc3339(created).map(|d| d.timestamp());
-    let until = until
-        .parse::<f64>()
-        .map(|s| s as i64)
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(until).map(|d| d.timestamp()));
+    let created = chrono::DateTime::parse_from_rfc3339(created);
+    let until = docker_api::filters::parse_until(until, chrono::Utc::now());
     matches!((created, until), (Ok(c), Ok(u)) if c < u)
 }
 

@@ -150,26 +150,10 @@ fn parse_bool(v: &str) -> Result<bool> {
     }
 }
 
-/// `until`: unix seconds, RFC 3339, or a Go-style duration ago (`10m`, `24h`).
+/// `until`, read as dockerd does (docker_api::filters::parse_until).
 fn parse_time(v: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(secs) = v.parse::<f64>() {
-        return chrono::DateTime::from_timestamp(secs as i64, 0)
-            .ok_or_else(|| ImageError::InvalidArgument(format!("invalid until {v:?}")));
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    let (num, unit) = v.split_at(v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ImageError::InvalidArgument(format!("invalid until {v:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(ImageError::InvalidArgument(format!("invalid until {v:?}"))),
-    };
-    Ok(chrono::Utc::now() - chrono::Duration::seconds(secs))
+    docker_api::filters::parse_until(v, chrono::Utc::now())
+        .map_err(|e| ImageError::InvalidArgument(e.to_string()))
 }
 
 /// `label` filter terms: `key` or `key=value`.

@@ -28,6 +28,7 @@ pub mod journal;
 mod lifecycle;
 pub mod naming;
 pub mod platform;
+pub mod prune;
 pub mod recovery;
 pub mod render;
 pub mod restart;

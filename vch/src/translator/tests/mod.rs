@@ -7,6 +7,7 @@ mod exec;
 mod filters;
 mod lifecycle;
 mod naming;
+mod prune;
 mod recovery;
 mod restart;
 mod signals;

@@ -1,0 +1,56 @@
+"""Housekeeping through the real docker CLI: container prune with its filters, system df,
+and what ps and info report (durations, the cluster's capacity)."""
+
+import json
+import re
+
+
+def names(vch, *args):
+    out = vch.docker("ps", "-a", "--format", "{{.Names}}", *args).stdout.split()
+    return sorted(out)
+
+
+def test_container_prune_removes_stopped_containers_matching_its_filters(vch):
+    vch.docker("run", "-d", "--name", "keepme", "busybox", "sleep", "600")
+    vch.docker("create", "--name", "fresh", "--label", "tier=web", "busybox", "true")
+    vch.docker("run", "--name", "finished", "busybox", "true")
+    # Nothing is older than an hour; an unreadable time is refused by name.
+    r = vch.docker("container", "prune", "-f", "--filter", "until=1h")
+    assert "Total reclaimed space" in r.stdout
+    assert {"keepme", "fresh", "finished"} <= set(names(vch))
+    r = vch.docker("container", "prune", "-f", "--filter", "until=someday", check=False)
+    assert r.returncode != 0 and "until" in r.stderr
+    r = vch.docker("container", "prune", "-f", "--filter", "label=tier=web")
+    assert "fresh" not in names(vch) and "finished" in names(vch)
+    r = vch.docker("container", "prune", "-f")
+    ids = [line for line in r.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line)]
+    assert len(ids) == 1
+    assert "finished" not in names(vch) and "keepme" in names(vch)
+    vch.docker("rm", "-f", "keepme")
+
+
+def test_system_df_counts_images_containers_and_volumes(vch):
+    vch.docker("run", "-d", "--name", "dfuser", "-v", "dfvol:/d", "busybox", "sleep", "600")
+    rows = [json.loads(line) for line in
+            vch.docker("system", "df", "--format", "{{json .}}").stdout.splitlines()]
+    by_type = {r["Type"]: r for r in rows}
+    assert by_type["Images"]["TotalCount"] == "1" and by_type["Images"]["Active"] == "1"
+    assert by_type["Containers"]["Active"] == "1"
+    assert by_type["Local Volumes"]["Active"] == "1"
+    verbose = vch.docker("system", "df", "-v").stdout
+    assert "busybox" in verbose and "dfvol" in verbose and "dfuser" in verbose
+    vch.docker("rm", "-f", "dfuser")
+    vch.docker("volume", "rm", "dfvol")
+
+
+def test_ps_says_how_long_and_info_reports_the_clusters_capacity(vch):
+    vch.docker("run", "-d", "--name", "uptime", "busybox", "sleep", "600")
+    status = vch.docker("ps", "--filter", "name=uptime", "--format", "{{.Status}}").stdout
+    assert re.fullmatch(r"Up (Less than a second|\d+ seconds?)\n", status), status
+    vch.docker("run", "--name", "quick", "busybox", "true")
+    status = vch.docker("ps", "-a", "--filter", "name=quick", "--format", "{{.Status}}").stdout
+    assert re.fullmatch(r"Exited \(0\) (Less than a second|\d+ seconds?) ago\n", status), status
+    info = json.loads(vch.docker("info", "--format", "{{json .}}").stdout)
+    assert info["NCPU"] > 0 and info["MemTotal"] > 0
+    assert info["ContainersRunning"] == 1 and info["ContainersStopped"] == 1
+    vch.docker("rm", "-f", "uptime", "quick")
