@@ -34,8 +34,8 @@ async fn prune_takes_stopped_containers_matching_the_filters() {
     // Made just now: none is older than ten minutes.
     assert!(ids(&[("until", "10m")]).is_empty());
     assert_eq!(ids(&[("until", "2999-01-01T00:00:00Z")]), stopped);
-    assert_eq!(ids(&[("label", "tier")]), vec!vec![created.clone()]);
-    assert_eq!(ids(&[("label", "tier=web")]), vec!vec![created.clone()]);
+    assert_eq!(ids(&[("label", "tier")]), vec![created.clone()]);
+    assert_eq!(ids(&[("label", "tier=web")]), vec![created.clone()]);
     assert!(ids(&[("label", "tier=db")]).is_empty());
     assert_eq!(ids(&[("label!", "tier")]), vec![exited.clone()]);
     assert!(candidates(rig.t.all(), &Filters::from_pairs([("until", "soon")]), now).is_err());
