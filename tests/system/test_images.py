@@ -96,3 +96,21 @@ def test_import_and_prune(vch, tmp_path):
     assert vch.docker("run", "--rm", "imported:1", "/bin/echo", "imported").stdout == "imported\n"
     vch.docker("rmi", "imported:1")
     assert vch.docker("image", "prune", "-f").returncode == 0
+
+
+def test_pull_errors_answer_before_any_progress(vch):
+    """A missing image is a 404 with dockerd's wording, not a 200 stream carrying it."""
+    r = vch.docker("pull", f"{vch.registry}/no-such-image:1.0", check=False)
+    assert r.returncode != 0
+    assert "manifest for" in r.stderr and "not found" in r.stderr, r.stderr
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", str(vch.sock),
+         "-X", "POST", f"http://vch/v1.50/images/create?fromImage={vch.registry}/no-such-image&tag=1.0"],
+        capture_output=True, text=True, check=True)
+    assert out.stdout == "404"
+    # A real pull still streams its progress.
+    out = subprocess.run(
+        ["curl", "-s", "-w", "\\n%{http_code}", "--unix-socket", str(vch.sock), "-X", "POST",
+         f"http://vch/v1.50/images/create?fromImage={vch.registry}/busybox&tag=latest"],
+        capture_output=True, text=True, check=True)
+    assert out.stdout.endswith("\n200") and '"status"' in out.stdout

@@ -18,7 +18,7 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
         Some(t) if !t.is_empty() => format!("{}:{t}", opts.from_image),
         _ => opts.from_image.clone(),
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
     let images = b.inner.images.clone();
     let url = b.inner.t.url.clone();
     let auth = opts
@@ -38,17 +38,33 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
             )
             .await;
         if let Err(e) = r {
-            let _ = tx.send(Err(match e {
-                crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
-                // Layer disks go to the datastore: vCenter away is a 503 here too.
-                crate::images::error::ImageError::Datastore(e) => {
-                    crate::vsphere_errors::to_docker(&url, e)
-                }
-                other => Error::internal(other),
-            }));
+            let _ = tx.send(Err(image_error(&url, e)));
         }
     });
-    Ok(tokio_stream_from(rx))
+    // dockerd answers a pull that fails before its first message (unknown image,
+    // refused credentials, unreachable registry) with the error's status, not a 200
+    // stream carrying it.
+    let first = match rx.recv().await {
+        Some(Err(e)) => return Err(e),
+        first => first,
+    };
+    let rest = tokio_stream_from(rx);
+    Ok(futures_util::stream::iter(first).chain(rest).boxed())
+}
+
+/// The image store's errors as Docker's (status and wording), in one place.
+fn image_error(vcenter: &str, e: crate::images::error::ImageError) -> Error {
+    use crate::images::error::ImageError as E;
+    match e {
+        E::NotFound(n) => Error::NoSuchImage(n),
+        E::ManifestUnknown(_) | E::NoMatchingPlatform { .. } => Error::NotFound(e.to_string()),
+        E::Unauthorized(_) => Error::Unauthorized(e.to_string()),
+        E::InvalidReference(_) | E::InvalidArgument(_) => Error::invalid(e.to_string()),
+        E::Conflict(m) => Error::Conflict(m),
+        // Layer disks go to the datastore: vCenter away is a 503 here too.
+        E::Datastore(e) => crate::vsphere_errors::to_docker(vcenter, e),
+        other => Error::internal(other),
+    }
 }
 
 pub(super) async fn image_list(
@@ -120,12 +136,7 @@ pub(super) async fn image_remove(
         .images
         .remove(name, opts.force, &usage)
         .await
-        .map_err(|e| match e {
-            crate::images::error::ImageError::NotFound(n) => Error::NoSuchImage(n),
-            crate::images::error::ImageError::Conflict(m) => Error::Conflict(m),
-            crate::images::error::ImageError::Datastore(e) => b.vs(e),
-            other => internal(other),
-        })?;
+        .map_err(|e| image_error(&b.inner.t.url, e))?;
     Ok(items)
 }
 

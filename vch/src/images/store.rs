@@ -301,6 +301,9 @@ impl ImageStore {
         F: FnMut(ProgressEvent) + Send,
     {
         let reg = Registry::connect(&r, auth, &self.inner.cfg.insecure_registries).await?;
+        // Reported once the manifest is there, as dockerd does: a missing image or a
+        // refused login fails the request before any progress is sent (404/401).
+        let resolved = reg.resolve(&r, &platform).await?;
         progress(ProgressEvent::PullingFrom {
             repository: r.path().to_string(),
             id: r
@@ -309,7 +312,6 @@ impl ImageStore {
                 .or_else(|| r.digest().map(|d| d.to_string()))
                 .unwrap_or_default(),
         });
-        let resolved = reg.resolve(&r, &platform).await?;
         let manifest = &resolved.manifest;
         manifest.check_media_types()?;
         let config_raw = reg.blob_bytes(&r, &manifest.config).await?;
