@@ -54,3 +54,10 @@ def test_ps_says_how_long_and_info_reports_the_clusters_capacity(vch):
     assert info["NCPU"] > 0 and info["MemTotal"] > 0
     assert info["ContainersRunning"] == 1 and info["ContainersStopped"] == 1
     vch.docker("rm", "-f", "uptime", "quick")
+
+
+def test_unnamed_containers_get_docker_style_names(vch):
+    cid = vch.docker("create", "busybox", "true").stdout.strip()
+    name = vch.docker("inspect", "--format", "{{.Name}}", cid).stdout.strip()
+    assert re.fullmatch(r"/[a-z]+_[a-z]+\d?", name), name
+    vch.docker("rm", cid)

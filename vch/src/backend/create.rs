@@ -33,7 +33,9 @@ pub(super) async fn container_create(
         .map_err(internal)?;
     let icfg = cfg.config.clone().unwrap_or_default();
     let id = naming::random_id();
-    let name = naming::for_create(opts.name.as_deref(), &id);
+    let name = naming::for_create(opts.name.as_deref(), &id, |n| {
+        b.tr().check_new_name(n).is_err()
+    });
     b.tr().check_new_name(&name)?;
     let argv = create::command(&body, &icfg)?;
     let env = create::environment(

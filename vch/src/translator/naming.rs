@@ -13,13 +13,101 @@ pub fn valid(n: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
 }
 
-/// The name a create asked for (without Docker's leading slash), or one made from the id.
-pub fn for_create(requested: Option<&str>, id: &str) -> String {
-    match requested.filter(|n| !n.is_empty()) {
-        Some(n) => n.trim_start_matches('/').to_string(),
-        None => format!("vch_{}", &id[..8.min(id.len())]),
+/// The name a create asked for (without Docker's leading slash), or a generated one in
+/// Docker's `adjective_surname` style, picked by the (random) id and not `taken`.
+pub fn for_create(requested: Option<&str>, id: &str, taken: impl Fn(&str) -> bool) -> String {
+    if let Some(n) = requested.filter(|n| !n.is_empty()) {
+        return n.trim_start_matches('/').to_string();
     }
+    // Eight picks from different parts of the id, then a digit appended as dockerd does
+    // after its retries; the id itself as the last resort (it is unique).
+    let picks = (0..8).map(|i| generated(id, i)).collect::<Vec<_>>();
+    let with_digit = picks
+        .iter()
+        .flat_map(|p| (0..10).map(move |d| format!("{p}{d}")));
+    picks
+        .iter()
+        .cloned()
+        .chain(with_digit)
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| format!("vch_{id}"))
 }
+
+/// The `n`th generated name of `id`: two words picked by 4-hex-digit windows of it.
+fn generated(id: &str, n: usize) -> String {
+    let window = |at: usize| {
+        let at = (at * 4) % id.len().saturating_sub(3).max(1);
+        usize::from_str_radix(id.get(at..at + 4).unwrap_or("0"), 16).unwrap_or(0)
+    };
+    let adjective = ADJECTIVES[window(2 * n) % ADJECTIVES.len()];
+    let surname = SURNAMES[window(2 * n + 1) % SURNAMES.len()];
+    format!("{adjective}_{surname}")
+}
+
+/// Words for generated names (Docker's style: a mood or quality, then a pioneer of
+/// computing, mathematics or science).
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "clever", "cool", "curious", "daring", "eager", "elegant", "epic", "fervent",
+    "fond", "friendly", "gallant", "gentle", "happy", "hopeful", "jolly", "keen", "kind", "lucid",
+    "merry", "modest", "nifty", "noble", "patient", "placid", "quiet", "quirky", "relaxed",
+    "serene", "sharp", "smart", "steady", "stoic", "sunny", "tender", "thirsty", "trusting",
+    "upbeat", "vibrant", "vigilant", "wise", "witty", "zealous",
+];
+
+const SURNAMES: &[&str] = &[
+    "agnesi",
+    "allen",
+    "babbage",
+    "backus",
+    "bardeen",
+    "bartik",
+    "bell",
+    "boole",
+    "borg",
+    "cerf",
+    "clarke",
+    "codd",
+    "conway",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "easley",
+    "engelbart",
+    "euler",
+    "faraday",
+    "fermat",
+    "feynman",
+    "franklin",
+    "gauss",
+    "goldberg",
+    "hamilton",
+    "hawking",
+    "hodgkin",
+    "hopper",
+    "kahan",
+    "kare",
+    "knuth",
+    "lamarr",
+    "lamport",
+    "liskov",
+    "lovelace",
+    "maxwell",
+    "mccarthy",
+    "meitner",
+    "mirzakhani",
+    "noether",
+    "pascal",
+    "perlman",
+    "ritchie",
+    "shannon",
+    "sutherland",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wilkes",
+    "wing",
+    "yalow",
+];
 
 /// The VM's name: admins find a container's VM by it.
 pub fn vm_name(name: &str, id: &str) -> String {

@@ -38,12 +38,35 @@ fn docker_name_syntax() {
 }
 
 #[test]
-fn generated_names_come_from_the_id_and_given_ones_lose_the_slash() {
+fn generated_names_are_docker_style_and_avoid_taken_ones() {
+    let free = |_: &str| false;
+    let i = random_id();
+    let n = for_create(None, &i, free);
+    let (adjective, surname) = n.split_once('_').unwrap();
+    assert!(valid(&n), "{n}");
+    assert!(adjective.chars().all(|c| c.is_ascii_lowercase()), "{n}");
+    assert!(surname.chars().all(|c| c.is_ascii_lowercase()), "{n}");
+    // The same id gives the same name; an empty request is no request.
+    assert_eq!(for_create(Some(""), &i, free), n);
+    // A taken name is passed over, for other words first, then with a digit.
+    let other = for_create(None, &i, |c| c == n);
+    assert_ne!(other, n);
+    let digit = for_create(None, &i, |c| !c.ends_with(|d: char| d.is_ascii_digit()));
+    assert!(digit.ends_with(|d: char| d.is_ascii_digit()), "{digit}");
+    // With every name taken, the unique id still names it.
+    assert_eq!(for_create(None, &i, |_| true), format!("vch_{i}"));
+    // Ids spread over the words.
+    let distinct: std::collections::HashSet<String> = (0..200)
+        .map(|_| for_create(None, &random_id(), free))
+        .collect();
+    assert!(distinct.len() > 150, "{}", distinct.len());
+}
+
+#[test]
+fn given_names_lose_the_slash() {
     let i = id("abcdef12");
-    assert_eq!(for_create(None, &i), "vch_abcdef12");
-    assert_eq!(for_create(Some(""), &i), "vch_abcdef12");
-    assert_eq!(for_create(Some("/web"), &i), "web");
-    assert_eq!(for_create(Some("web"), &i), "web");
+    assert_eq!(for_create(Some("/web"), &i, |_| true), "web");
+    assert_eq!(for_create(Some("web"), &i, |_| false), "web");
 }
 
 #[test]
