@@ -91,9 +91,39 @@ fn registry_err(host: &str, e: oci_client::errors::OciDistributionError, what: &
     }
 }
 
+/// Whether `host` (`name[:port]`) is on the loopback network, where dockerd treats every
+/// registry as insecure (`127.0.0.0/8`, `::1`, `localhost`).
+pub fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the registry at `host` answers plain HTTP as a registry (its `/v2/` carries
+/// `Docker-Distribution-API-Version`). dockerd falls back to HTTP for insecure
+/// registries; asking first keeps a TLS registry on loopback on HTTPS.
+async fn speaks_plain_http(host: &str) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    http.get(format!("http://{host}/v2/"))
+        .send()
+        .await
+        .is_ok_and(|r| r.headers().contains_key("docker-distribution-api-version"))
+}
+
 impl Registry {
     /// A client for the registry of `r`. `insecure` lists `host:port`s spoken to over
-    /// plain HTTP (`--insecure-registry`).
+    /// plain HTTP (`--insecure-registry`); a loopback registry that speaks plain HTTP
+    /// is insecure without being listed, as with dockerd.
     pub async fn connect(
         r: &Reference,
         creds: Option<&RegistryAuth>,
@@ -101,12 +131,16 @@ impl Registry {
     ) -> Result<Registry> {
         install_crypto_provider();
         let host = r.domain().to_string();
+        let mut insecure = insecure.to_vec();
+        if !insecure.contains(&host) && is_loopback(&host) && speaks_plain_http(&host).await {
+            insecure.push(host.clone());
+        }
         let plain_http = insecure.iter().any(|h| h == &host);
         let config = ClientConfig {
             protocol: if insecure.is_empty() {
                 ClientProtocol::Https
             } else {
-                ClientProtocol::HttpsExcept(insecure.to_vec())
+                ClientProtocol::HttpsExcept(insecure.clone())
             },
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(30)),
@@ -268,4 +302,30 @@ pub fn is_digest_error(e: &std::io::Error) -> Option<String> {
     e.get_ref()
         .and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>())
         .map(|d| d.to_string())
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_registries_are_the_ones_dockerd_trusts_over_http() {
+        for h in [
+            "127.0.0.1:5000",
+            "127.9.8.7",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "10.0.0.1:5000",
+            "registry.example:5000",
+            "docker.io",
+            "[fe80::1]:5000",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
 }
