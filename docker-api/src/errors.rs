@@ -59,6 +59,10 @@ pub enum Error {
     /// 501 "<feature> is not supported by this VCH".
     #[error("{0} is not supported by this VCH")]
     NotImplemented(String),
+    /// 501 with dockerd's own wording (e.g. "configured logging driver does not
+    /// support reading").
+    #[error("{0}")]
+    NotSupported(String),
     /// 503: the backend is there but cannot serve right now (vCenter unreachable...).
     #[error("{0}")]
     Unavailable(String),
@@ -85,7 +89,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::NotImplemented(_) | Error::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -61,3 +61,22 @@ def test_unnamed_containers_get_docker_style_names(vch):
     name = vch.docker("inspect", "--format", "{{.Name}}", cid).stdout.strip()
     assert re.fullmatch(r"/[a-z]+_[a-z]+\d?", name), name
     vch.docker("rm", cid)
+
+
+def test_log_drivers_are_honoured_or_refused_by_name(vch):
+    # `none`: output still reaches an attached client, but `docker logs` cannot read it.
+    r = vch.docker("run", "--name", "nolog", "--log-driver", "none", "busybox", "echo", "hi")
+    assert r.stdout == "hi\n"
+    cfg = json.loads(vch.docker("inspect", "--format", "{{json .HostConfig.LogConfig}}", "nolog").stdout)
+    assert cfg["Type"] == "none"
+    r = vch.docker("logs", "nolog", check=False)
+    assert r.returncode != 0 and "configured logging driver does not support reading" in r.stderr
+    vch.docker("run", "--name", "deflog", "busybox", "echo", "kept")
+    cfg = json.loads(vch.docker("inspect", "--format", "{{json .HostConfig.LogConfig}}", "deflog").stdout)
+    assert cfg["Type"] == "json-file"
+    assert vch.docker("logs", "deflog").stdout == "kept\n"
+    r = vch.docker("create", "--log-driver", "syslog", "busybox", "true", check=False)
+    assert r.returncode != 0 and "syslog" in r.stderr
+    r = vch.docker("create", "--log-opt", "max-size=1m", "busybox", "true", check=False)
+    assert r.returncode != 0 and "max-size" in r.stderr
+    vch.docker("rm", "nolog", "deflog")

@@ -43,6 +43,7 @@ pub(super) async fn container_create(
         &body.env.clone().unwrap_or_default(),
     );
     let mut host = body.host_config.clone().unwrap_or_default();
+    host.log_config = Some(log_config(host.log_config.as_ref())?);
     let endpoints = b.inner.networks.endpoints_for_create(
         host.network_mode.as_deref(),
         body.networking_config.as_ref(),
@@ -193,6 +194,37 @@ fn container_config(body: &ContainerCreateBody) -> ContainerConfig {
         shell: b.shell,
     }
 }
+
+/// The logging driver as the VCH applies it. The container's output always goes to its
+/// VM's log file on the datastore (attach reads it too); `json-file` and `local` read it
+/// back for `docker logs`, `none` refuses to. Log options (rotation) are refused by
+/// name: the serial-port file is not rotated.
+fn log_config(asked: Option<&HostConfigLogConfig>) -> Result<HostConfigLogConfig> {
+    let driver = asked
+        .and_then(|l| l.typ.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| LOG_DRIVER.to_string());
+    if !["json-file", "local", "none"].contains(&driver.as_str()) {
+        return Err(Error::invalid(format!(
+            "logging driver {driver:?} is not supported by this VCH (json-file, local, none)"
+        )));
+    }
+    if let Some((opt, _)) = asked
+        .and_then(|l| l.config.as_ref())
+        .and_then(|c| c.iter().next())
+    {
+        return Err(Error::invalid(format!(
+            "log option {opt:?} is not supported by this VCH: container logs are not rotated"
+        )));
+    }
+    Ok(HostConfigLogConfig {
+        typ: Some(driver),
+        config: Some(Default::default()),
+    })
+}
+
+/// What `--log-driver` defaults to (and `docker info` reports).
+pub(super) const LOG_DRIVER: &str = "json-file";
 
 /// Flags this VCH cannot honour are refused by name rather than ignored.
 fn check_supported(body: &ContainerCreateBody) -> Result<()> {

@@ -17,11 +17,13 @@ pub(super) async fn container_inspect(
     let id = b.resolve(id)?;
     let c = b.get(&id)?;
     let mut host_config = c.meta.host_config.clone();
-    // docker-py reads LogConfig.Type; the log is the VM's serial-port file.
-    host_config.log_config = Some(HostConfigLogConfig {
-        typ: Some("json-file".into()),
-        config: Some(Default::default()),
-    });
+    // Containers made before the driver was recorded had the default.
+    host_config
+        .log_config
+        .get_or_insert_with(|| HostConfigLogConfig {
+            typ: Some(super::create::LOG_DRIVER.into()),
+            config: Some(Default::default()),
+        });
     let config = ContainerConfig {
         hostname: Some(c.spec.hostname.clone()),
         env: Some(c.spec.env.clone()),

@@ -81,6 +81,13 @@ pub(super) async fn container_logs(
     opts: LogsOptions,
 ) -> Result<LogStream> {
     let id = b.resolve(id)?;
+    let driver = b.get(&id)?.meta.host_config.log_config.and_then(|l| l.typ);
+    if driver.as_deref() == Some("none") {
+        // dockerd's answer for a driver that cannot be read back.
+        return Err(Error::NotSupported(
+            "configured logging driver does not support reading".into(),
+        ));
+    }
     let lf = log_file(b, &id).ok_or_else(|| Error::NoSuchContainer(id.clone()))?;
     let to_chunk = move |r: Record| -> Option<LogChunk> {
         match r {

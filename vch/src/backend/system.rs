@@ -69,7 +69,7 @@ pub(super) async fn info(b: &VchBackend) -> Result<SystemInfo> {
         ncpu: Some(ncpu),
         mem_total: Some(mem_total),
         docker_root_dir: Some(format!("[{}] {}", t.datastore_name, t.name)),
-        logging_driver: Some("json-file".into()),
+        logging_driver: Some(super::create::LOG_DRIVER.into()),
         // Shown under "Storage Driver" by the CLI: where the containers live.
         driver_status: Some(vec![
             vec!["VCH".into(), t.name.clone()],
