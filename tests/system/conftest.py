@@ -60,6 +60,18 @@ def free_port():
     return port
 
 
+def wait_for_port(port, deadline_s=10):
+    """Waits until something listens on 127.0.0.1:port (bounded)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)  # allow-sleep: poll interval of a bounded loop
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
 def vm_named(si, prefix):
     """The one VM (through pyvmomi session `si`) whose name starts with `prefix`."""
     from pyVmomi import vim
@@ -181,12 +193,7 @@ def vch():
     reg = subprocess.Popen(["docker-registry", "serve", str(base / "registry.yml")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)  # allow-sleep: poll interval of a bounded loop
+        wait_for_port(port)
         busybox_oci(base / "rootfs", base / "oci")
         subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base}/oci:latest",
                         f"docker://127.0.0.1:{port}/busybox:latest"], check=True)

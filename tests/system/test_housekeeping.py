@@ -80,3 +80,44 @@ def test_log_drivers_are_honoured_or_refused_by_name(vch):
     r = vch.docker("create", "--log-opt", "max-size=1m", "busybox", "true", check=False)
     assert r.returncode != 0 and "max-size" in r.stderr
     vch.docker("rm", "nolog", "deflog")
+
+
+def test_login_checks_credentials_with_the_registry(vch, tmp_path):
+    """`docker login` against a loopback registry with htpasswd auth: the right password
+    is accepted, a wrong one is a 401 with dockerd's wording."""
+    import os
+    import warnings
+    import subprocess
+
+    import conftest as sysenv
+
+    with warnings.catch_warnings():
+        # Deprecated in 3.11, but libxcrypt's bcrypt is what the registry's htpasswd needs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    port = sysenv.free_port()
+    (tmp_path / "htpasswd").write_text(
+        "alice:" + crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH)) + "\n")
+    (tmp_path / "registry.yml").write_text(
+        f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {tmp_path}/data}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\nlog: {{level: error}}\n"
+        f"auth: {{htpasswd: {{realm: vch-test, path: {tmp_path}/htpasswd}}}}\n")
+    reg = subprocess.Popen(["docker-registry", "serve", str(tmp_path / "registry.yml")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sysenv.wait_for_port(port)
+        env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "cli")}
+
+        def login(password):
+            return subprocess.run(
+                [sysenv.DOCKER, "-H", f"unix://{vch.sock}", "login", "-u", "alice", "--password-stdin",
+                 f"127.0.0.1:{port}"], input=password, capture_output=True, text=True, env=env,
+                timeout=60)
+
+        ok = login("s3cret")
+        assert ok.returncode == 0 and "Login Succeeded" in ok.stdout, ok.stderr
+        bad = login("wrong")
+        assert bad.returncode != 0 and "incorrect username or password" in bad.stderr, bad.stderr
+    finally:
+        reg.terminate()
+        reg.wait(timeout=10)

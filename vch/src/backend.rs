@@ -301,6 +301,10 @@ impl Backend for VchBackend {
         Ok(self.tr().remove(id, opts.force, opts.volumes).await?)
     }
 
+    async fn auth(&self, config: RegistryAuth) -> Result<SystemAuthResponse> {
+        images::auth(self, config).await
+    }
+
     async fn data_usage(&self, opts: DataUsageOptions) -> Result<SystemDataUsageResponse> {
         system::data_usage(self, opts).await
     }

@@ -52,6 +52,20 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
     Ok(futures_util::stream::iter(first).chain(rest).boxed())
 }
 
+/// `POST /auth` (`docker login`): the registry checks the credentials; nothing is kept.
+pub(super) async fn auth(b: &VchBackend, config: RegistryAuth) -> Result<SystemAuthResponse> {
+    let creds = crate::images::auth::RegistryAuth::from(config);
+    b.inner
+        .images
+        .login(&creds)
+        .await
+        .map_err(|e| image_error(&b.inner.t.url, e))?;
+    Ok(SystemAuthResponse {
+        status: "Login Succeeded".into(),
+        identity_token: None,
+    })
+}
+
 /// The image store's errors as Docker's (status and wording), in one place.
 fn image_error(vcenter: &str, e: crate::images::error::ImageError) -> Error {
     use crate::images::error::ImageError as E;

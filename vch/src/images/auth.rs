@@ -148,6 +148,74 @@ pub fn parse_bearer_challenge(h: &str) -> Option<BearerChallenge> {
     (!c.realm.is_empty()).then_some(c)
 }
 
+/// The registry host of a `docker login` server address (`host[:port]`, with or without
+/// a scheme or a path such as Docker Hub's `https://index.docker.io/v1/`).
+pub fn login_host(server: &str) -> String {
+    let s = server.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    s.split('/').next().unwrap_or_default().to_string()
+}
+
+/// `docker login`: checks the credentials against the registry at `base_url`
+/// (`scheme://host`) as dockerd does: `GET /v2/`; a Basic challenge is answered with
+/// the credentials, a Bearer one at its token endpoint. Ok: the registry accepts them.
+pub async fn check_login(
+    http: &reqwest::Client,
+    base_url: &str,
+    creds: &RegistryAuth,
+) -> Result<()> {
+    let reg_err = |detail: String| ImageError::Registry {
+        registry: base_url.to_string(),
+        detail,
+    };
+    let v2 = format!("{base_url}/v2/");
+    let resp = http
+        .get(&v2)
+        .send()
+        .await
+        .map_err(|e| reg_err(e.to_string()))?;
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(reg_err(format!("GET /v2/: HTTP {}", resp.status())));
+    }
+    let creds = creds.clone().normalized();
+    let refused = || ImageError::Unauthorized("incorrect username or password".into());
+    let challenge = resp
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(parse_bearer_challenge);
+    let resp = match challenge {
+        // Basic: the same request with the credentials.
+        None => http
+            .get(&v2)
+            .basic_auth(&creds.username, Some(&creds.password)),
+        Some(c) => {
+            let mut url = reqwest::Url::parse(&c.realm).map_err(|e| reg_err(e.to_string()))?;
+            url.query_pairs_mut()
+                .append_pair("account", &creds.username);
+            if let Some(svc) = &c.service {
+                url.query_pairs_mut().append_pair("service", svc);
+            }
+            http.get(url)
+                .basic_auth(&creds.username, Some(&creds.password))
+        }
+    }
+    .send()
+    .await
+    .map_err(|e| reg_err(e.to_string()))?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => Err(refused()),
+        s => Err(reg_err(format!("login: HTTP {s}"))),
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     #[serde(default)]

@@ -120,6 +120,24 @@ async fn speaks_plain_http(host: &str) -> bool {
         .is_ok_and(|r| r.headers().contains_key("docker-distribution-api-version"))
 }
 
+/// `docker login` against `server` (see auth::check_login); plain HTTP for the
+/// registries `insecure` lists and loopback ones that speak it.
+pub async fn login(server: &str, creds: &RegistryAuth, insecure: &[String]) -> Result<()> {
+    let host = super::auth::login_host(server);
+    if host.is_empty() {
+        return Err(ImageError::InvalidArgument(
+            "no registry server address to log in to".into(),
+        ));
+    }
+    let plain = insecure.contains(&host) || (is_loopback(&host) && speaks_plain_http(&host).await);
+    let scheme = if plain { "http" } else { "https" };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| ImageError::Internal(e.to_string()))?;
+    super::auth::check_login(&http, &format!("{scheme}://{host}"), creds).await
+}
+
 impl Registry {
     /// A client for the registry of `r`. `insecure` lists `host:port`s spoken to over
     /// plain HTTP (`--insecure-registry`); a loopback registry that speaks plain HTTP

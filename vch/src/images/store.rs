@@ -1057,6 +1057,16 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// `docker login`: whether the registry accepts `creds` (for its `serveraddress`).
+    pub async fn login(&self, creds: &RegistryAuth) -> Result<()> {
+        super::registry::login(
+            &creds.serveraddress,
+            creds,
+            &self.inner.cfg.insecure_registries,
+        )
+        .await
+    }
+
     /// `docker image inspect`.
     pub async fn inspect(&self, name: &str) -> Result<ImageInspect> {
         let id = self.resolve(name)?;
