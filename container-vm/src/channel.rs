@@ -41,6 +41,9 @@ pub enum Kind {
     /// [`STDIN_WINDOW`] bytes unacknowledged per session, so a process that does not read
     /// holds the client back instead of filling the VM's memory.
     StdinAck = 10,
+    /// tether → VCH: the container's `status::GuestStatus` (JSON): its pid and health,
+    /// sent when either changes and after every `Hello`.
+    Status = 11,
     /// VCH → tether: a parked instant clone may run its process now (`docker start`).
     /// (Numbered apart from the stdio frames so the two sets can grow independently.)
     Start = 20,
@@ -77,6 +80,7 @@ impl Kind {
             8 => Kind::StdinClose,
             9 => Kind::Resize,
             10 => Kind::StdinAck,
+            11 => Kind::Status,
             20 => Kind::Start,
             // container operations
             32 => Kind::Request,
@@ -308,6 +312,7 @@ mod tests {
             (Kind::StdinClose, 8),
             (Kind::Resize, 9),
             (Kind::StdinAck, 10),
+            (Kind::Status, 11),
             (Kind::Start, 20),
             (Kind::Request, 32),
             (Kind::Reply, 33),

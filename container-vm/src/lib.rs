@@ -8,6 +8,7 @@
 //! - [`spec`]: the container spec the VCH writes and the tether reads.
 //! - [`state`]: the container states the tether reports.
 //! - [`channel`]: frames of the control channel (serial port 1).
+//! - [`status`]: what a tether reports unasked (pid, health); [`health`]: health checks.
 //! - [`ops`]: container operations over the control channel (top, stats, cp, export).
 //! - [`log`]: records of the container log (serial port 2).
 //! - [`hardware`]: the simulator's description of a VM's devices (`VCSIM_HW`).
@@ -22,7 +23,9 @@ pub mod channel;
 pub mod fork;
 pub mod guestinfo;
 pub mod hardware;
+pub mod health;
 pub mod log;
 pub mod ops;
 pub mod spec;
 pub mod state;
+pub mod status;

@@ -50,6 +50,9 @@ pub struct ContainerSpec {
     /// What the user changed of the default confinement (`--cap-add`, `--read-only`, ...);
     /// the defaults are dockerd's.
     pub security: Security,
+    /// The health check the tether runs (`HEALTHCHECK`, `--health-cmd`); none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthSpec>,
 }
 
 /// The container's confinement, as far as the user may change it. Every field's default

@@ -84,8 +84,9 @@ def vm_named(si, prefix):
         view.Destroy()
 
 
-def busybox_oci(root: Path, out: Path):
-    """An OCI layout with one layer: busybox and its applets, /etc/passwd and /etc/group."""
+def busybox_oci(root: Path, out: Path, config=None):
+    """An OCI layout with one layer: busybox and its applets, /etc/passwd and /etc/group.
+    `config` adds to the image's container config (e.g. a Healthcheck)."""
     (root / "bin").mkdir(parents=True)
     for d in ("etc", "tmp"):
         (root / d).mkdir()
@@ -113,7 +114,7 @@ def busybox_oci(root: Path, out: Path):
     gz = gzip.compress(raw, mtime=0)
     layer = blob(gz)
     cfg = json.dumps({"architecture": "amd64", "os": "linux",
-                      "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+                      "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], **(config or {})},
                       "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode()
     man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(cfg), "size": len(cfg)},

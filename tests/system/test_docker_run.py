@@ -328,8 +328,11 @@ def test_exec_runs_in_the_container_with_its_own_output_and_exit_code(vch):
                    check=False)
     assert r.returncode == 5
     assert r.stdout == "12\n/tmp\n" and r.stderr == "err\n"
+    # dockerd: 126 for any exec that cannot start, missing or not executable.
     r = vch.docker("exec", "ex", "no-such-tool", check=False)
-    assert r.returncode == 127
+    assert r.returncode == 126 and "executable file not found" in r.stderr, r
+    r = vch.docker("exec", "ex", "/etc/passwd", check=False)
+    assert r.returncode == 126 and "permission denied" in r.stderr, r
     vch.docker("rm", "-f", "ex")
 
 

@@ -1,7 +1,7 @@
 //! Serves the control channel (serial port 1): says who it is, runs exec sessions with
 //! their own output and exit code, and delivers signals to the main process.
 
-use crate::run::{self, EXITS};
+use crate::run;
 use crate::stdio;
 use container_vm::channel::{
     ack_payload, decode, exit_payload, out_payload, parse_resize, parse_signal, ExecRequest, Frame,
@@ -13,37 +13,21 @@ use std::sync::{Arc, Mutex};
 
 type Port = Arc<Mutex<File>>;
 
+/// The channel once it is served, for frames nobody asked for (`report`).
+static PORT: std::sync::OnceLock<Port> = std::sync::OnceLock::new();
+
+/// Sends a frame on the control channel; dropped when there is none (yet).
+pub fn send_frame(f: Frame) {
+    if let Some(port) = PORT.get() {
+        send(port, f);
+    }
+}
+
 fn send(port: &Port, f: Frame) {
     if let Ok(mut p) = port.lock() {
         // A lost frame is a lost line on a serial port; the container goes on.
         let _ = p.write_all(&f.encode());
     }
-}
-
-/// Finds `program` as execve would: a path as given, a bare name in the session's PATH.
-fn find_program(program: &str, env: &[String]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let check = |p: &std::path::Path| -> std::io::Result<()> {
-        let m = std::fs::metadata(p)?;
-        if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
-        }
-    };
-    if program.contains('/') {
-        return check(std::path::Path::new(program));
-    }
-    let path = env
-        .iter()
-        .find_map(|kv| kv.strip_prefix("PATH="))
-        .unwrap_or(run::DEFAULT_PATH);
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        if check(&std::path::Path::new(dir).join(program)).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
 fn exit_frame(session: u32, code: i32, error: Option<String>) -> Frame {
@@ -97,44 +81,23 @@ fn exec_session(
         Err(e) => return (e.code, e.error),
     };
     let tty_output = plumbing.install(&mut cmd);
-    // std's spawn reaps a child whose exec failed, and pid 1's waitpid(-1) may reap it
-    // first, which makes std panic: look the program up before forking instead.
+    // dockerd answers 126 for every exec that cannot start (missing or not executable),
+    // where a container's own command gets 127 for a missing one.
+    let cannot_start = |program: &str, e: &std::io::Error| {
+        let x = run::spawn_error(program, e);
+        (126, x.error)
+    };
     if let Some(program) = req.cmd.first() {
-        if let Err(e) = find_program(program, &env) {
-            let x = run::spawn_error(program, &e);
-            return (x.code, x.error);
+        if let Err(e) = run::find_program(program, &env) {
+            return cannot_start(program, &e);
         }
     }
-    // Hold the table while spawning so pid 1 cannot report the exit before we wait.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let spawned = {
-        let mut table = match EXITS.lock() {
-            Ok(t) => t,
-            Err(p) => p.into_inner(),
-        };
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd.spawn()))
-            .unwrap_or_else(|_| Err(std::io::Error::other("the process could not be started")));
-        if let Ok(c) = &r {
-            let pid = c.id() as i32;
-            match table.early.remove(&pid) {
-                Some(code) => {
-                    let _ = tx.send(code);
-                }
-                None => {
-                    table.waiting.insert(pid, tx);
-                }
-            }
-        }
-        r
-    };
+    let spawned = run::spawn_tracked(&mut cmd);
     // The parent's copies of a terminal must go, or its output never ends.
     drop(cmd);
-    let mut child = match spawned {
+    let (mut child, rx) = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            let x = run::spawn_error(req.cmd.first().map(String::as_str).unwrap_or(""), &e);
-            return (x.code, x.error);
-        }
+        Err(e) => return cannot_start(req.cmd.first().map(String::as_str).unwrap_or(""), &e),
     };
     let pumps: Vec<_> = [
         // A TTY has one output stream, which Docker reports as stdout.
@@ -196,6 +159,7 @@ pub fn serve(
             return;
         };
         let port: Port = Arc::new(Mutex::new(port));
+        let _ = PORT.set(port.clone());
         let acks = port.clone();
         stdio::set_ack_sink(move |session, n| {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
@@ -212,7 +176,10 @@ pub fn serve(
             buf.extend_from_slice(&chunk[..n]);
             for f in decode(&mut buf) {
                 match f.kind {
-                    Kind::Who => send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes())),
+                    Kind::Who => {
+                        send(&port, Frame::new(Kind::Hello, 0, id.clone().into_bytes()));
+                        crate::report::resend();
+                    }
                     Kind::Start => {
                         if let Some(tx) = &started {
                             let _ = tx.send(());

@@ -9,10 +9,12 @@ pub mod confine;
 pub mod control;
 pub mod esx;
 pub mod gate;
+pub mod health;
 pub mod logport;
 pub mod net;
 pub mod ops;
 pub mod platform;
+pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod spec;
@@ -141,7 +143,16 @@ fn agent(p: &mut dyn Platform, forked: bool) -> i32 {
                 (keys::PID_KEY, pid.to_string()),
                 (keys::STARTED_KEY, logport::now()),
             ],
-        )
+        );
+        report::update(|s| s.pid = pid as i32);
+        if let Some(check) = spec.health.clone() {
+            health::spawn(
+                check,
+                spec.env.clone(),
+                spec.user.clone(),
+                spec.workdir.clone(),
+            );
+        }
     });
     if exit.oom_killed {
         set_state(p, &[(keys::OOM_KILLED_KEY, "true".into())]);

@@ -308,6 +308,60 @@ pub fn prepare(
     Ok(cmd)
 }
 
+/// Spawns a process besides the main one (an exec session, a health probe) and returns
+/// it with the receiver of its exit code: pid 1 reaps every child with waitpid(-1), so the
+/// code comes from there (see [`EXITS`]).
+pub fn spawn_tracked(
+    cmd: &mut Command,
+) -> std::io::Result<(std::process::Child, std::sync::mpsc::Receiver<i32>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Hold the table while spawning so pid 1 cannot report the exit before we wait.
+    let mut table = match EXITS.lock() {
+        Ok(t) => t,
+        Err(p) => p.into_inner(),
+    };
+    let child = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd.spawn()))
+        .unwrap_or_else(|_| Err(std::io::Error::other("the process could not be started")))?;
+    let pid = child.id() as i32;
+    match table.early.remove(&pid) {
+        Some(code) => {
+            let _ = tx.send(code);
+        }
+        None => {
+            table.waiting.insert(pid, tx);
+        }
+    }
+    Ok((child, rx))
+}
+
+/// Finds `program` as execve would: a path as given, a bare name in `env`'s PATH. Looked
+/// up before forking: std's spawn reaps a child whose exec failed, and pid 1's
+/// waitpid(-1) may reap it first, which makes std panic.
+pub fn find_program(program: &str, env: &[String]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |p: &std::path::Path| -> std::io::Result<()> {
+        let m = std::fs::metadata(p)?;
+        if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+        }
+    };
+    if program.contains('/') {
+        return check(std::path::Path::new(program));
+    }
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        if check(&std::path::Path::new(dir).join(program)).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+}
+
 /// Docker's exit code and message for a process that could not be started.
 pub fn spawn_error(program: &str, e: &std::io::Error) -> Exit {
     let (code, msg) = match e.kind() {

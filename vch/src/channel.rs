@@ -7,6 +7,7 @@
 use container_vm::channel::{
     decode, parse_ack, parse_exit, parse_out, signal_payload, Frame, Kind, STDIN_WINDOW,
 };
+use container_vm::status::GuestStatus;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ struct Inner {
     credits: HashMap<(String, u32), Arc<tokio::sync::Semaphore>>,
     /// Container operations in progress (top, stats, cp, export), by session.
     ops: ops::OpsSenders,
+    /// Where tethers' `Status` reports go (the translator), by container id.
+    statuses: Option<mpsc::UnboundedSender<(String, GuestStatus)>>,
 }
 
 #[derive(Clone)]
@@ -136,6 +139,16 @@ impl Channels {
                                 let _ = s.send(ev);
                             }
                         }
+                        Kind::Status => {
+                            let (Some(id), Some(status)) =
+                                (&me_id, GuestStatus::decode(&f.payload))
+                            else {
+                                continue;
+                            };
+                            if let Some(sink) = &self.inner.lock().statuses {
+                                let _ = sink.send((id.clone(), status));
+                            }
+                        }
                         // Container operations (top, stats, cp, export): see channel::ops.
                         Kind::Reply | Kind::Data | Kind::Done | Kind::Credit => {
                             self.route_ops(f, &tx).await
@@ -162,6 +175,14 @@ impl Channels {
                 }
             }
         });
+    }
+
+    /// The tethers' status reports (pid, health) from now on; one subscriber, the last
+    /// one to ask.
+    pub fn statuses(&self) -> mpsc::UnboundedReceiver<(String, GuestStatus)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.lock().statuses = Some(tx);
+        rx
     }
 
     pub fn connected(&self, id: &str) -> bool {

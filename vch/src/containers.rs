@@ -87,6 +87,9 @@ pub struct Container {
     /// Found at load: a started run whose VM is off with no final state recorded (it
     /// ended while the VCH was away). The VCH records its exit before it serves.
     pub interrupted: bool,
+    /// What the tether last reported unasked: the process's pid in the VM (0 when it does
+    /// not run) and its health (kept after the exit, as dockerd shows it).
+    pub reported: container_vm::status::GuestStatus,
 }
 
 /// SCSI unit numbers for container disks (unit 7 is the controller's own).

@@ -3,7 +3,7 @@
 
 use super::{internal, VchBackend};
 use crate::containers::{Meta, TetherSpec};
-use crate::translator::{create, naming};
+use crate::translator::{create, health, naming};
 use docker_api::models::*;
 use docker_api::options::*;
 use docker_api::{Error, Result};
@@ -42,6 +42,15 @@ pub(super) async fn container_create(
         &icfg.env.clone().unwrap_or_default(),
         &body.env.clone().unwrap_or_default(),
     );
+    // The request's check over the image's; the tether runs it (see translator::health).
+    let check = health::merge(body.healthcheck.as_ref(), icfg.healthcheck.as_ref());
+    let shell = body
+        .shell
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(icfg.shell.clone())
+        .unwrap_or_default();
+    let probe = health::probe(check.as_ref(), &shell)?;
     let mut host = body.host_config.clone().unwrap_or_default();
     host.log_config = Some(log_config(host.log_config.as_ref())?);
     let endpoints = b.inner.networks.endpoints_for_create(
@@ -94,6 +103,7 @@ pub(super) async fn container_create(
         mounts: vec![],
         interfaces: vec![],
         security: crate::security::from_host_config(&host)?,
+        health: probe,
     };
     let volumes = super::volumes::volumes_for(b, &id, &body).await?;
     let volume_disks: Vec<String> = volumes
@@ -107,7 +117,10 @@ pub(super) async fn container_create(
         image_id: image_id.to_string(),
         created: crate::translator::now(),
         auto_remove: host.auto_remove == Some(true),
-        config: with_image_ports(container_config(&body), &icfg),
+        config: ContainerConfig {
+            healthcheck: check,
+            ..with_image_ports(container_config(&body), &icfg)
+        },
         host_config: host.clone(),
         volumes,
     };
@@ -238,13 +251,6 @@ fn check_supported(body: &ContainerCreateBody) -> Result<()> {
             return Err(Error::invalid(
                 "conflicting options: port publishing and the container type network mode",
             ));
-        }
-    }
-    // An explicit health check would never run: refused rather than reported healthy.
-    // (`NONE`, which turns an image's check off, is what the VCH does anyway.)
-    if let Some(test) = body.healthcheck.as_ref().and_then(|h| h.test.as_ref()) {
-        if test.first().is_some_and(|t| t != "NONE") {
-            return Err(Error::not_implemented("health checks (--health-cmd)"));
         }
     }
     Ok(())

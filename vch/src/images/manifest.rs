@@ -309,7 +309,7 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<docker_api::models::HealthConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

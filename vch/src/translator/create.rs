@@ -139,6 +139,7 @@ impl Translator {
                 parked: true,
                 watched: false,
                 interrupted: false,
+                reported: Default::default(),
             },
         );
         self.bump();

@@ -11,6 +11,7 @@ use crate::containers::{FinalState, Meta, TetherSpec};
 use crate::template::Template;
 use container_vm::channel::{ExecRequest, Frame};
 use container_vm::ops::OpsRequest;
+use container_vm::status::GuestStatus;
 use docker_api::async_trait;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -480,6 +481,8 @@ pub struct FakeGuest {
     pub exit_on: Mutex<HashSet<i32>>,
     /// Exec sessions handed out so far.
     pub sessions: Mutex<u32>,
+    /// The translator's end of the status reports (see `report`).
+    statuses: Mutex<Option<mpsc::UnboundedSender<(String, GuestStatus)>>>,
 }
 
 impl FakeGuest {
@@ -494,6 +497,7 @@ impl FakeGuest {
             frames: Mutex::new(Vec::new()),
             exit_on: Mutex::new([2, 9, 15].into_iter().collect()),
             sessions: Mutex::new(0),
+            statuses: Mutex::new(None),
         });
         *platform.guest.lock() = Some(g.clone());
         g
@@ -509,6 +513,13 @@ impl FakeGuest {
 
     fn disconnect(&self, id: &str) {
         self.connected.lock().remove(id);
+    }
+
+    /// A tether's status report (pid, health), as the control channel delivers it.
+    pub fn report(&self, id: &str, status: GuestStatus) {
+        if let Some(tx) = self.statuses.lock().as_ref() {
+            let _ = tx.send((id.to_string(), status));
+        }
     }
 
     pub fn signals_of(&self, id: &str) -> Vec<i32> {
@@ -594,6 +605,11 @@ impl GuestChannel for FakeGuest {
     fn ops(&self, _id: &str, _req: &OpsRequest) -> Option<OpsSession> {
         None
     }
+    fn statuses(&self) -> mpsc::UnboundedReceiver<(String, GuestStatus)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.statuses.lock() = Some(tx);
+        rx
+    }
 }
 
 /// The start journal, in memory.
@@ -656,6 +672,7 @@ impl Rig {
         let p = FakePlatform::new();
         let rig = Rig::on(p, Arc::new(MemStarts::default()));
         rig.t.watch_pool();
+        rig.t.watch_statuses();
         rig
     }
 

@@ -147,8 +147,8 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
             return Err(Error::Invalid(format!("invalid filter 'status={s}'")));
         }
     }
-    // No container of this VCH has a health check (they are refused at create) or is a
-    // swarm task; the values are still checked like dockerd checks them.
+    // No container of this VCH is a swarm task; the values are still checked like
+    // dockerd checks them.
     for h in f.get("health") {
         if !["starting", "healthy", "unhealthy", "none"].contains(&h) {
             return Err(Error::Invalid(format!(
@@ -206,7 +206,9 @@ pub fn select(mut cs: Vec<Container>, q: &Query) -> Result<Vec<Container>> {
                     .any(|m| m.name == v || m.destination == v)
             })
             && any("network", &|v| on_network(&c, v, &q.default_network))
-            && any("health", &|v| v == "none")
+            && any("health", &|v| {
+                v == super::health::filter_name(c.reported.health.as_ref())
+            })
             && any("is-task", &|v| matches!(v, "false" | "0"))
             && any("isolation", &|v| v == "default")
             && any("publish", &|v| {

@@ -5,6 +5,7 @@
 use crate::channel::{Channels, OpsSession, SessionEvent};
 use container_vm::channel::{ExecRequest, Frame};
 use container_vm::ops::OpsRequest;
+use container_vm::status::GuestStatus;
 use docker_api::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub trait GuestChannel: Send + Sync + 'static {
     fn credits(&self, id: &str, session: u32) -> Arc<tokio::sync::Semaphore>;
     /// Starts a container operation (top, stats, cp, export).
     fn ops(&self, id: &str, req: &OpsRequest) -> Option<OpsSession>;
+    /// What the tethers report unasked (pid, health), by container id, from now on.
+    fn statuses(&self) -> UnboundedReceiver<(String, GuestStatus)>;
 }
 
 #[async_trait]
@@ -55,5 +58,8 @@ impl GuestChannel for Channels {
     }
     fn ops(&self, id: &str, req: &OpsRequest) -> Option<OpsSession> {
         Channels::ops(self, id, req)
+    }
+    fn statuses(&self) -> UnboundedReceiver<(String, GuestStatus)> {
+        Channels::statuses(self)
     }
 }

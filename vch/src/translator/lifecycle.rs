@@ -96,6 +96,7 @@ impl Translator {
             cc.watched = watched;
             cc.started_at = Some(started.to_string());
         });
+        self.reset_reported(id);
     }
 
     /// Records the start durably before it is acknowledged (see `start_journal`): a

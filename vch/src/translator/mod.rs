@@ -16,6 +16,7 @@
 //! - [`naming`]: name rules, generated names, id/name/prefix resolution.
 //! - [`filters`]: `docker ps` filters and order; [`render`]: state as Docker shows it.
 //! - [`signals`]: signal names and the stop/kill mapping.
+//! - [`health`]: health checks asked for at create, and the tethers' reports (pid, health).
 
 pub mod connect;
 pub mod create;
@@ -24,6 +25,7 @@ pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod guest;
+pub mod health;
 pub mod journal;
 mod lifecycle;
 pub mod naming;

@@ -47,6 +47,7 @@ pub fn recover(rec: VmRecord, journal_started: Option<String>) -> Option<Contain
         finished: fin,
         meta,
         spec,
+        reported: Default::default(),
     })
 }
 

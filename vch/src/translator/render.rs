@@ -50,7 +50,7 @@ pub fn state(c: &Container, restarting: bool) -> ContainerState {
         restarting: Some(restarting),
         oom_killed: Some(f.oom_killed),
         dead: Some(false),
-        pid: Some(0),
+        pid: Some(if running { c.reported.pid.into() } else { 0 }),
         exit_code: Some(f.exit_code),
         error: Some(f.error.unwrap_or_default()),
         started_at: Some(c.started_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
@@ -59,7 +59,7 @@ pub fn state(c: &Container, restarting: bool) -> ContainerState {
         } else {
             f.finished_at
         }),
-        health: None,
+        health: c.reported.health.as_ref().map(super::health::to_docker),
     }
 }
 
@@ -83,7 +83,11 @@ pub fn status_text(c: &Container, restarting: bool, now: DateTime<Utc>) -> Strin
         None => "Up".to_string(),
     };
     match c.status {
-        Status::Running => up(),
+        Status::Running => format!(
+            "{}{}",
+            up(),
+            super::health::status_suffix(c.reported.health.as_ref())
+        ),
         Status::Paused => format!("{} (Paused)", up()),
         Status::Exited => format!("Exited ({code}){}", ago(finished)),
         Status::Created => "Created".into(),

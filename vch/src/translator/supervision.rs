@@ -30,6 +30,7 @@ impl Translator {
                 })
                 .collect()
         };
+        self.watch_statuses();
         self.watch_pool();
         for (id, action) in actions {
             match action {
@@ -146,6 +147,7 @@ impl Translator {
             };
             c.status = Status::Exited;
             c.watched = false;
+            c.reported.pid = 0;
             c.finished = Some(fin.clone());
             (c.vm.clone(), fin, c.meta.auto_remove, Policy::of(&c.meta))
         }) else {

@@ -59,6 +59,7 @@ fn c(prefix: &str, name: &str, created_s: u32, status: Status, exit: Option<i64>
         parked: false,
         watched: false,
         interrupted: false,
+        reported: Default::default(),
     }
 }
 

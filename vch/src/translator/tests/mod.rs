@@ -5,6 +5,7 @@ mod create;
 mod events;
 mod exec;
 mod filters;
+mod health;
 mod lifecycle;
 mod naming;
 mod prune;

@@ -19,6 +19,7 @@ fn cache(entries: &[(&str, &str)]) -> HashMap<String, Container> {
                 parked: true,
                 watched: false,
                 interrupted: false,
+                reported: Default::default(),
             };
             (i.to_string(), c)
         })
