@@ -50,6 +50,12 @@ pub struct ContainerSpec {
     /// What the user changed of the default confinement (`--cap-add`, `--read-only`, ...);
     /// the defaults are dockerd's.
     pub security: Security,
+    /// `docker run --init`: signals reach the process as an init would forward them. Without
+    /// it the process is treated as dockerd's pid 1 is: a signal it has no handler for
+    /// (other than SIGKILL and SIGSTOP) is dropped, so `docker stop` of a plain `sleep`
+    /// ends in SIGKILL (137) after the timeout, as with dockerd.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// The health check the tether runs (`HEALTHCHECK`, `--health-cmd`); none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthSpec>,

@@ -15,6 +15,8 @@ version: "3.7"
 services:
   web:
     image: busybox
+    # httpd has no TERM handler: without an init, a stop waits its 10 s (as with dockerd).
+    init: true
     command: ["sh", "-c", "echo served-from-volume > /www/index.html && exec httpd -f -p 80 -h /www"]
     volumes: ["data:/www"]
   client:

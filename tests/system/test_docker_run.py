@@ -235,12 +235,22 @@ def test_detached_run_stop_and_wait(vch):
     assert len(cid) == 64
     ps = vch.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout
     assert "bg Up" in ps
-    vch.docker("stop", "bg")
-    # The stop signal reaches `sleep` through the control channel. The tether, not the
-    # process, is pid 1, so SIGTERM's default action applies: 128+15.
-    assert vch.docker("wait", "bg").stdout.strip() == "143"
-    assert "bg Exited (143)" in vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    # As under dockerd, where `sleep` is its namespace's pid 1: a TERM it has no handler for
+    # is dropped, and the stop ends in SIGKILL after the timeout: 128+9.
+    t0 = time.monotonic()
+    vch.docker("stop", "-t", "2", "bg")
+    assert time.monotonic() - t0 >= 2, "the TERM did not end it: the timeout did"
+    assert vch.docker("wait", "bg").stdout.strip() == "137"
+    assert "bg Exited (137)" in vch.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
     vch.docker("rm", "bg")
+    # With --init the TERM is forwarded, and sleep dies of it at once: 128+15.
+    vch.docker("run", "-d", "--init", "--name", "bginit", "busybox", "sleep", "600")
+    t0 = time.monotonic()
+    vch.docker("stop", "-t", "20", "bginit")
+    assert time.monotonic() - t0 < 10
+    assert vch.docker("wait", "bginit").stdout.strip() == "143"
+    assert vch.docker("inspect", "--format", "{{.HostConfig.Init}}", "bginit").stdout.strip() == "true"
+    vch.docker("rm", "bginit")
 
 
 def test_memory_limit_becomes_the_vm_memory(vch):
@@ -302,7 +312,7 @@ def test_rename_pause_unpause_restart(vch):
     assert vm.runtime.powerState == "suspended"
     vch.docker("unpause", "after")
     assert inspect_state(vch, "after")["State"]["Status"] == "running"
-    vch.docker("restart", "after")
+    vch.docker("restart", "-t", "1", "after")
     assert inspect_state(vch, "after")["State"]["Status"] == "running"
     # The rename survives a VCH restart (kept outside guestinfo, which is volatile).
     vch.stop(kill=True)

@@ -22,12 +22,45 @@ pub static MAIN_PID: AtomicI32 = AtomicI32::new(0);
 /// a parked clone is up before `Start`): delivered right after the spawn.
 pub static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// Signals the main process, or keeps the signal until it exists.
+/// `docker run --init` (see `ContainerSpec::init`): every signal is delivered.
+pub static INIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `docker stop`/`kill` delivers `sig` to the main process. Under dockerd the
+/// process is its pid namespace's init, and the kernel drops a signal to an init that has
+/// no handler for it (SIGKILL and SIGSTOP always arrive). Here the tether is pid 1, so the
+/// rule is applied by hand: a `sleep` ignores `docker stop` and is killed (137) after the
+/// timeout, a shell with `trap ... TERM` gets its TERM, and `--init` forwards all.
+fn reaches(pid: i32, sig: i32) -> bool {
+    if INIT.load(Ordering::SeqCst) || sig == nix::libc::SIGKILL || sig == nix::libc::SIGSTOP {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|status| catches(&status, sig))
+        // Unreadable: deliver rather than hang a stop for its whole timeout.
+        .unwrap_or(true)
+}
+
+/// Whether the `SigCgt` mask of a `/proc/PID/status` text has `sig`.
+pub fn catches(status: &str, sig: i32) -> bool {
+    let Some(mask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+    else {
+        return true;
+    };
+    (1..=64).contains(&sig) && mask & (1u64 << (sig - 1)) != 0
+}
+
+/// Signals the main process (as its pid 1 would be signalled, see [`reaches`]), or
+/// keeps the signal until it exists.
 pub fn signal_main(sig: i32) {
     let pid = MAIN_PID.load(Ordering::SeqCst);
     if pid > 0 {
-        // SAFETY: plain kill(2).
-        unsafe { nix::libc::kill(pid, sig) };
+        if reaches(pid, sig) {
+            // SAFETY: plain kill(2).
+            unsafe { nix::libc::kill(pid, sig) };
+        }
         return;
     }
     PENDING_SIGNAL.store(sig, Ordering::SeqCst);
@@ -414,8 +447,9 @@ pub fn run(
     };
     let pid = child.id() as i32;
     MAIN_PID.store(pid, Ordering::SeqCst);
+    INIT.store(spec.init, Ordering::SeqCst);
     let pending = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
-    if pending > 0 {
+    if pending > 0 && reaches(pid, pending) {
         // SAFETY: plain kill(2) of our child.
         unsafe { nix::libc::kill(pid, pending) };
     }
@@ -468,6 +502,19 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n";
+
+    #[test]
+    fn caught_signals_are_read_from_the_sigcgt_mask() {
+        // A shell with `trap ... TERM INT`: bits 15 and 2.
+        let status = "Name:\tsh\nSigIgn:\t0000000000000004\nSigCgt:\t0000000000004002\n";
+        assert!(catches(status, 15) && catches(status, 2));
+        assert!(
+            !catches(status, 1) && !catches(status, 3),
+            "ignored is not caught"
+        );
+        assert!(!catches("SigCgt:\t0000000000000000\n", 15));
+        assert!(catches("no mask here", 15), "unknown: delivered");
+    }
 
     #[test]
     fn resolves_names_ids_and_groups() {

@@ -104,6 +104,7 @@ pub(super) async fn container_create(
         interfaces: vec![],
         security: crate::security::from_host_config(&host)?,
         health: probe,
+        init: host.init == Some(true),
     };
     let volumes = super::volumes::volumes_for(b, &id, &body).await?;
     let volume_disks: Vec<String> = volumes
