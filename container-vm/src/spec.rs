@@ -50,6 +50,10 @@ pub struct ContainerSpec {
     /// What the user changed of the default confinement (`--cap-add`, `--read-only`, ...);
     /// the defaults are dockerd's.
     pub security: Security,
+    /// `--group-add`: supplementary groups (names from the image's /etc/group, or ids)
+    /// of every process of the container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     /// `docker run --init`: signals reach the process as an init would forward them. Without
     /// it the process is treated as dockerd's pid 1 is: a signal it has no handler for
     /// (other than SIGKILL and SIGSTOP) is dropped, so `docker stop` of a plain `sleep`

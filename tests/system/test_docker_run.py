@@ -228,6 +228,12 @@ def test_env_workdir_hostname_entrypoint_and_user(vch):
     assert r.stdout == "from entrypoint\n"
     r = vch.docker("run", "--rm", "-u", "4242:4343", "busybox", "id")
     assert "uid=4242" in r.stdout and "gid=4343" in r.stdout
+    # --group-add by id and by the image's group name, for the process and for exec.
+    r = vch.docker("run", "--rm", "-u", "4242:4343", "--group-add", "777", "--group-add", "root",
+                   "busybox", "id", "-G")
+    assert sorted(r.stdout.split()) == ["0", "4343", "777"], r.stdout
+    r = vch.docker("run", "--rm", "--group-add", "ghosts", "busybox", "true", check=False)
+    assert r.returncode != 0 and "unable to find group ghosts" in r.stderr + r.stdout, r
 
 
 def test_detached_run_stop_and_wait(vch):

@@ -18,6 +18,8 @@ pub struct Jail {
     pub cgroup_procs: Option<std::fs::File>,
     /// The CPUs the container's processes run on: as many as the VM has (`nproc`).
     pub cpus: Option<nix::libc::cpu_set_t>,
+    /// `--group-add`: supplementary groups of every process (main, exec, health probe).
+    pub group_add: Vec<String>,
 }
 
 type State = Option<Result<Arc<Jail>, String>>;
@@ -77,6 +79,7 @@ mod tests {
             confinement: Confinement::new(&Default::default()).unwrap(),
             cgroup_procs: None,
             cpus: None,
+            group_add: Vec::new(),
         })));
         assert_eq!(
             waiter.join().unwrap().unwrap_err(),

@@ -216,6 +216,7 @@ fn enter_container(
             confinement,
             cgroup_procs,
             cpus,
+            group_add: spec.group_add.clone(),
         },
         oom,
     ))

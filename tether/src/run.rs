@@ -139,7 +139,14 @@ pub struct Identity {
     pub home: String,
 }
 
-pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, String> {
+/// `group_add` (`--group-add`: names or ids) joins the supplementary groups; a name the
+/// group file lacks is an error, as with dockerd.
+pub fn resolve_user(
+    user: &str,
+    passwd: &str,
+    group: &str,
+    group_add: &[String],
+) -> Result<Identity, String> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -168,14 +175,7 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => group
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() >= 3 && f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
+            Err(_) => group_id(group, g)?,
         };
     }
     let mut groups: Vec<u32> = group
@@ -185,6 +185,12 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
         .filter_map(|f| f[2].parse().ok())
         .collect();
     groups.push(gid);
+    for g in group_add {
+        groups.push(match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group_id(group, g)?,
+        });
+    }
     groups.sort_unstable();
     groups.dedup();
     Ok(Identity {
@@ -193,6 +199,16 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Identity, S
         groups,
         home,
     })
+}
+
+/// The id of group `name` in a group file.
+fn group_id(group: &str, name: &str) -> Result<u32, String> {
+    group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| format!("unable to find group {name}: no matching entries in group file"))
 }
 
 /// The VM's memory limit applies to everything in it; when the container exceeds it,
@@ -257,7 +273,8 @@ pub fn prepare(
     };
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let id = resolve_user(user, &passwd, &group).map_err(|e| Exit::failed(126, e))?;
+    let id =
+        resolve_user(user, &passwd, &group, &jail.group_add).map_err(|e| Exit::failed(126, e))?;
     let mut env: Vec<(String, String)> = env_in
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -518,19 +535,28 @@ mod tests {
 
     #[test]
     fn resolves_names_ids_and_groups() {
-        assert_eq!(resolve_user("", PASSWD, GROUP).unwrap().uid, 0);
-        let app = resolve_user("app", PASSWD, GROUP).unwrap();
+        assert_eq!(resolve_user("", PASSWD, GROUP, &[]).unwrap().uid, 0);
+        let app = resolve_user("app", PASSWD, GROUP, &[]).unwrap();
         assert_eq!(
             (app.uid, app.gid, app.home.as_str()),
             (1000, 1000, "/home/app")
         );
         assert_eq!(app.groups, vec![50, 1000]);
-        let n = resolve_user("nobody:staff", PASSWD, GROUP).unwrap();
+        let n = resolve_user("nobody:staff", PASSWD, GROUP, &[]).unwrap();
         assert_eq!((n.uid, n.gid), (65534, 50));
-        assert_eq!(resolve_user("4242:4343", PASSWD, GROUP).unwrap().gid, 4343);
-        assert!(resolve_user("ghost", PASSWD, GROUP)
+        assert_eq!(
+            resolve_user("4242:4343", PASSWD, GROUP, &[]).unwrap().gid,
+            4343
+        );
+        assert!(resolve_user("ghost", PASSWD, GROUP, &[])
             .unwrap_err()
             .contains("unable to find user ghost"));
-        assert!(resolve_user("app:ghosts", PASSWD, GROUP).is_err());
+        assert!(resolve_user("app:ghosts", PASSWD, GROUP, &[]).is_err());
+        // --group-add: by name or id, on top of the user's own groups.
+        let extra = ["nogroup".to_string(), "777".to_string()];
+        let app = resolve_user("app", PASSWD, GROUP, &extra).unwrap();
+        assert_eq!(app.groups, vec![50, 777, 1000, 65534]);
+        let e = resolve_user("app", PASSWD, GROUP, &["ghosts".to_string()]).unwrap_err();
+        assert!(e.contains("unable to find group ghosts"), "{e}");
     }
 }

@@ -113,7 +113,7 @@ pub fn from_host_config(h: &HostConfig) -> Result<Security, Error> {
             "it would give the container the host that runs the container VMs",
         ));
     }
-    let refusals: [(bool, &str, &str); 24] = [
+    let refusals: [(bool, &str, &str); 23] = [
         (!text(&h.pid_mode).is_empty(), "--pid", no_vm_meaning),
         (
             !matches!(text(&h.ipc_mode), "" | "private" | "shareable"),
@@ -203,11 +203,6 @@ pub fn from_host_config(h: &HostConfig) -> Result<Security, Error> {
             h.masked_paths.is_some() || h.readonly_paths.is_some(),
             "--security-opt systempaths",
             "/proc and /sys are always masked as dockerd masks them",
-        ),
-        (
-            set(&h.group_add),
-            "--group-add",
-            "not implemented for container VMs",
         ),
         (
             nonzero(h.cpu_shares)

@@ -105,6 +105,7 @@ pub(super) async fn container_create(
         security: crate::security::from_host_config(&host)?,
         health: probe,
         init: host.init == Some(true),
+        group_add: host.group_add.clone().unwrap_or_default(),
     };
     let volumes = super::volumes::volumes_for(b, &id, &body).await?;
     let volume_disks: Vec<String> = volumes
