@@ -50,6 +50,9 @@ pub struct ContainerSpec {
     /// What the user changed of the default confinement (`--cap-add`, `--read-only`, ...);
     /// the defaults are dockerd's.
     pub security: Security,
+    /// `--tmpfs` and `--mount type=tmpfs`: memory file systems over paths of the root.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<TmpfsMount>,
     /// `--group-add`: supplementary groups (names from the image's /etc/group, or ids)
     /// of every process of the container.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +93,76 @@ pub struct VolumeMount {
     /// Absolute path inside the container.
     pub path: String,
     pub readonly: bool,
+}
+
+/// A tmpfs mounted at `path` (in the VM's memory, so within the container's `-m`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct TmpfsMount {
+    /// Absolute path inside the container.
+    pub path: String,
+    pub readonly: bool,
+    pub noexec: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    /// The file system's own options (`size=`, `mode=`, `uid=`, `gid=`, `nr_inodes=`).
+    pub data: String,
+}
+
+impl TmpfsMount {
+    /// A tmpfs as dockerd makes one: `noexec,nosuid,nodev` unless the options (`--tmpfs
+    /// PATH:OPTIONS`, comma-separated) say otherwise, later options winning. An option
+    /// the VCH cannot honour is an error naming it.
+    pub fn parse(path: &str, options: &str) -> Result<TmpfsMount, String> {
+        let mut m = TmpfsMount {
+            path: path.to_string(),
+            noexec: true,
+            nosuid: true,
+            nodev: true,
+            ..Default::default()
+        };
+        let mut data: Vec<(String, String)> = Vec::new();
+        for opt in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match opt {
+                "ro" | "rw" => m.readonly = opt == "ro",
+                "exec" | "noexec" => m.noexec = opt == "noexec",
+                "suid" | "nosuid" => m.nosuid = opt == "nosuid",
+                "dev" | "nodev" => m.nodev = opt == "nodev",
+                // A container VM's mounts propagate nowhere: private is all there is.
+                "private" | "rprivate" => {}
+                _ => {
+                    let Some((key, value)) = opt.split_once('=') else {
+                        return Err(format!("invalid tmpfs option {opt:?}"));
+                    };
+                    let valid = match key {
+                        "size" => {
+                            let digits =
+                                value.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G', '%']);
+                            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                        }
+                        "mode" => {
+                            !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                        }
+                        "uid" | "gid" | "nr_inodes" | "nr_blocks" => {
+                            !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+                        }
+                        _ => return Err(format!("invalid tmpfs option {opt:?}")),
+                    };
+                    if !valid {
+                        return Err(format!("invalid tmpfs option {opt:?}"));
+                    }
+                    data.retain(|(k, _)| k != key);
+                    data.push((key.to_string(), value.to_string()));
+                }
+            }
+        }
+        m.data = data
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(m)
+    }
 }
 
 /// How the tether configures one NIC. The NIC is found by its MAC, not its name: the
@@ -248,5 +321,19 @@ mod tests {
         assert!(is_spec_key("guestinfo.vch.spec.12"));
         assert!(!is_spec_key("guestinfo.vch.specs"));
         assert!(!is_spec_key("guestinfo.vch.state"));
+    }
+
+    #[test]
+    fn tmpfs_options_are_dockerds_with_later_ones_winning() {
+        let m = TmpfsMount::parse("/run", "").unwrap();
+        assert!(m.noexec && m.nosuid && m.nodev && !m.readonly && m.data.is_empty());
+        let m = TmpfsMount::parse("/run", "rw,exec,size=64m,mode=1777,size=65536k").unwrap();
+        assert!(!m.noexec && m.nosuid);
+        assert_eq!(m.data, "mode=1777,size=65536k");
+        assert!(TmpfsMount::parse("/t", "ro").unwrap().readonly);
+        for bad in ["shared", "size=lots", "mode=999", "huge=always", "uid=-1"] {
+            let e = TmpfsMount::parse("/t", bad).unwrap_err();
+            assert!(e.contains("invalid tmpfs option"), "{bad}: {e}");
+        }
     }
 }

@@ -68,8 +68,10 @@ def test_bad_volume_requests_are_refused_by_name(vch):
     assert r.returncode != 0 and "invalid characters" in r.stderr
     r = vch.docker("volume", "create", "--opt", "type=nfs", "v-opt", check=False)
     assert r.returncode != 0 and "not supported" in r.stderr
-    r = vch.docker("run", "--rm", "--mount", "type=tmpfs,target=/t", "busybox", "true", check=False)
-    assert r.returncode != 0 and "type=tmpfs" in r.stderr
+    r = vch.docker("run", "--rm", "--tmpfs", "/t:huge=always", "busybox", "true", check=False)
+    assert r.returncode != 0 and 'invalid tmpfs option "huge=always"' in r.stderr, r.stderr
+    r = vch.docker("run", "--rm", "-v", "[datastore1] vols/v.vmdk:/x", "busybox", "true", check=False)
+    assert r.returncode != 0 and "datastore paths" in r.stderr, r.stderr
     r = vch.docker("volume", "inspect", "nosuchvol", check=False)
     assert r.returncode != 0 and "no such volume" in r.stderr.lower()
 
@@ -84,3 +86,21 @@ def test_volume_prune_removes_unused_anonymous_volumes(vch):
     assert anon in out
     assert anon not in volumes(vch) and "keepme" in volumes(vch)
     vch.docker("volume", "rm", "keepme")
+
+
+def test_tmpfs_mounts_are_memory_file_systems_with_dockerds_defaults(vch):
+    # Writable under --read-only; noexec,nosuid,nodev unless asked otherwise; sized.
+    script = ("grep -E ' /(run|cache|fast) ' /proc/mounts; echo x > /run/f && cat /run/f; "
+              "touch /etc/nope 2>/dev/null || echo root-read-only")
+    r = vch.docker("run", "--rm", "--read-only", "--tmpfs", "/run:size=1m",
+                   "--tmpfs", "/fast:exec,mode=755",
+                   "--mount", "type=tmpfs,destination=/cache,tmpfs-size=4096",
+                   "busybox", "sh", "-c", script)
+    mounts = {line.split()[1]: line.split() for line in r.stdout.splitlines() if line.startswith("tmpfs")}
+    assert set(mounts) == {"/run", "/cache", "/fast"}, r.stdout
+    run_opts = mounts["/run"][3].split(",")
+    assert {"rw", "nosuid", "nodev", "noexec", "size=1024k"} <= set(run_opts), run_opts
+    assert "size=4k" in mounts["/cache"][3], mounts["/cache"]
+    fast = mounts["/fast"][3].split(",")
+    assert "noexec" not in fast and "mode=755" in fast, fast
+    assert "x\nroot-read-only\n" in r.stdout

@@ -206,6 +206,9 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
     for m in &spec.mounts {
         mount_volume(&root, m, disks)?;
     }
+    for m in &spec.tmpfs {
+        mount_tmpfs(&root, m)?;
+    }
     Ok(root)
 }
 
@@ -291,23 +294,54 @@ pub fn remount_readonly(at: &Path) -> Result<(), RootfsError> {
     .map_err(sys("remount read-only", at))
 }
 
-/// Mounts a volume disk at its path inside the (not yet entered) root. The path is
-/// created inside the root; a symlink anywhere on it is refused, since it would be
-/// resolved against the VM's root, not the container's.
+/// Mounts a volume disk at its path inside the (not yet entered) root.
 fn mount_volume(
     root: &Path,
     m: &container_vm::spec::VolumeMount,
     disks: &[Disk],
 ) -> Result<(), RootfsError> {
-    let rel = Path::new(&m.path);
+    let at = mount_point(root, &m.path)?;
+    let d = find(disks, &m.disk)?;
+    prepare_scratch(d)?;
+    mount_disk(d, &at, m.readonly)
+}
+
+/// Mounts a tmpfs (`--tmpfs`) at its path inside the (not yet entered) root.
+fn mount_tmpfs(root: &Path, m: &container_vm::spec::TmpfsMount) -> Result<(), RootfsError> {
+    let at = mount_point(root, &m.path)?;
+    let mut flags = MsFlags::empty();
+    for (on, flag) in [
+        (m.readonly, MsFlags::MS_RDONLY),
+        (m.noexec, MsFlags::MS_NOEXEC),
+        (m.nosuid, MsFlags::MS_NOSUID),
+        (m.nodev, MsFlags::MS_NODEV),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    mount(
+        Some("tmpfs"),
+        &at,
+        Some("tmpfs"),
+        flags,
+        Some(m.data.as_str()).filter(|d| !d.is_empty()),
+    )
+    .map_err(sys("mount tmpfs", &at))
+}
+
+/// The directory a mount goes on, `path` inside the (not yet entered) root, created if
+/// missing. A symlink anywhere on it is refused, since it would be resolved against the
+/// VM's root, not the container's.
+fn mount_point(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
+    let rel = Path::new(path);
     if !rel.is_absolute()
         || rel
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
     {
         return Err(RootfsError::Volume(format!(
-            "mount path {:?} must be absolute, without ..",
-            m.path
+            "mount path {path:?} must be absolute, without .."
         )));
     }
     let mut at = root.to_path_buf();
@@ -316,24 +350,20 @@ fn mount_volume(
         match fs::symlink_metadata(&at) {
             Ok(md) if md.file_type().is_symlink() => {
                 return Err(RootfsError::Volume(format!(
-                    "mount path {:?} goes through a symlink ({})",
-                    m.path,
+                    "mount path {path:?} goes through a symlink ({})",
                     at.strip_prefix(root).unwrap_or(&at).display()
                 )))
             }
             Ok(md) if !md.is_dir() => {
                 return Err(RootfsError::Volume(format!(
-                    "mount path {:?} is not a directory",
-                    m.path
+                    "mount path {path:?} is not a directory"
                 )))
             }
             Ok(_) => {}
             Err(_) => mkdir(&at)?,
         }
     }
-    let d = find(disks, &m.disk)?;
-    prepare_scratch(d)?;
-    mount_disk(d, &at, m.readonly)
+    Ok(at)
 }
 
 fn kernel_filesystems(root: &Path) -> Result<(), RootfsError> {

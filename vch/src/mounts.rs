@@ -1,7 +1,10 @@
-//! The volume mounts a `docker create` asks for: `-v name:/path[:ro]`, `--mount
-//! type=volume,...` and anonymous `-v /path` (Config.Volumes). Bind mounts of VCH paths
-//! and tmpfs mounts are refused by name: a container VM cannot see the VCH's files.
+//! The mounts a `docker create` asks for: volumes (`-v name:/path[:ro]`, `--mount
+//! type=volume,...`, anonymous `-v /path` from Config.Volumes) and tmpfs (`--tmpfs
+//! /path[:opts]`, `--mount type=tmpfs,...`). Bind mounts of VCH paths and datastore paths
+//! are refused by name: a container VM cannot see the VCH's files, and a datastore file is
+//! a disk, not a directory.
 
+use container_vm::spec::TmpfsMount;
 use docker_api::models::{ContainerCreateBody, MountTypeEnum};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +54,9 @@ pub fn requested(body: &ContainerCreateBody) -> Result<Vec<Requested>, String> {
         if src.starts_with('/') || src.starts_with('.') {
             return Err(bind_refused(src));
         }
+        if src.starts_with('[') {
+            return Err(format!("datastore paths ({src}) cannot be mounted into a container: a datastore file is a disk, not a directory; use a named volume (-v NAME:/path), which the VCH keeps as a disk on its datastore"));
+        }
         let mut rw = true;
         for o in opts.split(',').filter(|o| !o.is_empty()) {
             match o {
@@ -77,13 +83,15 @@ pub fn requested(body: &ContainerCreateBody) -> Result<Vec<Requested>, String> {
                 })
             }
             Some(MountTypeEnum::BIND) => return Err(bind_refused(src.as_deref().unwrap_or("?"))),
+            // See `tmpfs`.
+            Some(MountTypeEnum::TMPFS) => {}
             Some(other) => {
                 let name = serde_json::to_value(other)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
                 return Err(format!(
-                    "--mount type={name} is not supported by this VCH (volumes only)"
+                    "--mount type={name} is not supported by this VCH (volume and tmpfs only)"
                 ));
             }
         }
@@ -102,6 +110,55 @@ pub fn requested(body: &ContainerCreateBody) -> Result<Vec<Requested>, String> {
     for (i, r) in out.iter().enumerate() {
         if out[..i].iter().any(|o| o.destination == r.destination) {
             return Err(format!("Duplicate mount point: {}", r.destination));
+        }
+    }
+    Ok(out)
+}
+
+/// The tmpfs mounts the create body asks for (`--tmpfs`, `--mount type=tmpfs`), checked
+/// against the volume mounts for a shared destination.
+pub fn tmpfs(body: &ContainerCreateBody, volumes: &[Requested]) -> Result<Vec<TmpfsMount>, String> {
+    let mut out: Vec<TmpfsMount> = Vec::new();
+    let host = body.host_config.as_ref();
+    let mut paths: Vec<_> = host
+        .and_then(|h| h.tmpfs.as_ref())
+        .into_iter()
+        .flatten()
+        .collect();
+    // A map on the wire: sorted, so the mounts (and errors) do not depend on its order.
+    paths.sort();
+    for (path, options) in paths {
+        out.push(TmpfsMount::parse(&destination(path)?, options)?);
+    }
+    let mounts = host.and_then(|h| h.mounts.as_ref()).into_iter().flatten();
+    for m in mounts.filter(|m| m.typ == Some(MountTypeEnum::TMPFS)) {
+        let dst = destination(m.target.as_deref().unwrap_or_default())?;
+        if m.source.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(format!(
+                "invalid mount config for type \"tmpfs\": source must not be specified ({dst})"
+            ));
+        }
+        let o = m.tmpfs_options.clone().unwrap_or_default();
+        let mut opts = Vec::new();
+        if m.read_only == Some(true) {
+            opts.push("ro".to_string());
+        }
+        if let Some(size) = o.size_bytes.filter(|s| *s > 0) {
+            opts.push(format!("size={size}"));
+        }
+        if let Some(mode) = o.mode.filter(|m| *m > 0) {
+            opts.push(format!("mode={mode:o}"));
+        }
+        for kv in o.options.unwrap_or_default() {
+            opts.push(kv.join("="));
+        }
+        out.push(TmpfsMount::parse(&dst, &opts.join(","))?);
+    }
+    for (i, t) in out.iter().enumerate() {
+        if out[..i].iter().any(|o| o.path == t.path)
+            || volumes.iter().any(|v| v.destination == t.path)
+        {
+            return Err(format!("Duplicate mount point: {}", t.path));
         }
     }
     Ok(out)
@@ -156,9 +213,41 @@ mod tests {
             .contains("Duplicate mount point"));
         let rel = body(serde_json::json!({"HostConfig": {"Binds": ["a1:x"]}}));
         assert!(requested(&rel).is_err());
-        let tmpfs = body(
-            serde_json::json!({"HostConfig": {"Mounts": [{"Type": "tmpfs", "Target": "/t"}]}}),
+        let ds = body(serde_json::json!({"HostConfig": {"Binds": ["[ds1] vols/a.vmdk:/x"]}}));
+        assert!(requested(&ds)
+            .unwrap_err()
+            .contains("datastore paths ([ds1] vols/a.vmdk)"));
+        let npipe = body(
+            serde_json::json!({"HostConfig": {"Mounts": [{"Type": "npipe", "Target": "/t"}]}}),
         );
-        assert!(requested(&tmpfs).unwrap_err().contains("type=tmpfs"));
+        assert!(requested(&npipe).unwrap_err().contains("type=npipe"));
+    }
+
+    #[test]
+    fn tmpfs_from_both_flags_with_dockerds_defaults() {
+        let b = body(serde_json::json!({
+            "HostConfig": {"Tmpfs": {"/run": "exec,size=1m"},
+                           "Mounts": [{"Type": "tmpfs", "Target": "/cache", "ReadOnly": true,
+                                       "TmpfsOptions": {"SizeBytes": 4096, "Mode": 448}}]}
+        }));
+        assert!(requested(&b).unwrap().is_empty(), "not volumes");
+        let t = tmpfs(&b, &[]).unwrap();
+        assert_eq!(
+            (t[0].path.as_str(), t[0].noexec, t[0].data.as_str()),
+            ("/run", false, "size=1m")
+        );
+        assert_eq!((t[1].path.as_str(), t[1].readonly), ("/cache", true));
+        assert_eq!(t[1].data, "size=4096,mode=700");
+        assert!(t[1].noexec && t[1].nosuid && t[1].nodev);
+        let clash =
+            body(serde_json::json!({"HostConfig": {"Tmpfs": {"/data": ""}, "Binds": ["v:/data"]}}));
+        let vols = requested(&clash).unwrap();
+        assert!(tmpfs(&clash, &vols)
+            .unwrap_err()
+            .contains("Duplicate mount point: /data"));
+        let bad = body(serde_json::json!({"HostConfig": {"Tmpfs": {"/t": "huge=always"}}}));
+        assert!(tmpfs(&bad, &[])
+            .unwrap_err()
+            .contains("invalid tmpfs option \"huge=always\""));
     }
 }

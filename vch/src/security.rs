@@ -113,7 +113,7 @@ pub fn from_host_config(h: &HostConfig) -> Result<Security, Error> {
             "it would give the container the host that runs the container VMs",
         ));
     }
-    let refusals: [(bool, &str, &str); 23] = [
+    let refusals: [(bool, &str, &str); 22] = [
         (!text(&h.pid_mode).is_empty(), "--pid", no_vm_meaning),
         (
             !matches!(text(&h.ipc_mode), "" | "private" | "shareable"),
@@ -187,11 +187,6 @@ pub fn from_host_config(h: &HostConfig) -> Result<Security, Error> {
         (
             nonzero(h.shm_size),
             "--shm-size",
-            "not implemented for container VMs",
-        ),
-        (
-            h.tmpfs.as_ref().is_some_and(|t| !t.is_empty()),
-            "--tmpfs",
             "not implemented for container VMs",
         ),
         (

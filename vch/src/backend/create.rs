@@ -14,6 +14,10 @@ pub(super) async fn container_create(
     body: ContainerCreateBody,
 ) -> Result<ContainerCreateResponse> {
     check_supported(&body)?;
+    // Checked before any volume is made for the container.
+    let tmpfs = crate::mounts::requested(&body)
+        .and_then(|volumes| crate::mounts::tmpfs(&body, &volumes))
+        .map_err(Error::invalid)?;
     let image = body
         .image
         .clone()
@@ -106,6 +110,7 @@ pub(super) async fn container_create(
         health: probe,
         init: host.init == Some(true),
         group_add: host.group_add.clone().unwrap_or_default(),
+        tmpfs,
     };
     let volumes = super::volumes::volumes_for(b, &id, &body).await?;
     let volume_disks: Vec<String> = volumes
