@@ -24,6 +24,16 @@ pub enum OpsRequest {
     Get { path: String },
     /// A tar of the whole root filesystem.
     Export,
+    /// The container's changes to its image (`docker diff`): `[{"Path", "Kind"}]` with
+    /// Docker's kinds (0 modified, 1 added, 2 deleted).
+    Changes,
+    /// The changes as an image layer tar (`docker commit`), deletions as `.wh.` whiteouts:
+    /// a null reply, then the tar. `pause`: the container's processes are stopped
+    /// meanwhile.
+    Layer {
+        #[serde(default)]
+        pause: bool,
+    },
     /// Extract the tar that follows into the directory `path` (`PUT /archive`).
     Put {
         path: String,

@@ -200,6 +200,8 @@ pub fn assemble(spec: &ContainerSpec, disks: &[Disk]) -> Result<PathBuf, RootfsE
         Some(opts.as_str()),
     )
     .map_err(sys("mount overlay", &root))?;
+    // For `docker diff` and `docker commit`, once this staging area is out of sight.
+    crate::ops::changes::remember(&upper, &lowers);
     kernel_filesystems(&root)?;
     mask_kernel_paths(&root)?;
     etc_files(&root, spec)?;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use vsphere_client::MoRef;
 
 mod archive;
+mod commit;
 mod create;
 mod dns_directory;
 mod exec;
@@ -427,6 +428,16 @@ impl Backend for VchBackend {
     }
     async fn container_export(&self, id: &str) -> Result<ByteStream> {
         self.export(id).await
+    }
+    async fn container_changes(&self, id: &str) -> Result<Vec<FilesystemChange>> {
+        commit::changes(self, id).await
+    }
+    async fn container_commit(
+        &self,
+        opts: CommitOptions,
+        config: Option<ContainerConfig>,
+    ) -> Result<IdResponse> {
+        commit::commit(self, opts, config).await
     }
 }
 

@@ -6,6 +6,7 @@
 //! The protocol (requests, replies, chunk sizes) is the contract's: `container_vm::ops`.
 
 pub mod archive;
+pub mod changes;
 mod extract;
 pub mod stats;
 mod tarball;
@@ -127,6 +128,19 @@ fn start(port: Port, session: u32, req: OpsRequest) {
             OpsRequest::Stat { path } => reply(&port, session, &archive::stat_reply(&path)),
             OpsRequest::Get { path } => archive::get(&port, session, &path),
             OpsRequest::Export => archive::export(&port, session),
+            OpsRequest::Changes => reply(&port, session, &changes::reply()),
+            OpsRequest::Layer { pause } => match changes::current() {
+                Ok(_) => {
+                    reply(&port, session, &Reply::Ok(serde_json::Value::Null));
+                    let r = changes::stream_layer(&port, session, pause);
+                    changes::done(&port, session, r);
+                }
+                Err(e) => reply(
+                    &port,
+                    session,
+                    &Reply::error(ErrorKind::Internal, e.to_string()),
+                ),
+            },
             OpsRequest::Interfaces { interfaces } => {
                 let r = match crate::net::configure_live(&interfaces) {
                     Ok(names) => Reply::Ok(serde_json::json!(names)),

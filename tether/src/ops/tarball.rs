@@ -10,13 +10,21 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Sends what is written as `Data` frames of `session`; fails once the VCH cancelled.
-struct DataWriter<'a> {
+pub(super) struct DataWriter<'a> {
     port: &'a Port,
     session: u32,
     buf: Vec<u8>,
 }
 
-impl DataWriter<'_> {
+impl<'a> DataWriter<'a> {
+    pub(super) fn new(port: &'a Port, session: u32) -> DataWriter<'a> {
+        DataWriter {
+            port,
+            session,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
     fn ship(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -71,7 +79,7 @@ fn long_record<W: Write>(
 /// Appends one file system object under exactly `name`. The tar crate's own helpers
 /// normalise names (`./a` becomes `a`), but Docker clients rebase `dir/.` copies on the
 /// `./` prefix dockerd writes, so headers are written here byte for byte.
-fn append_entry<W: Write>(
+pub(super) fn append_entry<W: Write>(
     b: &mut tar::Builder<W>,
     src: &Path,
     name: &[u8],
@@ -147,12 +155,7 @@ pub(super) fn append_tree<W: Write>(
 
 pub(super) fn stream_tar(port: &Port, session: u32, src: &Path, name: &[u8]) -> io::Result<()> {
     let dev = fs::symlink_metadata(src)?.dev();
-    let w = DataWriter {
-        port,
-        session,
-        buf: Vec::with_capacity(CHUNK),
-    };
-    let mut b = tar::Builder::new(w);
+    let mut b = tar::Builder::new(DataWriter::new(port, session));
     append_tree(&mut b, src, name, dev)?;
     let mut w = b.into_inner()?;
     w.flush()

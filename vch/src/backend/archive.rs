@@ -25,7 +25,7 @@ fn docker_stat(s: container_vm::ops::PathStat) -> PathStat {
 }
 
 /// The tar frames of `s` as a byte stream; ends with an error if the tether's did.
-fn tar_stream(s: OpsSession) -> ByteStream {
+pub(super) fn tar_stream(s: OpsSession) -> ByteStream {
     futures_util::stream::unfold(Some(s), |s| async move {
         let mut s = s?;
         match s.next().await {

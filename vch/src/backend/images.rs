@@ -67,7 +67,7 @@ pub(super) async fn auth(b: &VchBackend, config: RegistryAuth) -> Result<SystemA
 }
 
 /// The image store's errors as Docker's (status and wording), in one place.
-fn image_error(vcenter: &str, e: crate::images::error::ImageError) -> Error {
+pub(super) fn image_error(vcenter: &str, e: crate::images::error::ImageError) -> Error {
     use crate::images::error::ImageError as E;
     match e {
         E::NotFound(n) => Error::NoSuchImage(n),

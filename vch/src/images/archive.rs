@@ -496,7 +496,7 @@ impl ImageStore {
 }
 
 /// Applies one `--change` instruction to a container config.
-fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
+pub(crate) fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
     let (instr, rest) = change
         .trim()
         .split_once(char::is_whitespace)

@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod commit;
 pub mod convert;
 pub mod datastore;
 pub mod digest;
