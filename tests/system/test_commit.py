@@ -3,7 +3,9 @@ to its image (A/C/D, the tether's own files left out), and a commit of them as a
 with --change, --message and --author, which then runs."""
 
 import json
+import re
 import time
+import urllib.request
 
 
 def wait_for(pred, timeout=30.0):
@@ -54,3 +56,38 @@ def test_diff_and_commit_need_a_running_container(vch):
     r = vch.docker("diff", "nosuch", check=False)
     assert r.returncode != 0 and "No such container" in r.stderr
     vch.docker("rm", "idle")
+
+
+def test_push_mounts_known_layers_uploads_new_ones_and_pulls_back(vch):
+    reg = vch.registry
+    vch.docker("tag", "busybox", f"{reg}/pushed/bb:v1")
+    out = vch.docker("push", f"{reg}/pushed/bb:v1").stdout
+    assert f"The push refers to repository [{reg}/pushed/bb]" in out, out
+    # busybox came from this registry's `busybox` repository: mounted, not sent.
+    assert "Mounted from busybox" in out, out
+    assert re.search(r"v1: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+    again = vch.docker("push", f"{reg}/pushed/bb:v1").stdout
+    assert "Layer already exists" in again, again
+
+    # A committed layer is rebuilt, compressed and uploaded; the image comes back whole.
+    vch.docker("run", "-d", "--name", "pushsrc", "busybox", "sh", "-c",
+               "echo pushed-content > /content; touch /ready; sleep 600")
+    assert wait_for(lambda: vch.docker("exec", "pushsrc", "test", "-f", "/ready", check=False).returncode == 0)
+    vch.docker("commit", "-c", 'CMD ["cat", "/content"]', "pushsrc", f"{reg}/pushed/app:v2")
+    vch.docker("rm", "-f", "pushsrc")
+    out = vch.docker("push", f"{reg}/pushed/app:v2").stdout
+    assert "Pushed" in out and "Mounted from" in out, out
+    digest = re.search(r"v2: digest: (sha256:[0-9a-f]{64})", out).group(1)
+    digests = vch.docker("image", "inspect", "--format", "{{json .RepoDigests}}", f"{reg}/pushed/app:v2").stdout
+    assert f"{reg}/pushed/app@{digest}" in digests, digests
+    req = urllib.request.Request(f"http://{reg}/v2/pushed/app/manifests/v2",
+                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json,"
+                                                    "application/vnd.oci.image.manifest.v1+json"})
+    manifest = json.loads(urllib.request.urlopen(req, timeout=10).read())
+    assert len(manifest["layers"]) == 2, manifest
+    vch.docker("rmi", f"{reg}/pushed/app:v2")
+    vch.docker("pull", "-q", f"{reg}/pushed/app:v2")
+    assert vch.docker("run", "--rm", f"{reg}/pushed/app:v2").stdout == "pushed-content\n"
+    r = vch.docker("push", f"{reg}/pushed/none:v1", check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr, r.stderr
+    vch.docker("rmi", f"{reg}/pushed/app:v2", f"{reg}/pushed/bb:v1")

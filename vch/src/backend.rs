@@ -178,6 +178,9 @@ impl Backend for VchBackend {
     async fn image_pull(&self, opts: PullOptions) -> Result<ProgressStream> {
         images::image_pull(self, opts).await
     }
+    async fn image_push(&self, name: &str, opts: PushOptions) -> Result<ProgressStream> {
+        images::image_push(self, name, opts).await
+    }
     async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>> {
         images::image_list(self, opts).await
     }

@@ -18,7 +18,7 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
         Some(t) if !t.is_empty() => format!("{}:{t}", opts.from_image),
         _ => opts.from_image.clone(),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
     let images = b.inner.images.clone();
     let url = b.inner.t.url.clone();
     let auth = opts
@@ -41,15 +41,54 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
             let _ = tx.send(Err(image_error(&url, e)));
         }
     });
-    // dockerd answers a pull that fails before its first message (unknown image,
-    // refused credentials, unreachable registry) with the error's status, not a 200
-    // stream carrying it.
+    answer_early(rx).await
+}
+
+/// dockerd answers a pull or push that fails before its first message (unknown image,
+/// refused credentials, unreachable registry) with the error's status, not a 200 stream
+/// carrying it.
+async fn answer_early(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Result<JsonMessage>>,
+) -> Result<ProgressStream> {
     let first = match rx.recv().await {
         Some(Err(e)) => return Err(e),
         first => first,
     };
     let rest = tokio_stream_from(rx);
     Ok(futures_util::stream::iter(first).chain(rest).boxed())
+}
+
+/// `POST /images/{name}/push` (`docker push`).
+pub(super) async fn image_push(
+    b: &VchBackend,
+    name: &str,
+    opts: PushOptions,
+) -> Result<ProgressStream> {
+    if opts.platform.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(Error::not_implemented(
+            "docker push --platform (images here are single-platform)",
+        ));
+    }
+    let reference = match opts.tag.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<JsonMessage>>();
+    let images = b.inner.images.clone();
+    let url = b.inner.t.url.clone();
+    let auth = opts.auth.map(crate::images::auth::RegistryAuth::from);
+    tokio::spawn(async move {
+        let progress_tx = tx.clone();
+        let r = images
+            .push(&reference, auth.as_ref(), move |ev| {
+                let _ = progress_tx.send(Ok(ev.to_message()));
+            })
+            .await;
+        if let Err(e) = r {
+            let _ = tx.send(Err(image_error(&url, e)));
+        }
+    });
+    answer_early(rx).await
 }
 
 /// `POST /auth` (`docker login`): the registry checks the credentials; nothing is kept.

@@ -63,10 +63,26 @@ impl<W: Write> OuterTar<W> {
 }
 
 /// A writer that hashes and counts.
-struct HashingWriter<W> {
+/// Writes through, hashing and counting what passes.
+pub(crate) struct HashingWriter<W> {
     w: W,
     h: sha2::Sha256,
     n: u64,
+}
+
+impl<W> HashingWriter<W> {
+    pub(crate) fn new(w: W) -> Self {
+        HashingWriter {
+            w,
+            h: Default::default(),
+            n: 0,
+        }
+    }
+
+    /// The digest and length of what was written.
+    pub(crate) fn finish(self) -> (Digest, u64) {
+        (Digest::from_hasher(self.h), self.n)
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -79,6 +95,64 @@ impl<W: Write> Write for HashingWriter<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
+    }
+}
+
+/// What a layer's exact tar is rebuilt from: its disk (spooled here) and its tar-split.
+pub(crate) struct LayerParts {
+    disk: Spool,
+    split_gz: Vec<u8>,
+}
+
+impl LayerParts {
+    /// Writes the layer's tar into `out`, byte for byte as it was pulled or loaded, and
+    /// fails unless it hashes to its diff id (blocking: call off the runtime).
+    pub(crate) fn rebuild(&self, diff: &Digest, size: u64, out: &mut dyn Write) -> Result<()> {
+        let mut split = Vec::new();
+        flate2::read::GzDecoder::new(&self.split_gz[..]).read_to_end(&mut split)?;
+        let image = std::fs::File::open(&self.disk.path)?;
+        let mut hw = HashingWriter {
+            w: out,
+            h: Default::default(),
+            n: 0,
+        };
+        TarSplit::assemble(&split, &image, &mut hw)?;
+        let (n, got) = (hw.n, Digest::from_hasher(hw.h));
+        if &got != diff || n != size {
+            return Err(ImageError::DigestMismatch {
+                what: format!("rebuilt tar of layer {diff}"),
+                expected: diff.to_string(),
+                actual: got.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ImageStore {
+    /// Fetches a layer's disk and tar-split from the datastore.
+    pub(crate) async fn layer_parts(&self, diff: &Digest) -> Result<LayerParts> {
+        let (disk, file) = Spool::create(&self.inner.cfg.spool_dir)?;
+        let mut f = tokio::fs::File::from_std(file);
+        let mut s = Box::pin(
+            self.inner
+                .ds
+                .get_stream(&format!("{}/layer-flat.vmdk", layer_dir(diff)))
+                .await?,
+        );
+        while let Some(chunk) = s.next().await {
+            tokio::io::AsyncWriteExt::write_all(&mut f, &chunk?).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut f).await?;
+        let split_gz = self
+            .inner
+            .ds
+            .get_bytes(&format!("{}/layer.tarsplit.gz", layer_dir(diff)))
+            .await?
+            .ok_or_else(|| {
+                ImageError::invalid("image store", format!("layer {diff} has no tar-split"))
+            })?;
+        Ok(LayerParts { disk, split_gz })
     }
 }
 
@@ -160,56 +234,19 @@ impl ImageStore {
                     continue;
                 }
                 written.push(diff.clone());
-                // Fetch the disk and its tar-split, then rebuild the tar into the archive.
-                let (spool, file) = Spool::create(&self.inner.cfg.spool_dir)?;
-                let mut f = tokio::fs::File::from_std(file);
-                let mut s = Box::pin(
-                    self.inner
-                        .ds
-                        .get_stream(&format!("{}/layer-flat.vmdk", layer_dir(diff)))
-                        .await?,
-                );
-                while let Some(chunk) = s.next().await {
-                    tokio::io::AsyncWriteExt::write_all(&mut f, &chunk?).await?;
-                }
-                let split_gz = self
-                    .inner
-                    .ds
-                    .get_bytes(&format!("{}/layer.tarsplit.gz", layer_dir(diff)))
-                    .await?
-                    .ok_or_else(|| {
-                        ImageError::invalid("image store", format!("layer {diff} has no tar-split"))
-                    })?;
+                let parts = self.layer_parts(diff).await?;
                 let mut w = writer
                     .take()
                     .ok_or_else(|| ImageError::Internal("archive writer lost".into()))?;
                 let (diff, size) = (diff.clone(), *size);
-                let path = spool.path.clone();
                 let w = tokio::task::spawn_blocking(move || -> Result<OuterTar<_>> {
-                    let mut split = Vec::new();
-                    flate2::read::GzDecoder::new(&split_gz[..]).read_to_end(&mut split)?;
-                    let image = std::fs::File::open(&path)?;
                     w.header(&blob_name(&diff), size)?;
-                    let mut hw = HashingWriter {
-                        w: &mut w.w,
-                        h: Default::default(),
-                        n: 0,
-                    };
-                    TarSplit::assemble(&split, &image, &mut hw)?;
-                    let (n, got) = (hw.n, Digest::from_hasher(hw.h));
-                    if got != diff || n != size {
-                        return Err(ImageError::DigestMismatch {
-                            what: format!("rebuilt tar of layer {diff}"),
-                            expected: diff.to_string(),
-                            actual: got.to_string(),
-                        });
-                    }
+                    parts.rebuild(&diff, size, &mut w.w)?;
                     w.pad(size)?;
                     Ok(w)
                 })
                 .await
                 .map_err(join_err)??;
-                drop(spool);
                 writer = Some(w);
             }
         }

@@ -24,6 +24,7 @@ pub mod index;
 pub mod manifest;
 pub mod platform;
 pub mod progress;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;

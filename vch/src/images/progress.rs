@@ -59,6 +59,12 @@ pub enum ProgressEvent {
     Stream {
         message: String,
     },
+    /// A push step of a layer: `Preparing`, `Pushing`, `Pushed`, `Layer already exists`,
+    /// `Mounted from library/busybox`.
+    LayerStatus {
+        layer: String,
+        status: String,
+    },
 }
 
 impl ProgressEvent {
@@ -75,7 +81,8 @@ impl ProgressEvent {
             | VerifyingChecksum { layer }
             | DownloadComplete { layer }
             | Extracting { layer, .. }
-            | PullComplete { layer } => Some(layer),
+            | PullComplete { layer }
+            | LayerStatus { layer, .. } => Some(layer),
             Digest { .. } | Status { .. } | Stream { .. } => None,
         }
     }
@@ -100,6 +107,7 @@ impl ProgressEvent {
             Digest { digest } => format!("Digest: {digest}"),
             Status { message } => message.clone(),
             Stream { message } => message.clone(),
+            LayerStatus { status, .. } => status.clone(),
         }
     }
 

@@ -313,6 +313,90 @@ impl Registry {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    // ---- push (`docker push`) ----------------------------------------------------------
+
+    /// Authenticates for pushing to `r`'s repository (a token with push scope, or Basic
+    /// credentials kept for the requests that follow).
+    pub async fn authorize_push(&self, r: &Reference) -> Result<()> {
+        self.client
+            .auth(
+                &Self::oci_ref(r),
+                &self.auth,
+                oci_client::RegistryOperation::Push,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| registry_err(&self.host, e, &r.familiar()))
+    }
+
+    /// Whether `r`'s repository already has the blob.
+    pub async fn has_blob(&self, r: &Reference, digest: &Digest) -> Result<bool> {
+        self.client
+            .blob_exists(&Self::oci_ref(r), &digest.to_string())
+            .await
+            .map_err(|e| registry_err(&self.host, e, &format!("blob {digest}")))
+    }
+
+    /// Cross-repository mount of a blob from `from` (a repository path on the same
+    /// registry); false when the registry would not (it then starts an upload instead).
+    pub async fn mount_blob(&self, r: &Reference, from: &Reference, digest: &Digest) -> bool {
+        self.client
+            .mount_blob(&Self::oci_ref(r), &Self::oci_ref(from), &digest.to_string())
+            .await
+            .is_ok()
+    }
+
+    /// Uploads a blob from a file, verified by the registry against `digest`.
+    pub async fn push_blob_file(
+        &self,
+        r: &Reference,
+        path: &std::path::Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let f = tokio::fs::File::open(path).await?;
+        let s = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).map(|c| {
+            c.map_err(|e| {
+                oci_client::errors::OciDistributionError::GenericError(Some(e.to_string()))
+            })
+        });
+        self.client
+            .push_blob_stream(&Self::oci_ref(r), s, &digest.to_string(), Some(size))
+            .await
+            .map(|_| ())
+            .map_err(|e| registry_err(&self.host, e, &format!("blob {digest}")))
+    }
+
+    /// Uploads a small blob (a config).
+    pub async fn push_blob_bytes(
+        &self,
+        r: &Reference,
+        data: Vec<u8>,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.client
+            .push_blob(&Self::oci_ref(r), data, &digest.to_string())
+            .await
+            .map(|_| ())
+            .map_err(|e| registry_err(&self.host, e, &format!("blob {digest}")))
+    }
+
+    /// Puts the manifest under `r`'s tag.
+    pub async fn push_manifest(
+        &self,
+        r: &Reference,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<()> {
+        let ct = reqwest::header::HeaderValue::from_str(media_type)
+            .map_err(|e| ImageError::Internal(e.to_string()))?;
+        self.client
+            .push_manifest_raw(&Self::oci_ref(r), body, ct)
+            .await
+            .map(|_| ())
+            .map_err(|e| registry_err(&self.host, e, &r.familiar()))
+    }
 }
 
 /// True when an I/O error came out of oci-client's digest verification.
