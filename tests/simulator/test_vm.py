@@ -730,3 +730,32 @@ def test_create_vm_on_requested_host(si):
     vm = wait(task)
     assert vm.runtime.host == h
     assert vm in h.vm
+
+
+# --- templates --------------------------------------------------------------------------
+
+def test_mark_as_template_and_back_as_govc_does(si):
+    """govc vm.markastemplate / vm.markasvm: MarkAsTemplate, MarkAsVirtualMachine(pool, host)."""
+    vm = helpers.create_vm(si, "tmpl")
+    pool = helpers.root_pool(si)
+    helpers.power_on(vm)
+    with pytest.raises(vim.fault.InvalidPowerState):
+        vm.MarkAsTemplate()
+    helpers.power_off(vm)
+    vm.MarkAsTemplate()
+    assert vm.config.template is True and vm.summary.config.template is True
+    assert vm.resourcePool is None, "a template belongs to no resource pool"
+    assert vm not in pool.vm
+    with pytest.raises(vmodl.fault.NotSupported):
+        vm.MarkAsTemplate()
+    fault = task_fault(vm.PowerOnVM_Task())
+    assert isinstance(fault, vmodl.fault.NotSupported), fault
+    host = helpers.hosts(si)[0]
+    vm.MarkAsVirtualMachine(pool=pool, host=host)
+    assert vm.config.template is False and vm.resourcePool == pool and vm in pool.vm
+    assert vm.runtime.host == host
+    with pytest.raises(vmodl.fault.NotSupported):
+        vm.MarkAsVirtualMachine(pool=pool)
+    helpers.power_on(vm)
+    assert vm.runtime.powerState == "poweredOn"
+    helpers.power_off(vm)

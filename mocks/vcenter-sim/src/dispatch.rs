@@ -143,6 +143,8 @@ impl Sim {
             ("VirtualMachine", "CloneVM_Task") => self.clone_vm(ctx, this, a),
             ("VirtualMachine", "InstantClone_Task") => self.instant_clone(ctx, this, a),
             ("VirtualMachine", "CreateSnapshot_Task") => self.create_snapshot(ctx, this, a),
+            ("VirtualMachine", "MarkAsTemplate") => self.mark_as_template(this),
+            ("VirtualMachine", "MarkAsVirtualMachine") => self.mark_as_virtual_machine(this, a),
             ("HostNetworkSystem", "AddPortGroup") => self.add_port_group(this, a),
             ("HostNetworkSystem", "RemovePortGroup") => self.remove_port_group(this, a),
             (

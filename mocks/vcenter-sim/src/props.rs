@@ -932,6 +932,8 @@ fn entity_property(st: &State, e: &Entity, name: &str) -> Result<Option<Value>, 
         (Kind::Vm(v), "summary") => vm_summary(e, v),
         (Kind::Vm(v), "guest") => vm_guest(v),
         (Kind::Vm(_), "guestHeartbeatStatus") => Value::enumv("ManagedEntityStatus", "gray"),
+        // A template belongs to no resource pool (vCenter leaves the property unset).
+        (Kind::Vm(v), "resourcePool") if v.template => return Ok(None),
         (Kind::Vm(v), "resourcePool") => Value::moref(&v.pool),
         (Kind::Vm(v), "datastore") => Value::morefs([&v.datastore]),
         (Kind::Vm(v), "network") => Value::morefs(&vm_networks(v)),

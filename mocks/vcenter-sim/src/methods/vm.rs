@@ -983,6 +983,71 @@ impl Sim {
         Ok(Reply::Void)
     }
 
+    /// `MarkAsTemplate`: a powered-off VM becomes a template: it leaves its resource pool
+    /// and can no longer be powered on (vCenter's faults: `NotSupported` for a template,
+    /// `InvalidPowerState` for a VM that is not off).
+    pub(crate) fn mark_as_template(self: &Arc<Self>, this: &MoRef) -> Result<Reply, Fault> {
+        self.write(|st| {
+            let v = st.inv.vm_mut(this).ok_or_else(|| Fault::not_found(this))?;
+            if v.template {
+                return Err(Fault::not_supported(
+                    "the virtual machine is already a template",
+                ));
+            }
+            if v.power_state != PowerState::PoweredOff {
+                return Err(Fault::invalid_power_state(
+                    v.power_state.wire(),
+                    Some("poweredOff"),
+                ));
+            }
+            v.template = true;
+            v.change_version += 1;
+            let pool = v.pool.clone();
+            if let Some(Kind::Pool(p)) = st.inv.get_mut(&pool).map(|e| &mut e.kind) {
+                p.vms.retain(|m| m != this);
+            }
+            Ok(Reply::Void)
+        })
+    }
+
+    /// `MarkAsVirtualMachine(pool, host)`: a template becomes a VM again, in `pool`.
+    pub(crate) fn mark_as_virtual_machine(
+        self: &Arc<Self>,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
+        let pool = arg_moref(a, "pool")?;
+        let host = opt_moref(a, "host");
+        self.write(|st| {
+            if !matches!(st.inv.get(&pool).map(|e| &e.kind), Some(Kind::Pool(_))) {
+                return Err(Fault::invalid_argument("pool"));
+            }
+            if let Some(h) = &host {
+                if !matches!(st.inv.get(h).map(|e| &e.kind), Some(Kind::Host(_))) {
+                    return Err(Fault::invalid_argument("host"));
+                }
+            }
+            let v = st.inv.vm_mut(this).ok_or_else(|| Fault::not_found(this))?;
+            if !v.template {
+                return Err(Fault::not_supported(
+                    "the virtual machine is not a template",
+                ));
+            }
+            v.template = false;
+            v.pool = pool.clone();
+            if let Some(h) = host {
+                v.host = h;
+            }
+            v.change_version += 1;
+            if let Some(Kind::Pool(p)) = st.inv.get_mut(&pool).map(|e| &mut e.kind) {
+                if !p.vms.contains(this) {
+                    p.vms.push(this.clone());
+                }
+            }
+            Ok(Reply::Void)
+        })
+    }
+
     pub(crate) fn reset_vm(self: &Arc<Self>, ctx: &Ctx, this: &MoRef) -> Result<Reply, Fault> {
         self.vm_state(this)?;
         let this = this.clone();
