@@ -6,7 +6,7 @@ from pyVim.connect import Disconnect
 from pyVmomi import vim, vmodl
 
 import helpers
-from helpers import DS, VM_NETWORK, wait
+from helpers import DS, VM_NETWORK, task_fault, wait
 
 
 # --- default inventory -------------------------------------------------------------
@@ -516,3 +516,21 @@ def test_datastore_free_space_drops_after_upload(si, sim):
     after = ds.summary.freeSpace
     assert before - after >= 3 * 1024 * 1024
     assert after <= ds.summary.capacity
+
+
+def test_move_into_folder_as_govc_object_mv_does(si):
+    """govc object.mv: Folder.MoveIntoFolder_Task(list) with vCenter's faults."""
+    root = helpers.vm_folder(si)
+    a = root.CreateFolder("mv-a")
+    b = root.CreateFolder("mv-b")
+    vm = helpers.create_vm(si, "mover")
+    wait(a.MoveIntoFolder_Task([vm]))
+    assert vm.parent == a and vm in a.childEntity and vm not in root.childEntity
+    # A folder into itself or below itself, a host into a VM folder, a name clash.
+    wait(a.MoveIntoFolder_Task([b]))
+    assert b.parent == a
+    assert isinstance(task_fault(b.MoveIntoFolder_Task([a])), vim.fault.InvalidFolder)
+    assert isinstance(task_fault(a.MoveIntoFolder_Task([helpers.hosts(si)[0]])), vmodl.fault.NotSupported)
+    helpers.create_vm(si, "mover", folder=b)
+    assert isinstance(task_fault(b.MoveIntoFolder_Task([vm])), vim.fault.DuplicateName)
+    assert vm.parent == a, "nothing moved on a fault"

@@ -759,3 +759,29 @@ def test_mark_as_template_and_back_as_govc_does(si):
     helpers.power_on(vm)
     assert vm.runtime.powerState == "poweredOn"
     helpers.power_off(vm)
+
+
+# --- relocate (vMotion) ---------------------------------------------------------------------
+
+def test_relocate_moves_a_running_vm_between_hosts_without_restarting_it(si):
+    """govc vm.migrate -host / -pool: RelocateVM_Task keeps the guest running."""
+    vm = helpers.create_vm(si, "mover-vm")
+    helpers.power_on(vm)
+    boot = vm.runtime.bootTime
+    hosts = helpers.hosts(si)
+    if len(hosts) < 2:
+        helpers.cannot_run("the default inventory has one host")
+    target = next(h for h in hosts if h != vm.runtime.host)
+    child = helpers.root_pool(si).CreateResourcePool("mover-pool", vim.ResourceConfigSpec(
+        cpuAllocation=vim.ResourceAllocationInfo(limit=-1, reservation=0, expandableReservation=True,
+                                                 shares=vim.SharesInfo(level="normal")),
+        memoryAllocation=vim.ResourceAllocationInfo(limit=-1, reservation=0, expandableReservation=True,
+                                                    shares=vim.SharesInfo(level="normal"))))
+    wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(host=target, pool=child)))
+    assert vm.runtime.host == target and vm.resourcePool == child and vm in child.vm
+    assert vm.runtime.powerState == "poweredOn" and vm.runtime.bootTime == boot, "not restarted"
+    other_ds = [d for d in helpers.find_all(si, vim.Datastore) if d != vm.datastore[0]]
+    if other_ds:
+        fault = task_fault(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=other_ds[0])))
+        assert isinstance(fault, vmodl.fault.NotSupported), fault
+    helpers.power_off(vm)

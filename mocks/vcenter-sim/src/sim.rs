@@ -374,6 +374,8 @@ fn description_id(method: &str, entity: Option<&MoRef>) -> String {
         "InstantClone_Task" => ("VirtualMachine", "instantClone"),
         "CreateSnapshot_Task" => ("VirtualMachine", "createSnapshot"),
         "CreateVM_Task" => ("Folder", "createVm"),
+        "MoveIntoFolder_Task" => ("Folder", "moveInto"),
+        "RelocateVM_Task" => ("VirtualMachine", "relocate"),
         "CreateDVPortgroup_Task" => ("DistributedVirtualSwitch", "addPortgroup"),
         "DeleteDatastoreFile_Task" => ("FileManager", "deleteFile"),
         "MoveDatastoreFile_Task" => ("FileManager", "moveFile"),

@@ -72,6 +72,80 @@ impl Sim {
         })
     }
 
+    /// `MoveIntoFolder_Task(list)`: entities move under this folder (govc `object.mv`).
+    /// vCenter's faults: `NotSupported` for a type the folder does not hold,
+    /// `InvalidFolder` for a folder moved into itself or below itself, `DuplicateName`.
+    pub(crate) fn move_into_folder(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
+        let list: Vec<MoRef> = a
+            .children_named("list")
+            .filter_map(MoRef::from_element)
+            .collect();
+        if !matches!(
+            self.read_inv(|inv| inv.get(this).map(|e| matches!(e.kind, Kind::Folder(_)))),
+            Some(true)
+        ) {
+            return Err(Fault::not_found(this));
+        }
+        let this = this.clone();
+        self.run_task(
+            ctx,
+            "MoveIntoFolder_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let child_type = match inv.get(&this).map(|e| &e.kind) {
+                        Some(Kind::Folder(f)) => f.child_type.clone(),
+                        _ => return Err(Fault::not_found(&this)),
+                    };
+                    // Checked whole before anything moves.
+                    for m in &list {
+                        let e = inv.get(m).ok_or_else(|| Fault::not_found(m))?;
+                        if !child_type.iter().any(|t| t == &m.ty) {
+                            return Err(Fault::not_supported(format!(
+                                "a {} cannot be moved into folder {}",
+                                m.ty, this.value
+                            )));
+                        }
+                        let mut up = Some(this.clone());
+                        while let Some(f) = up {
+                            if &f == m {
+                                return Err(Fault::new(
+                                    "InvalidFolder",
+                                    format!("folder {} cannot move into itself", m.value),
+                                )
+                                .with("target", Value::MoRef(m.clone())));
+                            }
+                            up = inv.get(&f).and_then(|e| e.parent.clone());
+                        }
+                        if let Some(existing) = sibling_named(inv, &this, &e.name, Some(m)) {
+                            return Err(Fault::duplicate_name(&e.name, &existing));
+                        }
+                    }
+                    for m in &list {
+                        remove_from_parent(inv, m);
+                        if let Some(e) = inv.get_mut(m) {
+                            e.parent = Some(this.clone());
+                            if let Kind::Vm(v) = &mut e.kind {
+                                v.folder = this.clone();
+                                v.change_version += 1;
+                            }
+                        }
+                        if let Some(Kind::Folder(f)) = inv.get_mut(&this).map(|e| &mut e.kind) {
+                            f.children.push(m.clone());
+                        }
+                    }
+                    Ok(None)
+                })
+            },
+        )
+    }
+
     pub(crate) fn create_resource_pool(&self, this: &MoRef, a: &Element) -> Result<Reply, Fault> {
         let name = check_name(arg_text(a, "name")?)?;
         let spec = arg_elem(a, "spec")?;

@@ -983,6 +983,99 @@ impl Sim {
         Ok(Reply::Void)
     }
 
+    /// `RelocateVM_Task(spec)`: moves a VM to another host, resource pool or folder of
+    /// its datacenter (govc `vm.migrate`). A running VM keeps running: its processes are
+    /// untouched, as a vMotion keeps the guest running. Storage vMotion (another
+    /// datastore) and device changes are refused by name rather than ignored.
+    pub(crate) fn relocate_vm(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
+        self.vm_state(this)?;
+        let spec = arg_elem(a, "spec")?;
+        let host = opt_moref(spec, "host");
+        let pool = opt_moref(spec, "pool");
+        let folder = opt_moref(spec, "folder");
+        let datastore = opt_moref(spec, "datastore");
+        let moves_disks = spec
+            .children_named("disk")
+            .filter_map(|d| opt_moref(d, "datastore"))
+            .collect::<Vec<_>>();
+        if spec.child("deviceChange").is_some() {
+            return Err(Fault::not_supported(
+                "RelocateVM_Task with deviceChange is not supported by vcenter-sim",
+            ));
+        }
+        let this = this.clone();
+        self.run_task(
+            ctx,
+            "RelocateVM_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let inv = &mut st.inv;
+                    let v = inv.vm(&this).ok_or_else(|| Fault::not_found(&this))?.clone();
+                    if let Some(ds) = datastore.iter().chain(&moves_disks).find(|d| **d != v.datastore) {
+                        return Err(Fault::not_supported(format!(
+                            "storage vMotion to datastore {} is not supported by vcenter-sim",
+                            ds.value
+                        )));
+                    }
+                    let host_cluster = |h: &MoRef| match inv.get(h).map(|e| &e.kind) {
+                        Some(Kind::Host(hd)) => Ok(hd.cluster.clone()),
+                        _ => Err(Fault::invalid_argument("spec.host")),
+                    };
+                    let pool_owner = |p: &MoRef| match inv.get(p).map(|e| &e.kind) {
+                        Some(Kind::Pool(pd)) => Ok(pd.owner.clone()),
+                        _ => Err(Fault::invalid_argument("spec.pool")),
+                    };
+                    let new_pool = pool.clone().unwrap_or_else(|| v.pool.clone());
+                    let new_host = host.clone().unwrap_or_else(|| v.host.clone());
+                    // The host must belong to the compute resource that owns the pool.
+                    if !v.template && host_cluster(&new_host)? != pool_owner(&new_pool)? {
+                        return Err(Fault::invalid_argument("spec.host"));
+                    }
+                    if let Some(f) = &folder {
+                        let holds_vms = matches!(inv.get(f).map(|e| &e.kind),
+                            Some(Kind::Folder(fd)) if fd.child_type.iter().any(|t| t == "VirtualMachine"));
+                        if !holds_vms {
+                            return Err(Fault::invalid_argument("spec.folder"));
+                        }
+                    }
+                    if new_pool != v.pool && !v.template {
+                        if let Some(Kind::Pool(p)) = inv.get_mut(&v.pool).map(|e| &mut e.kind) {
+                            p.vms.retain(|m| m != &this);
+                        }
+                        if let Some(Kind::Pool(p)) = inv.get_mut(&new_pool).map(|e| &mut e.kind) {
+                            p.vms.push(this.clone());
+                        }
+                    }
+                    if let Some(f) = &folder {
+                        if *f != v.folder {
+                            remove_from_parent(inv, &this);
+                            if let Some(Kind::Folder(fd)) = inv.get_mut(f).map(|e| &mut e.kind) {
+                                fd.children.push(this.clone());
+                            }
+                            if let Some(e) = inv.get_mut(&this) {
+                                e.parent = Some(f.clone());
+                            }
+                        }
+                    }
+                    let vm = inv.vm_mut(&this).ok_or_else(|| Fault::not_found(&this))?;
+                    vm.host = new_host;
+                    vm.pool = new_pool;
+                    if let Some(f) = folder {
+                        vm.folder = f;
+                    }
+                    vm.change_version += 1;
+                    Ok(None)
+                })
+            },
+        )
+    }
+
     /// `MarkAsTemplate`: a powered-off VM becomes a template: it leaves its resource pool
     /// and can no longer be powered on (vCenter's faults: `NotSupported` for a template,
     /// `InvalidPowerState` for a VM that is not off).
