@@ -785,3 +785,33 @@ def test_relocate_moves_a_running_vm_between_hosts_without_restarting_it(si):
         fault = task_fault(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=other_ds[0])))
         assert isinstance(fault, vmodl.fault.NotSupported), fault
     helpers.power_off(vm)
+
+
+# --- snapshots ------------------------------------------------------------------------------
+
+def snapshot_names(vm):
+    def walk(trees):
+        for t in trees or []:
+            yield t.name, [c.name for c in t.childSnapshotList]
+            yield from walk(t.childSnapshotList)
+    return dict(walk(vm.snapshot.rootSnapshotList)) if vm.snapshot else {}
+
+
+def test_remove_snapshots_as_govc_snapshot_remove_does(si):
+    vm = helpers.create_vm(si, "snappy")
+    for name in ("s1", "s2", "s3"):
+        wait(vm.CreateSnapshot_Task(name, "", False, False))
+    assert snapshot_names(vm) == {"s1": ["s2"], "s2": ["s3"], "s3": []}
+    s2 = next(t.snapshot for t in vm.snapshot.rootSnapshotList[0].childSnapshotList)
+    # Without its children: s3 moves up to s1.
+    wait(s2.RemoveSnapshot_Task(removeChildren=False))
+    assert snapshot_names(vm) == {"s1": ["s3"], "s3": []}
+    assert vm.snapshot.currentSnapshot is not None
+    s1 = vm.snapshot.rootSnapshotList[0].snapshot
+    wait(s1.RemoveSnapshot_Task(removeChildren=True))
+    assert vm.snapshot is None and vm.rootSnapshot == []
+    wait(vm.CreateSnapshot_Task("again", "", False, False))
+    wait(vm.RemoveAllSnapshots_Task())
+    assert vm.snapshot is None
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        wait(s1.RemoveSnapshot_Task(removeChildren=False))

@@ -13,16 +13,6 @@ use std::sync::{Arc, Mutex};
 
 type Port = Arc<Mutex<File>>;
 
-/// The channel once it is served, for frames nobody asked for (`report`).
-static PORT: std::sync::OnceLock<Port> = std::sync::OnceLock::new();
-
-/// Sends a frame on the control channel; dropped when there is none (yet).
-pub fn send_frame(f: Frame) {
-    if let Some(port) = PORT.get() {
-        send(port, f);
-    }
-}
-
 fn send(port: &Port, f: Frame) {
     if let Ok(mut p) = port.lock() {
         // A lost frame is a lost line on a serial port; the container goes on.
@@ -159,7 +149,7 @@ pub fn serve(
             return;
         };
         let port: Port = Arc::new(Mutex::new(port));
-        let _ = PORT.set(port.clone());
+        crate::outbox::set(port.clone());
         let acks = port.clone();
         stdio::set_ack_sink(move |session, n| {
             let n = u32::try_from(n).unwrap_or(u32::MAX);

@@ -13,6 +13,7 @@ pub mod health;
 pub mod logport;
 pub mod net;
 pub mod ops;
+pub mod outbox;
 pub mod platform;
 pub mod report;
 pub mod rootfs;

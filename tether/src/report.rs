@@ -28,5 +28,5 @@ pub fn resend() {
 }
 
 fn send(s: &GuestStatus) {
-    crate::control::send_frame(Frame::new(Kind::Status, 0, s.encode()));
+    crate::outbox::send(Frame::new(Kind::Status, 0, s.encode()));
 }

@@ -146,6 +146,8 @@ impl Sim {
             ("VirtualMachine", "CreateSnapshot_Task") => self.create_snapshot(ctx, this, a),
             ("VirtualMachine", "MarkAsTemplate") => self.mark_as_template(this),
             ("VirtualMachine", "RelocateVM_Task") => self.relocate_vm(ctx, this, a),
+            ("VirtualMachine", "RemoveAllSnapshots_Task") => self.remove_all_snapshots(ctx, this),
+            ("VirtualMachineSnapshot", "RemoveSnapshot_Task") => self.remove_snapshot(ctx, this, a),
             ("VirtualMachine", "MarkAsVirtualMachine") => self.mark_as_virtual_machine(this, a),
             ("HostNetworkSystem", "AddPortGroup") => self.add_port_group(this, a),
             ("HostNetworkSystem", "RemovePortGroup") => self.remove_port_group(this, a),

@@ -376,6 +376,8 @@ fn description_id(method: &str, entity: Option<&MoRef>) -> String {
         "CreateVM_Task" => ("Folder", "createVm"),
         "MoveIntoFolder_Task" => ("Folder", "moveInto"),
         "RelocateVM_Task" => ("VirtualMachine", "relocate"),
+        "RemoveAllSnapshots_Task" => ("VirtualMachine", "removeAllSnapshots"),
+        "RemoveSnapshot_Task" => ("vm.Snapshot", "remove"),
         "CreateDVPortgroup_Task" => ("DistributedVirtualSwitch", "addPortgroup"),
         "DeleteDatastoreFile_Task" => ("FileManager", "deleteFile"),
         "MoveDatastoreFile_Task" => ("FileManager", "moveFile"),

@@ -1076,6 +1076,103 @@ impl Sim {
         )
     }
 
+    /// `VirtualMachineSnapshot.RemoveSnapshot_Task(removeChildren)`: the snapshot goes;
+    /// its children go with it or move up to its parent; a removed current snapshot
+    /// leaves its parent current (govc `snapshot.remove`).
+    pub(crate) fn remove_snapshot(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+        a: &Element,
+    ) -> Result<Reply, Fault> {
+        let remove_children = a.child_bool("removeChildren").unwrap_or(false);
+        let vm = snapshot_owner(this);
+        let known = self.read_inv(|inv| {
+            inv.vm(&vm)
+                .is_some_and(|v| v.snapshots.iter().any(|s| &s.moref == this))
+        });
+        if !known {
+            return Err(Fault::not_found(this));
+        }
+        let this = this.clone();
+        self.run_task(
+            ctx,
+            "RemoveSnapshot_Task",
+            Some(&vm.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let v = st.inv.vm_mut(&vm).ok_or_else(|| Fault::not_found(&vm))?;
+                    let parent = v
+                        .snapshots
+                        .iter()
+                        .find(|s| s.moref == this)
+                        .ok_or_else(|| Fault::not_found(&this))?
+                        .parent
+                        .clone();
+                    let mut gone = vec![this.clone()];
+                    if remove_children {
+                        // Descendants, found level by level.
+                        let mut i = 0;
+                        while i < gone.len() {
+                            let kids: Vec<MoRef> = v
+                                .snapshots
+                                .iter()
+                                .filter(|s| s.parent.as_ref() == Some(&gone[i]))
+                                .map(|s| s.moref.clone())
+                                .collect();
+                            gone.extend(kids);
+                            i += 1;
+                        }
+                    } else {
+                        for s in v
+                            .snapshots
+                            .iter_mut()
+                            .filter(|s| s.parent.as_ref() == Some(&this))
+                        {
+                            s.parent = parent.clone();
+                        }
+                    }
+                    v.snapshots.retain(|s| !gone.contains(&s.moref));
+                    if v.current_snapshot
+                        .as_ref()
+                        .is_some_and(|c| gone.contains(c))
+                    {
+                        v.current_snapshot = parent;
+                    }
+                    v.change_version += 1;
+                    Ok(None)
+                })
+            },
+        )
+    }
+
+    /// `RemoveAllSnapshots_Task`: the VM keeps its current state and no snapshots.
+    pub(crate) fn remove_all_snapshots(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        this: &MoRef,
+    ) -> Result<Reply, Fault> {
+        self.vm_state(this)?;
+        let this = this.clone();
+        self.run_task(
+            ctx,
+            "RemoveAllSnapshots_Task",
+            Some(&this.clone()),
+            move |sim| async move {
+                sim.write(|st| {
+                    let v = st
+                        .inv
+                        .vm_mut(&this)
+                        .ok_or_else(|| Fault::not_found(&this))?;
+                    v.snapshots.clear();
+                    v.current_snapshot = None;
+                    v.change_version += 1;
+                    Ok(None)
+                })
+            },
+        )
+    }
+
     /// `MarkAsTemplate`: a powered-off VM becomes a template: it leaves its resource pool
     /// and can no longer be powered on (vCenter's faults: `NotSupported` for a template,
     /// `InvalidPowerState` for a VM that is not off).
@@ -1556,6 +1653,17 @@ impl Sim {
             },
         )
     }
+}
+
+/// The VM a snapshot belongs to: snapshot ids are `<vm>-snapshot-<n>` (see
+/// `create_snapshot`).
+fn snapshot_owner(snapshot: &MoRef) -> MoRef {
+    let vm = snapshot
+        .value
+        .rsplit_once("-snapshot-")
+        .map(|(vm, _)| vm)
+        .unwrap_or_default();
+    MoRef::new("VirtualMachine", vm)
 }
 
 /// Gives a cloned VM its own disks: child deltas of the source disks (linked/instant
