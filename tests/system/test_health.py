@@ -29,10 +29,10 @@ def health_status(vch, name):
 
 def test_a_check_goes_unhealthy_then_healthy_with_events(vch):
     since = str(int(time.time()))
-    # Fails until /tmp/ok exists (after about 4 s): two failures make it unhealthy.
+    # Fails until /tmp/ok exists (after about 6 s): two failures make it unhealthy.
     vch.docker("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok",
                "--health-interval", "1s", "--health-retries", "2", "busybox",
-               "sh", "-c", "sleep 4; touch /tmp/ok; sleep 600")
+               "sh", "-c", "sleep 6; touch /tmp/ok; sleep 600")
     s = state(vch, "hc")
     assert s["Health"]["Status"] in ("starting", "unhealthy"), s
     assert wait_for(lambda: state(vch, "hc")["Pid"] > 0), "State.Pid is the process's pid in the VM"
