@@ -719,8 +719,9 @@ def test_concurrent_create_vm_same_name_only_one_succeeds(si):
 
 def test_unimplemented_vm_method_raises_method_not_found(si):
     vm = helpers.create_vm(si, "unimpl")
+    # Not modelled: snapshots keep configuration, not disk contents (docs/simulator.md).
     with pytest.raises(vmodl.fault.MethodNotFound):
-        vm.MarkAsTemplate()
+        vm.RevertToCurrentSnapshot_Task()
 
 
 def test_create_vm_on_requested_host(si):
