@@ -60,6 +60,16 @@ def free_port():
     return port
 
 
+def wait_for(pred, timeout=30.0, interval=0.1):
+    """Polls `pred` until it holds or `timeout` seconds pass; whether it held."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(interval)  # allow-sleep: poll interval of a deadline loop
+    return False
+
+
 def wait_for_port(port, deadline_s=10):
     """Waits until something listens on 127.0.0.1:port (bounded)."""
     end = time.monotonic() + deadline_s

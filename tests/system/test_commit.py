@@ -4,17 +4,10 @@ with --change, --message and --author, which then runs."""
 
 import json
 import re
-import time
 import urllib.request
+from conftest import wait_for
 
 
-def wait_for(pred, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)  # allow-sleep: poll interval of a deadline loop
-    return False
 
 
 def test_diff_and_commit_of_a_running_container(vch):

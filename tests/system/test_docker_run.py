@@ -6,6 +6,7 @@ import time
 
 import pytest
 from pyVmomi import vim
+from conftest import wait_for
 
 
 def vms_named(si, prefix):
@@ -268,13 +269,6 @@ def test_memory_limit_becomes_the_vm_memory(vch):
     vch.docker("rm", "mem")
 
 
-def wait_for(pred, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)  # allow-sleep: poll interval of a deadline loop
-    return False
 
 
 def inspect_state(vch, name):

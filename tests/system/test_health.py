@@ -7,16 +7,14 @@ import json
 import subprocess
 import time
 
+import conftest
 from conftest import busybox_oci
 
 
-def wait_for(pred, timeout=40.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)  # allow-sleep: poll interval of a deadline loop
-    return False
+
+def wait_for(pred):
+    # Probes run on a 1 s interval: a few more seconds of slack than the default.
+    return conftest.wait_for(pred, timeout=40.0, interval=0.2)
 
 
 def state(vch, name):

@@ -288,6 +288,14 @@ pub fn done(port: &Port, session: u32, r: io::Result<()>) {
 mod tests {
     use super::*;
 
+    fn entry_names(tar: &[u8]) -> Vec<String> {
+        tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
     fn tmp(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("tether-changes-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
@@ -333,12 +341,7 @@ mod tests {
         assert_eq!(got, want);
 
         let tar = layer_tar(Vec::new(), &upper, &changes_in(&upper, &[lower]).unwrap()).unwrap();
-        let mut ar = tar::Archive::new(tar.as_slice());
-        let names: Vec<String> = ar
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names = entry_names(&tar);
         assert_eq!(
             names,
             [
@@ -375,12 +378,7 @@ mod tests {
         ];
         fs::create_dir_all(upper.join("etc")).unwrap();
         let tar = layer_tar(Vec::new(), &upper, &changes).unwrap();
-        let mut ar = tar::Archive::new(tar.as_slice());
-        let names: Vec<String> = ar
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names = entry_names(&tar);
         assert_eq!(
             names,
             ["etc/", "etc/.wh..wh..opq", "etc/.wh.motd", ".wh.gone"]

@@ -130,6 +130,61 @@ impl LayerParts {
 }
 
 impl ImageStore {
+    /// A layer made here (`import`, `commit`): its tar converted and uploaded unless the
+    /// store has it. The returned pins hold it, and `also` (the layers below it), until
+    /// the image that uses them is registered.
+    pub(crate) async fn ingest_layer<R>(
+        &self,
+        tar: R,
+        what: &str,
+        also: &[Digest],
+    ) -> Result<(Digest, super::store::Pins)>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let label = what.to_string();
+        let conv = self
+            .convert_blocking(SyncIoBridge::new(tar), what.into(), move |e| match e {
+                ConvertError::Source(io) => ImageError::Io(io),
+                other => convert_error(&label, other),
+            })
+            .await?;
+        let diff = conv.out.diff_id.clone();
+        let mut held = also.to_vec();
+        held.push(diff.clone());
+        let pins = self.pin(&held);
+        if !self.layer_exists(&diff).await? {
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            self.upload_layer(conv, None, diff.short(), &tx).await?;
+        }
+        Ok((diff, pins))
+    }
+
+    /// Stores the config of an image made here and registers it (under `target` when
+    /// given); its layers are the config's diff ids. Returns the image id.
+    pub(crate) async fn register_built(
+        &self,
+        config: &ImageConfigFile,
+        target: Option<Reference>,
+    ) -> Result<Digest> {
+        let raw = serde_json::to_vec(config).map_err(|e| ImageError::Internal(e.to_string()))?;
+        let id = self.store_blob(&raw).await?;
+        let refs: Vec<Reference> = target.into_iter().collect();
+        self.register(
+            NewImage {
+                id: &id,
+                config_raw: &raw,
+                config,
+                diff_ids: &config.rootfs.diff_ids,
+                flattened: None,
+                manifest: None,
+            },
+            &refs,
+        )
+        .await?;
+        Ok(id)
+    }
+
     /// Fetches a layer's disk and tar-split from the datastore.
     pub(crate) async fn layer_parts(&self, diff: &Digest) -> Result<LayerParts> {
         let (disk, file) = Spool::create(&self.inner.cfg.spool_dir)?;
@@ -477,22 +532,7 @@ impl ImageStore {
         for c in changes {
             apply_change(&mut cc, c)?;
         }
-        let conv = self
-            .convert_blocking(
-                SyncIoBridge::new(input),
-                "imported tarball".into(),
-                |e| match e {
-                    ConvertError::Source(io) => ImageError::Io(io),
-                    other => convert_error("imported tarball", other),
-                },
-            )
-            .await?;
-        let diff = conv.out.diff_id.clone();
-        let _pins = self.pin(std::slice::from_ref(&diff));
-        if !self.layer_exists(&diff).await? {
-            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-            self.upload_layer(conv, None, diff.short(), &tx).await?;
-        }
+        let (diff, _pins) = self.ingest_layer(input, "imported tarball", &[]).await?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let config = ImageConfigFile {
             architecture: platform.architecture.clone(),
@@ -513,21 +553,7 @@ impl ImageStore {
             }],
             ..Default::default()
         };
-        let raw = serde_json::to_vec(&config).map_err(|e| ImageError::Internal(e.to_string()))?;
-        let id = self.store_blob(&raw).await?;
-        let refs: Vec<Reference> = target.into_iter().collect();
-        self.register(
-            NewImage {
-                id: &id,
-                config_raw: &raw,
-                config: &config,
-                diff_ids: &[diff],
-                flattened: None,
-                manifest: None,
-            },
-            &refs,
-        )
-        .await?;
+        let id = self.register_built(&config, target).await?;
         Ok(id)
     }
 }
