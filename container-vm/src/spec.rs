@@ -66,6 +66,11 @@ pub struct ContainerSpec {
     /// The health check the tether runs (`HEALTHCHECK`, `--health-cmd`); none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthSpec>,
+    /// A build step's container (`docker build`): it runs no command of its own. A
+    /// placeholder keeps it up while the builder runs the step in it with `exec` and
+    /// copies files in; `cmd` is only what `docker ps` shows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
 }
 
 /// The container's confinement, as far as the user may change it. Every field's default

@@ -323,6 +323,11 @@ pub trait Backend: Send + Sync + 'static {
         Err(Error::not_implemented("image history"))
     }
     /// `POST /images/{name}/push`.
+    /// `POST /build`: builds from the context tar in `context`; the stream carries the
+    /// build's output (`stream`), the image id (`aux`) and a failure as `errorDetail`.
+    async fn build(&self, _opts: BuildOptions, _context: ByteStream) -> Result<ProgressStream> {
+        Err(Error::not_implemented("build"))
+    }
     async fn image_push(&self, _name: &str, _opts: PushOptions) -> Result<ProgressStream> {
         Err(Error::not_implemented("image push"))
     }

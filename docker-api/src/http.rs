@@ -133,6 +133,19 @@ impl Ctx {
         }
     }
 
+    /// Decodes `X-Registry-Config` (base64 JSON: registry → credentials), sent with
+    /// builds; a malformed header is a 400.
+    pub fn registry_config(&self) -> Result<std::collections::BTreeMap<String, RegistryAuth>> {
+        let Some(raw) = self.headers.get("x-registry-config") else {
+            return Ok(Default::default());
+        };
+        raw.to_str()
+            .ok()
+            .and_then(|s| decode_base64_lenient(s.trim()))
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::invalid("invalid X-Registry-Config header"))
+    }
+
     /// Decodes `X-Registry-Auth` (base64url JSON). `strict` makes a malformed header a
     /// 400; pulls ignore it like dockerd does, for compatibility with old clients.
     pub fn registry_auth(&self, strict: bool) -> Result<Option<RegistryAuth>> {
@@ -236,6 +249,11 @@ impl Query {
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// Every parameter, in the order sent.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn has(&self, key: &str) -> bool {

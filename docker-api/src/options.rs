@@ -190,6 +190,46 @@ pub struct ImportOptions {
     pub platform: Option<String>,
 }
 
+/// `POST /build` (the classic builder). The context is the request body (a tar, maybe
+/// compressed). Options the CLI always sends at their defaults arrive here as they were
+/// sent; the backend refuses, naming it, any it cannot honour.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// `-f`: the Dockerfile's path inside the context ("Dockerfile" when empty).
+    pub dockerfile: Option<String>,
+    /// `-t`, repeatable.
+    pub tags: Vec<String>,
+    /// `-q`: only the image id is streamed.
+    pub quiet: bool,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`: pull the FROM images even when present.
+    pub pull: bool,
+    /// Remove the step containers after a successful step (default true).
+    pub remove: bool,
+    /// Remove them even after a failed one.
+    pub force_remove: bool,
+    /// `--build-arg`: a value of `None` takes the variable from the client's environment,
+    /// which the CLI has already resolved, so it means "unset" here.
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    /// `--label`.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--target`: the last stage built.
+    pub target: Option<String>,
+    /// `--network` of the RUN steps.
+    pub network_mode: Option<String>,
+    /// `--platform`.
+    pub platform: Option<String>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<String>,
+    /// Every other query parameter that was set to something other than its default,
+    /// by its name (`remote`, `squash`, `memory`, `cachefrom`, ...), for the backend to
+    /// honour or refuse by name.
+    pub other: Vec<(String, String)>,
+    /// `X-Registry-Config`: credentials per registry for pulling FROM images.
+    pub registry_config: std::collections::BTreeMap<String, RegistryAuth>,
+}
+
 /// `POST /images/{name}/push`.
 #[derive(Clone, Debug, Default)]
 pub struct PushOptions {

@@ -166,11 +166,12 @@ class Vch:
         if kill and self.sock.exists():
             self.sock.unlink()
 
-    def docker(self, *args, check=True, timeout=120, input_file=None):
+    def docker(self, *args, check=True, timeout=120, input_file=None, env=None, cwd=None):
         stdin = open(input_file, "rb") if input_file else subprocess.DEVNULL
         try:
             r = subprocess.run([DOCKER, "-H", f"unix://{self.sock}", *args], stdin=stdin,
-                               capture_output=True, text=True, timeout=timeout)
+                               capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, **(env or {})}, cwd=cwd)
         finally:
             if input_file:
                 stdin.close()

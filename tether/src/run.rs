@@ -436,6 +436,9 @@ pub fn run(
     log: Arc<Mutex<LogWriter>>,
     on_start: impl FnOnce(u32),
 ) -> Exit {
+    if spec.hold {
+        return hold(spec, oom, on_start);
+    }
     let mut cmd = match prepare(&spec.cmd, &spec.env, &spec.user, &spec.workdir, jail) {
         Ok(c) => c,
         Err(e) => return e,
@@ -481,25 +484,8 @@ pub fn run(
         None => child.stdout.take().map(|s| pump(s, "stdout", log.clone())),
     };
     let err = child.stderr.take().map(|s| pump(s, "stderr", log.clone()));
-    let code = loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => break c,
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => break 128 + s as i32,
-            Ok(WaitStatus::Exited(p, c)) => report_exit(p.as_raw(), c),
-            Ok(WaitStatus::Signaled(p, s, _)) => report_exit(p.as_raw(), 128 + s as i32),
-            Ok(_) => continue,
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break 255,
-        }
-    };
-    MAIN_PID.store(0, Ordering::SeqCst);
-    // The container ends with its main process: stop whatever it left behind.
-    let _ = signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
-    while let Ok(s) = waitpid(Pid::from_raw(-1), None) {
-        if matches!(s, WaitStatus::StillAlive) {
-            break;
-        }
-    }
+    let code = wait_main(pid);
+    end_container();
     crate::stdio::unregister(0);
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
@@ -510,6 +496,79 @@ pub fn run(
         code,
         error: None,
         oom_killed,
+    }
+}
+
+/// A build step's container (`ContainerSpec::hold`): the main process is a forked copy of
+/// the tether that only waits for a signal, so the container stays up, with nothing of
+/// the image running, while the builder execs the step's command into it. It is stopped
+/// like any main process (SIGKILL after the stop timeout; the builder removes with force).
+fn hold(
+    spec: &ContainerSpec,
+    oom: Option<&crate::cgroups::OomCounter>,
+    on_start: impl FnOnce(u32),
+) -> Exit {
+    // The working directory exists in the step's container as it would for a command.
+    if !spec.workdir.is_empty() {
+        let _ = std::fs::create_dir_all(&spec.workdir);
+    }
+    // SAFETY: the child calls only async-signal-safe functions (pause) and never returns.
+    let pid = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // Default dispositions: a TERM that reaches it (see `reaches`) ends it.
+            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+                // SAFETY: restoring the default action is async-signal-safe.
+                let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+            }
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child.as_raw(),
+        Err(e) => return Exit::failed(125, format!("cannot start the build step: {e}")),
+    };
+    MAIN_PID.store(pid, Ordering::SeqCst);
+    let pending = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
+    if pending > 0 && reaches(pid, pending) {
+        // SAFETY: plain kill(2) of our child.
+        unsafe { nix::libc::kill(pid, pending) };
+    }
+    install_forwarding();
+    on_start(pid as u32);
+    let ooms_before = oom.map(|o| o.count()).unwrap_or(0);
+    let code = wait_main(pid);
+    end_container();
+    let oom_killed = code == 128 + 9 && oom.is_some_and(|o| o.count() > ooms_before);
+    Exit {
+        code,
+        error: None,
+        oom_killed,
+    }
+}
+
+/// Waits for the main process, reporting the exits of exec'd processes meanwhile.
+fn wait_main(pid: i32) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => break c,
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => break 128 + s as i32,
+            Ok(WaitStatus::Exited(p, c)) => report_exit(p.as_raw(), c),
+            Ok(WaitStatus::Signaled(p, s, _)) => report_exit(p.as_raw(), 128 + s as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break 255,
+        }
+    }
+}
+
+/// The container ends with its main process: whatever it left behind is stopped.
+fn end_container() {
+    MAIN_PID.store(0, Ordering::SeqCst);
+    let _ = signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while let Ok(s) = waitpid(Pid::from_raw(-1), None) {
+        if matches!(s, WaitStatus::StillAlive) {
+            break;
+        }
     }
 }
 

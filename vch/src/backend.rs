@@ -18,6 +18,7 @@ use std::sync::Arc;
 use vsphere_client::MoRef;
 
 mod archive;
+mod build;
 mod commit;
 mod create;
 mod dns_directory;
@@ -230,7 +231,7 @@ impl Backend for VchBackend {
         opts: ContainerCreateOptions,
         body: ContainerCreateBody,
     ) -> Result<ContainerCreateResponse> {
-        create::container_create(self, opts, body).await
+        create::container_create(self, opts, body, false).await
     }
 
     async fn container_start(&self, id: &str, _detach_keys: Option<String>) -> Result<()> {
@@ -299,6 +300,10 @@ impl Backend for VchBackend {
 
     async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         Ok(self.tr().resize(id, height, width).await?)
+    }
+
+    async fn build(&self, opts: BuildOptions, context: ByteStream) -> Result<ProgressStream> {
+        build::build(self, opts, context).await
     }
 
     async fn container_remove(&self, id: &str, opts: ContainerRemoveOptions) -> Result<()> {

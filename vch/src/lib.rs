@@ -18,6 +18,7 @@
 //! - [`backend`]: the Docker API backend, a thin surface over the translator.
 
 pub mod backend;
+pub mod build;
 pub mod channel;
 pub mod containers;
 pub mod images;

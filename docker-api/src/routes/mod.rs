@@ -11,6 +11,7 @@
 //! method match wins; a path that matches no route (or only routes of other methods) gets
 //! dockerd's 404 "page not found".
 
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -74,6 +75,7 @@ pub enum Handler {
     ImageHistory,
     ImageInspect,
     ImageLoad,
+    Build,
     ImageCreate,
     ImagePush,
     ImageTag,
@@ -134,7 +136,7 @@ const TASKS: Handler = Unsupported("tasks");
 const SECRETS: Handler = Unsupported("secrets");
 const CONFIGS: Handler = Unsupported("configs");
 const PLUGINS: Handler = Unsupported("plugins");
-const BUILD: Handler = Unsupported("build");
+const BUILD: Handler = Unsupported("build cache (BuildKit)");
 const CHECKPOINTS: Handler = Unsupported("checkpoints");
 
 /// Every route of API 1.50, in dockerd's registration order.
@@ -217,7 +219,7 @@ pub static ROUTES: &[Route] = &[
     // --- distribution
     r("GET", "/distribution/{name}/json", DistributionInspect),
     // --- build, session, grpc
-    r("POST", "/build", BUILD),
+    r("POST", "/build", Build),
     r("POST", "/build/prune", BUILD),
     r("POST", "/build/cancel", BUILD),
     r("POST", "/session", Unsupported("session")),
@@ -398,6 +400,7 @@ pub async fn dispatch(handler: Handler, ctx: &mut Ctx) -> Result<Response<Body>>
         ImageHistory => images::history(ctx).await,
         ImageInspect => images::inspect(ctx).await,
         ImageLoad => images::load(ctx).await,
+        Build => build::build(ctx).await,
         ImageCreate => images::create(ctx).await,
         ImagePush => images::push(ctx).await,
         ImageTag => images::tag(ctx).await,

@@ -11,7 +11,7 @@ use crate::images::manifest::ContainerConfig as ImageConfig;
 use container_vm::ops::OpsRequest;
 use docker_api::models::{ContainerConfig, FilesystemChange, IdResponse};
 use docker_api::options::CommitOptions;
-use docker_api::Result;
+use docker_api::{Error, Result};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 
@@ -39,7 +39,10 @@ pub(super) async fn commit(
         .image_config(&c.meta.image_id)
         .await
         .map_err(|e| image_error(&b.inner.t.url, e))?;
-    let config = image_config(&c, &image.config.unwrap_or_default(), body.as_ref());
+    let mut config = image_config(&c, &image.config.unwrap_or_default(), body.as_ref());
+    for change in &opts.changes {
+        crate::build::config::apply_change(&mut config, change).map_err(Error::invalid)?;
+    }
     let layer = tokio_util::io::StreamReader::new(
         tar_stream(s).map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))),
     );
@@ -63,7 +66,6 @@ pub(super) async fn commit(
                 reference: reference.as_deref(),
                 comment: opts.comment.as_deref(),
                 author: opts.author.as_deref(),
-                changes: &opts.changes,
                 created_by: c.spec.cmd.join(" "),
             },
         )

@@ -8,10 +8,12 @@ use docker_api::models::*;
 use docker_api::options::*;
 use docker_api::{Error, Result};
 
+/// `hold` makes a build step's container (see `ContainerSpec::hold`).
 pub(super) async fn container_create(
     b: &VchBackend,
     opts: ContainerCreateOptions,
     body: ContainerCreateBody,
+    hold: bool,
 ) -> Result<ContainerCreateResponse> {
     check_supported(&body)?;
     // Checked before any volume is made for the container.
@@ -111,6 +113,7 @@ pub(super) async fn container_create(
         init: host.init == Some(true),
         group_add: host.group_add.clone().unwrap_or_default(),
         tmpfs,
+        hold,
     };
     let volumes = super::volumes::volumes_for(b, &id, &body).await?;
     let volume_disks: Vec<String> = volumes

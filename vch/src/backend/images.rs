@@ -47,7 +47,7 @@ pub(super) async fn image_pull(b: &VchBackend, opts: PullOptions) -> Result<Prog
 /// dockerd answers a pull or push that fails before its first message (unknown image,
 /// refused credentials, unreachable registry) with the error's status, not a 200 stream
 /// carrying it.
-async fn answer_early(
+pub(super) async fn answer_early(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Result<JsonMessage>>,
 ) -> Result<ProgressStream> {
     let first = match rx.recv().await {
@@ -124,8 +124,9 @@ pub(super) async fn image_list(
     b: &VchBackend,
     opts: ImageListOptions,
 ) -> Result<Vec<ImageSummary>> {
-    let f = ListFilters::from_map(&filter_map(&opts.filters))
+    let mut f = ListFilters::from_map(&filter_map(&opts.filters))
         .map_err(|e| Error::invalid(e.to_string()))?;
+    f.all = opts.all;
     let list = b.inner.images.list(&f).map_err(internal)?;
     Ok(list)
 }
@@ -273,6 +274,10 @@ pub(super) async fn image_import(
         (Some(r), _) if !r.is_empty() => Some(r.clone()),
         _ => None,
     };
+    let mut config = crate::images::manifest::ContainerConfig::default();
+    for change in &opts.changes {
+        crate::build::config::apply_change(&mut config, change).map_err(Error::invalid)?;
+    }
     let input = tokio_util::io::StreamReader::new(body.map(|r| r.map_err(std::io::Error::other)));
     let id = b
         .inner
@@ -281,7 +286,7 @@ pub(super) async fn image_import(
             input,
             reference.as_deref(),
             opts.message.as_deref(),
-            &opts.changes,
+            config,
             opts.platform.as_deref(),
         )
         .await

@@ -24,7 +24,7 @@ use super::store::{convert_error, layer_dir, ImageStore, NewImage, Spool};
 use super::tar_safety::{clean_path, EntryKind, Limits, TarReader, TarSplit};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -183,6 +183,33 @@ impl ImageStore {
         )
         .await?;
         Ok(id)
+    }
+
+    /// Registers an image a build step made from `parent`, under the step's cache key
+    /// (see `build`); returns its id.
+    pub(crate) async fn register_step(
+        &self,
+        config: &ImageConfigFile,
+        parent: Option<&Digest>,
+        key: &str,
+    ) -> Result<Digest> {
+        let id = self.register_built(config, None).await?;
+        self.update_index(|idx| {
+            if let Some(rec) = idx.images.get_mut(&id) {
+                if rec.build_key.is_none() && Some(&id) != parent {
+                    rec.parent = parent.cloned();
+                    rec.build_key = Some(key.to_string());
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The image a build step with `key` made from `parent` before, if it is still here.
+    pub(crate) fn cached_step(&self, parent: Option<&Digest>, key: &str) -> Option<Digest> {
+        self.inner.index.read().built_from(parent, key)
     }
 
     /// Fetches a layer's disk and tar-split from the datastore.
@@ -507,14 +534,14 @@ impl ImageStore {
     }
 
     /// `docker import`: a filesystem tarball (plain, gzip or zstd) as a one-layer
-    /// image, with `changes` applied (`CMD`, `ENTRYPOINT`, `ENV`, `WORKDIR`, `USER`,
-    /// `LABEL`, `EXPOSE`, `VOLUME`, `STOPSIGNAL`). Returns the image ID.
+    /// image with `config` (the `--change` instructions applied by the caller, see
+    /// `build::config::apply_change`). Returns the image ID.
     pub async fn import<R>(
         &self,
         input: R,
         reference: Option<&str>,
         message: Option<&str>,
-        changes: &[String],
+        config: ContainerConfig,
         platform: Option<&str>,
     ) -> Result<Digest>
     where
@@ -528,10 +555,7 @@ impl ImageStore {
             Some(p) => Platform::parse(p)?,
             None => self.inner.cfg.default_platform.clone(),
         };
-        let mut cc = ContainerConfig::default();
-        for c in changes {
-            apply_change(&mut cc, c)?;
-        }
+        let cc = config;
         let (diff, _pins) = self.ingest_layer(input, "imported tarball", &[]).await?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let config = ImageConfigFile {
@@ -556,76 +580,6 @@ impl ImageStore {
         let id = self.register_built(&config, target).await?;
         Ok(id)
     }
-}
-
-/// Applies one `--change` instruction to a container config.
-pub(crate) fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
-    let (instr, rest) = change
-        .trim()
-        .split_once(char::is_whitespace)
-        .unwrap_or((change.trim(), ""));
-    let rest = rest.trim();
-    let words = |s: &str| -> Vec<String> {
-        serde_json::from_str::<Vec<String>>(s)
-            .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), s.to_string()])
-    };
-    let kv = |s: &str| -> Vec<(String, String)> {
-        if !s.contains('=') {
-            return match s.split_once(char::is_whitespace) {
-                Some((k, v)) => vec![(k.to_string(), v.trim().to_string())],
-                None => vec![(s.to_string(), String::new())],
-            };
-        }
-        s.split_whitespace()
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect()
-    };
-    match instr.to_ascii_uppercase().as_str() {
-        "CMD" => c.cmd = Some(words(rest)),
-        "ENTRYPOINT" => c.entrypoint = Some(words(rest)),
-        "WORKDIR" => c.working_dir = Some(rest.to_string()),
-        "USER" => c.user = Some(rest.to_string()),
-        "STOPSIGNAL" => c.stop_signal = Some(rest.to_string()),
-        "ENV" => {
-            let env = c.env.get_or_insert_with(Vec::new);
-            for (k, v) in kv(rest) {
-                env.retain(|e| e.split('=').next() != Some(k.as_str()));
-                env.push(format!("{k}={v}"));
-            }
-        }
-        "LABEL" => {
-            let labels = c.labels.get_or_insert_with(BTreeMap::new);
-            for (k, v) in kv(rest) {
-                labels.insert(k, v);
-            }
-        }
-        "EXPOSE" => {
-            let ports = c.exposed_ports.get_or_insert_with(BTreeMap::new);
-            for p in rest.split_whitespace() {
-                let p = if p.contains('/') {
-                    p.to_string()
-                } else {
-                    format!("{p}/tcp")
-                };
-                ports.insert(p, serde_json::json!({}));
-            }
-        }
-        "VOLUME" => {
-            let vols = c.volumes.get_or_insert_with(BTreeMap::new);
-            let list = serde_json::from_str::<Vec<String>>(rest)
-                .unwrap_or_else(|_| rest.split_whitespace().map(str::to_string).collect());
-            for v in list {
-                vols.insert(v, serde_json::json!({}));
-            }
-        }
-        other => {
-            return Err(ImageError::InvalidArgument(format!(
-                "{other} is not a valid change command"
-            )))
-        }
-    }
-    Ok(())
 }
 
 /// A reader that fails at its end unless the content hashes to `expected` (blobs of an
@@ -870,27 +824,4 @@ fn plan_load(m: &Members, platform: &Platform) -> Result<Vec<LoadImage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn changes_apply() {
-        let mut c = ContainerConfig::default();
-        for ch in [
-            "CMD [\"/bin/sh\",\"-c\",\"echo hi\"]",
-            "ENTRYPOINT /init",
-            "ENV A=1 B=2",
-            "ENV C 3",
-            "WORKDIR /w",
-            "USER nobody",
-            "LABEL k=v",
-            "EXPOSE 80 53/udp",
-            "VOLUME /data",
-        ] {
-            apply_change(&mut c, ch).unwrap();
-        }
-        assert_eq!(c.cmd.unwrap(), vec!["/bin/sh", "-c", "echo hi"]);
-        assert_eq!(c.entrypoint.unwrap(), vec!["/bin/sh", "-c", "/init"]);
-        assert_eq!(c.env.unwrap(), vec!["A=1", "B=2", "C=3"]);
-        assert!(c.exposed_ports.unwrap().contains_key("53/udp"));
-        assert!(apply_change(&mut ContainerConfig::default(), "RUN x").is_err());
-    }
 }

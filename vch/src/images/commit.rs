@@ -2,7 +2,6 @@
 //! disk) on top of its image's layers, as a new image whose config is the container's,
 //! with `--change` instructions applied.
 
-use super::archive::apply_change;
 use super::digest::Digest;
 use super::error::Result;
 use super::manifest::{ContainerConfig, HistoryEntry, ImageConfigFile};
@@ -14,13 +13,11 @@ use tokio::io::AsyncRead;
 pub struct CommitRequest<'a> {
     /// The container's image (its id).
     pub parent: &'a Digest,
-    /// The image config of the new image before `changes`: the container's.
+    /// The image config of the new image: the container's, `--change`s applied.
     pub config: ContainerConfig,
     pub reference: Option<&'a str>,
     pub comment: Option<&'a str>,
     pub author: Option<&'a str>,
-    /// Dockerfile instructions (`--change`).
-    pub changes: &'a [String],
     /// The history line's `created_by`: the container's command, as dockerd writes it.
     pub created_by: String,
 }
@@ -36,10 +33,7 @@ impl ImageStore {
             .filter(|r| !r.is_empty())
             .map(Reference::parse)
             .transpose()?;
-        let mut cc = req.config;
-        for c in req.changes {
-            apply_change(&mut cc, c)?;
-        }
+        let cc = req.config;
         let parent = self.config_blob(req.parent).await?.parsed.clone();
         let (diff, _pins) = self
             .ingest_layer(layer, "container changes", &parent.rootfs.diff_ids)

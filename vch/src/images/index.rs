@@ -57,6 +57,14 @@ pub struct ImageRecord {
     /// more layers than a VM can attach (see `StoreConfig::max_layers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flattened: Option<Digest>,
+    /// The image a build step made this one from (dockerd's `Parent`): untagged parents
+    /// are a build's intermediate images, hidden by `docker images` and removed with
+    /// their last child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    /// The build cache key of the step that made it (see `build::cache_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_key: Option<String>,
 }
 
 /// A stored layer disk.
@@ -75,6 +83,19 @@ pub struct LayerRecord {
 }
 
 impl Index {
+    /// Whether a build made another image from `id`.
+    pub fn has_children(&self, id: &Digest) -> bool {
+        self.images.values().any(|r| r.parent.as_ref() == Some(id))
+    }
+
+    /// The image a build step with cache key `key` made from `parent`, if kept.
+    pub fn built_from(&self, parent: Option<&Digest>, key: &str) -> Option<Digest> {
+        self.images
+            .iter()
+            .find(|(_, r)| r.parent.as_ref() == parent && r.build_key.as_deref() == Some(key))
+            .map(|(id, _)| id.clone())
+    }
+
     pub fn references_to(&self, id: &Digest) -> Vec<Reference> {
         let mut out = Vec::new();
         for refs in self.repositories.values() {

@@ -771,6 +771,8 @@ impl ImageStore {
                         added: now_rfc3339(),
                         last_tag_time: None,
                         flattened: flattened.clone(),
+                        parent: None,
+                        build_key: None,
                     },
                 );
             }
@@ -1015,6 +1017,10 @@ impl ImageStore {
         for (id, rec) in &idx.images {
             let tags = idx.repo_tags(id);
             let created = created_of(id);
+            // A build's intermediate images, as `docker images` hides them without -a.
+            if !filters.all && tags.is_empty() && idx.has_children(id) {
+                continue;
+            }
             if let Some(d) = filters.dangling {
                 if d != tags.is_empty() {
                     continue;
@@ -1042,7 +1048,7 @@ impl ImageStore {
             }
             out.push(ImageSummary {
                 id: id.to_string(),
-                parent_id: String::new(),
+                parent_id: rec.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
                 repo_tags: tags,
                 repo_digests: idx.repo_digests(id),
                 created,
@@ -1097,7 +1103,12 @@ impl ImageStore {
             id: Some(id.to_string()),
             repo_tags: Some(idx.repo_tags(&id)),
             repo_digests: Some(idx.repo_digests(&id)),
-            parent: Some(String::new()),
+            parent: Some(
+                rec.parent
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+            ),
             comment: Some(c.comment.clone().unwrap_or_default()),
             created: c.created.clone(),
             docker_version: Some(c.docker_version.clone().unwrap_or_default()),
@@ -1268,10 +1279,16 @@ impl ImageStore {
             }
             // Nothing names it any more: delete it, unless a container uses it (then it
             // stays, dangling, as dockerd leaves it).
-            if !users.is_empty() {
+            if !users.is_empty() || self.inner.index.read().has_children(&id) {
                 return Ok(records);
             }
         } else {
+            if self.inner.index.read().has_children(&id) {
+                return Err(ImageError::Conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                    id.short()
+                )));
+            }
             if let Some(c) = users.iter().find(|c| c.running) {
                 return Err(ImageError::Conflict(format!(
                     "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
@@ -1304,14 +1321,37 @@ impl ImageStore {
     }
 
     /// Drops every reference to the image and the image itself, then its layers that
-    /// nothing else uses.
+    /// nothing else uses; then, as dockerd does, the build parents it leaves untagged,
+    /// childless and unused.
     async fn delete_image(
         &self,
         id: &Digest,
         usage: &dyn ImageUsage,
     ) -> Result<Vec<ImageDeleteResponseItem>> {
         let mut records = Vec::new();
-        let layers = self
+        let mut next = Some(id.clone());
+        while let Some(id) = next.take() {
+            let (items, parent) = self.delete_one(&id, usage).await?;
+            records.extend(items);
+            next = parent.filter(|p| {
+                let idx = self.inner.index.read();
+                idx.images.contains_key(p)
+                    && idx.references_to(p).is_empty()
+                    && !idx.has_children(p)
+            });
+            next = next.filter(|p| usage.containers_using(p).is_empty());
+        }
+        Ok(records)
+    }
+
+    /// One image of [`Self::delete_image`]; also returns its build parent.
+    async fn delete_one(
+        &self,
+        id: &Digest,
+        usage: &dyn ImageUsage,
+    ) -> Result<(Vec<ImageDeleteResponseItem>, Option<Digest>)> {
+        let mut records = Vec::new();
+        let (layers, parent) = self
             .update_index(|idx| {
                 for r in idx.references_to(id) {
                     idx.remove_ref(&r);
@@ -1319,16 +1359,19 @@ impl ImageStore {
                 }
                 let rec = idx.images.remove(id);
                 records.push(deleted(id.to_string()));
-                Ok(rec
-                    .map(|r| r.layers.into_iter().chain(r.flattened).collect::<Vec<_>>())
-                    .unwrap_or_default())
+                let parent = rec.as_ref().and_then(|r| r.parent.clone());
+                Ok((
+                    rec.map(|r| r.layers.into_iter().chain(r.flattened).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                    parent,
+                ))
             })
             .await?;
         self.inner.configs.lock().remove(id);
         for l in self.collect_layers(&layers, usage).await {
             records.push(deleted(l.to_string()));
         }
-        Ok(records)
+        Ok((records, parent))
     }
 
     /// `docker image prune`: dangling images (or, with `dangling=false`, every image no
@@ -1349,6 +1392,7 @@ impl ImageStore {
                         .as_deref()
                         .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok());
                     (!filters.dangling || !tagged)
+                        && !idx.has_children(id)
                         && labels_match(&rec.labels, &filters.label)
                         && filters.until.is_none_or(|u| created.is_some_and(|c| c < u))
                 })
@@ -1359,7 +1403,8 @@ impl ImageStore {
         let mut images_deleted = Vec::new();
         let mut space_reclaimed = 0i64;
         for (id, layers) in candidates {
-            if !usage.containers_using(&id).is_empty() {
+            let gone = !self.inner.index.read().images.contains_key(&id);
+            if gone || !usage.containers_using(&id).is_empty() {
                 continue;
             }
             let sizes: HashMap<Digest, u64> = {

@@ -61,6 +61,8 @@ impl ImageUsage for NoContainers {
 /// `docker images --filter` (dangling, reference, label, before, since).
 #[derive(Clone, Debug, Default)]
 pub struct ListFilters {
+    /// `docker images -a`: build intermediates too.
+    pub all: bool,
     pub dangling: Option<bool>,
     pub reference: Vec<String>,
     pub label: Vec<String>,
