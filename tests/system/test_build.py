@@ -173,3 +173,24 @@ def test_onbuild_quiet_labels_and_unused_args(vch, tmp_path):
 
     q = build(vch, child, "-q")
     assert q.stdout.strip().startswith("sha256:") and len(q.stdout.strip().splitlines()) == 1, q.stdout
+
+
+def test_plain_cli_falls_back_and_docker_py_builds(vch, tmp_path):
+    """Without DOCKER_BUILDKIT the CLI reads Builder-Version 1 from /_ping and uses the
+    classic API; docker-py's images.build speaks it directly."""
+    import os
+    import subprocess
+    import docker
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo plain > /p\nCMD cat /p\n"})
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_BUILDKIT"}
+    r = subprocess.run(["docker", "-H", f"unix://{vch.sock}", "build", "-t", "plain", str(ctx)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "Successfully tagged plain:latest" in r.stdout, r.stderr
+    client = docker.DockerClient(base_url=f"unix://{vch.sock}")
+    img, logs = client.images.build(path=str(ctx), tag="pybuilt")
+    assert any("aux" in line for line in logs)
+    assert client.containers.run("pybuilt", remove=True) == b"plain\n"
+    with pytest.raises(docker.errors.BuildError) as e:
+        write(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 7\n"})
+        client.images.build(path=str(tmp_path), nocache=True)
+    assert "returned a non-zero code: 7" in str(e.value)
