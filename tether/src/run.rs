@@ -516,7 +516,12 @@ fn hold(
     let pid = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             // Default dispositions: a TERM that reaches it (see `reaches`) ends it.
-            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+            for sig in [
+                Signal::SIGTERM,
+                Signal::SIGINT,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+            ] {
                 // SAFETY: restoring the default action is async-signal-safe.
                 let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
             }

@@ -112,7 +112,13 @@ async fn save_load_and_import() {
             std::io::Cursor::new(tarball.clone()),
             Some("imported/bb:v1"),
             Some("from a tarball"),
-            &["CMD [\"/bin/sh\"]".to_string(), "ENV A=1".to_string()],
+            {
+                let mut c = vch::images::manifest::ContainerConfig::default();
+                for change in ["CMD [\"/bin/sh\"]", "ENV A=1"] {
+                    vch::build::config::apply_change(&mut c, change).unwrap();
+                }
+                c
+            },
             None,
         )
         .await
@@ -133,7 +139,7 @@ async fn save_load_and_import() {
             std::io::Cursor::new(other),
             Some("imported/bb:v1"),
             None,
-            &[],
+            Default::default(),
             None,
         )
         .await

@@ -52,7 +52,11 @@ fn options(ctx: &Ctx) -> Result<BuildOptions> {
         target: q.string("target"),
         network_mode: q.string("networkmode"),
         platform: q.string("platform"),
-        extra_hosts: q.all("extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
+        extra_hosts: q
+            .all("extrahosts")
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect(),
         other: q
             .pairs()
             .filter(|(k, v)| !READ_HERE.contains(k) && !is_default(k, v))

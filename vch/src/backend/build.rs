@@ -60,7 +60,8 @@ pub(super) async fn build(
             .map_err(|_| Error::invalid("the Dockerfile is not UTF-8 text"))?;
         let parsed = dockerfile::parse(&text).map_err(Error::invalid)?;
         if let Some(ignore) = ctx.read(".dockerignore") {
-            let ignore = Ignore::parse(&String::from_utf8_lossy(&ignore)).map_err(Error::invalid)?;
+            let ignore =
+                Ignore::parse(&String::from_utf8_lossy(&ignore)).map_err(Error::invalid)?;
             ctx.apply_ignore(&ignore);
         }
         Ok::<_, Error>((ctx, parsed))
@@ -164,7 +165,9 @@ impl BuildHost for VchBuildHost {
         }
         let progress = out.clone();
         images
-            .pull(name, platform, None, move |ev| progress.message(ev.to_message()))
+            .pull(name, platform, None, move |ev| {
+                progress.message(ev.to_message())
+            })
             .await
             .map_err(|e| image_error(&self.b.inner.t.url, e).to_string())?;
         Ok(images.resolve(name).map_err(|e| e.to_string())?)
@@ -235,14 +238,10 @@ impl BuildHost for VchBuildHost {
             }),
             ..Default::default()
         };
-        let created = super::create::container_create(
-            &self.b,
-            ContainerCreateOptions::default(),
-            body,
-            true,
-        )
-        .await
-        .map_err(step_err)?;
+        let created =
+            super::create::container_create(&self.b, ContainerCreateOptions::default(), body, true)
+                .await
+                .map_err(step_err)?;
         if let Err(e) = self.b.container_start(&created.id, None).await {
             self.remove(&created.id).await;
             return Err(step_err(e));
@@ -250,13 +249,7 @@ impl BuildHost for VchBuildHost {
         Ok(created.id)
     }
 
-    async fn exec(
-        &self,
-        container: &str,
-        e: &StepExec,
-        out: &Out,
-        quiet: bool,
-    ) -> StepResult<i64> {
+    async fn exec(&self, container: &str, e: &StepExec, out: &Out, quiet: bool) -> StepResult<i64> {
         let tr = self.b.tr();
         let id = tr
             .exec_create(
@@ -340,7 +333,11 @@ impl BuildHost for VchBuildHost {
     ) -> StepResult<Digest> {
         let (id, mut s) = self
             .b
-            .guest_request(container, "docker build", &OpsRequest::Layer { pause: false })
+            .guest_request(
+                container,
+                "docker build",
+                &OpsRequest::Layer { pause: false },
+            )
             .await
             .map_err(step_err)?;
         self.b.guest_answer(&id, &mut s).await.map_err(step_err)?;

@@ -97,7 +97,9 @@ pub fn apply(
             {
                 return Err(format!("{trigger:?} isn't allowed as an ONBUILD trigger"));
             }
-            c.on_build.get_or_insert_with(Vec::new).push(trigger.clone());
+            c.on_build
+                .get_or_insert_with(Vec::new)
+                .push(trigger.clone());
         }
         _ => return Err("not a config instruction".into()),
     }
@@ -123,7 +125,10 @@ fn expose_ports(p: &str) -> Result<Vec<String>, String> {
     }
     let bad = || format!("invalid containerPort: {ports}");
     let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let n = ports.parse::<u16>().map_err(|_| bad())?;
             (n, n)
@@ -144,7 +149,9 @@ fn healthcheck(flags: &Flags, cmd: Option<&Cmd>) -> Result<HealthConfig, String>
     };
     let mut h = HealthConfig {
         test: Some(match cmd {
-            Cmd::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+            Cmd::Exec(v) => std::iter::once("CMD".to_string())
+                .chain(v.iter().cloned())
+                .collect(),
             Cmd::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
         }),
         ..Default::default()
@@ -205,6 +212,10 @@ pub fn go_duration_ns(s: &str) -> Option<i64> {
 
 /// `docker commit --change` / `docker import --change`: one Dockerfile line.
 pub fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<(), String> {
+    let (keyword, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change, ""));
+    if keyword.eq_ignore_ascii_case("ONBUILD") {
+        return apply(c, &Instr::Onbuild(rest.trim().to_string()), &|_: &str| None, '\\');
+    }
     let step = super::dockerfile::trigger(change)
         .map_err(|_| format!("{change:?} is not a valid change command"))?;
     if matches!(
@@ -212,7 +223,10 @@ pub fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<(), String>
         Instr::Run(..) | Instr::Copy { .. } | Instr::Arg(_) | Instr::Shell(_)
     ) {
         let name = change.split_whitespace().next().unwrap_or_default();
-        return Err(format!("{} is not a valid change command", name.to_uppercase()));
+        return Err(format!(
+            "{} is not a valid change command",
+            name.to_uppercase()
+        ));
     }
     let env: BTreeMap<String, String> = c
         .env
@@ -268,13 +282,21 @@ mod tests {
         assert_eq!((h.interval, h.retries), (Some(5_000_000_000), Some(2)));
         assert_eq!(c.on_build.unwrap(), ["RUN echo triggered"]);
         let mut c = ContainerConfig::default();
-        assert!(apply_change(&mut c, "RUN echo").unwrap_err().contains("not a valid change"));
+        assert!(apply_change(&mut c, "RUN echo")
+            .unwrap_err()
+            .contains("not a valid change"));
         assert!(apply_change(&mut c, "EXPOSE 99999").is_err());
         let mut c = ContainerConfig {
             shell: Some(vec!["/bin/bash".into(), "-lc".into()]),
             ..Default::default()
         };
-        apply(&mut c, &Instr::Entrypoint(Cmd::Shell("run".into())), &no_vars, '\\').unwrap();
+        apply(
+            &mut c,
+            &Instr::Entrypoint(Cmd::Shell("run".into())),
+            &no_vars,
+            '\\',
+        )
+        .unwrap();
         assert_eq!(c.entrypoint.unwrap(), ["/bin/bash", "-lc", "run"]);
     }
 

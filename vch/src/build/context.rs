@@ -282,7 +282,12 @@ impl Context {
         h.set_uid(uid);
         h.set_gid(gid);
         h.set_mtime(e.mtime);
-        h.set_mode(owner.mode.filter(|_| e.kind != Kind::Symlink).unwrap_or(e.mode));
+        h.set_mode(
+            owner
+                .mode
+                .filter(|_| e.kind != Kind::Symlink)
+                .unwrap_or(e.mode),
+        );
         match e.kind {
             Kind::File => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -417,10 +422,7 @@ impl Read for At<'_> {
 }
 
 /// Spools the context stream into `dir` (gzip unpacked on the way); returns the tar's path.
-pub async fn spool(
-    body: docker_api::backend::ByteStream,
-    dir: &Path,
-) -> Result<PathBuf, String> {
+pub async fn spool(body: docker_api::backend::ByteStream, dir: &Path) -> Result<PathBuf, String> {
     use futures_util::StreamExt;
     let path = dir.join(format!("build-context-{}.tar", uuid::Uuid::new_v4()));
     let raw = path.with_extension("raw");
@@ -492,7 +494,8 @@ mod tests {
 
     fn names(ctx: &Context, src: &str, dest: &str, dir: bool) -> Vec<String> {
         let mut b = tar::Builder::new(Vec::new());
-        ctx.copy_into(&mut b, src, dest, dir, Owner::default()).unwrap();
+        ctx.copy_into(&mut b, src, dest, dir, Owner::default())
+            .unwrap();
         let data = b.into_inner().unwrap();
         let mut ar = tar::Archive::new(&data[..]);
         ar.entries()
@@ -520,9 +523,20 @@ mod tests {
             ["srv/lib/util.sh", "srv/main.sh"]
         );
         assert_eq!(ctx.sources("*.txt").unwrap(), ["a.txt", "b.txt"]);
-        assert_eq!(ctx.sources("app/li?").unwrap(), ["app/lib"], "implied directories match");
-        assert!(ctx.sources("nope").unwrap_err().contains("file not found in build context"));
-        assert_eq!(names(&ctx, "link", "/l", false), ["l"], "symlinks stay links");
+        assert_eq!(
+            ctx.sources("app/li?").unwrap(),
+            ["app/lib"],
+            "implied directories match"
+        );
+        assert!(ctx
+            .sources("nope")
+            .unwrap_err()
+            .contains("file not found in build context"));
+        assert_eq!(
+            names(&ctx, "link", "/l", false),
+            ["l"],
+            "symlinks stay links"
+        );
         assert_ne!(ctx.digest(&["a.txt".into()]), ctx.digest(&["b.txt".into()]));
     }
 
@@ -539,7 +553,10 @@ mod tests {
         let mut data = h.as_bytes().to_vec();
         data.extend([0u8; 1024]);
         std::fs::write(&path, &data).unwrap();
-        assert!(Context::open(path.clone()).err().unwrap().contains("outside the context"));
+        assert!(Context::open(path.clone())
+            .err()
+            .unwrap()
+            .contains("outside the context"));
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Char);

@@ -4,6 +4,7 @@
 
 use parse_dockerfile::{Command, Instruction, JsonOrStringArray, Source};
 
+#[derive(Debug)]
 pub struct Dockerfile {
     pub escape: char,
     /// `ARG`s before the first `FROM`: usable in `FROM` lines.
@@ -11,6 +12,7 @@ pub struct Dockerfile {
     pub stages: Vec<Stage>,
 }
 
+#[derive(Debug)]
 pub struct Stage {
     /// The `FROM` image as written (may use global ARGs).
     pub from: String,
@@ -20,6 +22,7 @@ pub struct Stage {
     pub steps: Vec<Step>,
 }
 
+#[derive(Debug)]
 pub struct Step {
     /// The instruction as `Step N/M : ...` shows it.
     pub text: String,
@@ -78,7 +81,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, String> {
             .unwrap_or(text.len());
         display(&text[start..end], escape)
     };
-    let global_args = d.global_args().map(|a| a.arguments.value.to_string()).collect();
+    let global_args = d
+        .global_args()
+        .map(|a| a.arguments.value.to_string())
+        .collect();
     let mut stages = Vec::new();
     for s in d.stages() {
         let from = s.from;
@@ -131,7 +137,10 @@ pub fn trigger(text: &str) -> Result<Step, String> {
         .instructions
         .get(1)
         .ok_or_else(|| format!("invalid ONBUILD trigger {text:?}"))?;
-    if matches!(i, Instruction::From(_) | Instruction::Onbuild(_) | Instruction::Maintainer(_)) {
+    if matches!(
+        i,
+        Instruction::From(_) | Instruction::Onbuild(_) | Instruction::Maintainer(_)
+    ) {
         return Err(format!("{text:?} isn't allowed as an ONBUILD trigger"));
     }
     Ok(Step {
@@ -201,7 +210,12 @@ fn command(c: &Command<'_>, escape: char) -> Cmd {
 
 fn flags(f: &[parse_dockerfile::Flag<'_>]) -> Flags {
     f.iter()
-        .map(|f| (f.name.value.to_string(), f.value.as_ref().map(|v| v.value.to_string())))
+        .map(|f| {
+            (
+                f.name.value.to_string(),
+                f.value.as_ref().map(|v| v.value.to_string()),
+            )
+        })
         .collect()
 }
 
@@ -224,7 +238,9 @@ fn convert(i: &Instruction<'_>, text: &str, escape: char) -> Result<Instr, Strin
         }
         Instruction::Cmd(c) => Instr::Cmd(command(&c.arguments, escape)),
         Instruction::Entrypoint(e) => Instr::Entrypoint(command(&e.arguments, escape)),
-        Instruction::Shell(s) => Instr::Shell(s.arguments.iter().map(|a| a.value.to_string()).collect()),
+        Instruction::Shell(s) => {
+            Instr::Shell(s.arguments.iter().map(|a| a.value.to_string()).collect())
+        }
         Instruction::Copy(c) => Instr::Copy {
             add: false,
             src: sources(&c.src)?,
@@ -237,7 +253,9 @@ fn convert(i: &Instruction<'_>, text: &str, escape: char) -> Result<Instr, Strin
             dest: c.dest.value.to_string(),
             flags: flags(&c.options),
         },
-        Instruction::Expose(e) => Instr::Expose(e.arguments.iter().map(|a| a.value.to_string()).collect()),
+        Instruction::Expose(e) => {
+            Instr::Expose(e.arguments.iter().map(|a| a.value.to_string()).collect())
+        }
         Instruction::Volume(v) => Instr::Volume(match &v.arguments {
             JsonOrStringArray::Json(j) => j.value.iter().map(|a| a.value.to_string()).collect(),
             JsonOrStringArray::String(s) => s.iter().map(|a| a.value.to_string()).collect(),
@@ -257,7 +275,7 @@ fn convert(i: &Instruction<'_>, text: &str, escape: char) -> Result<Instr, Strin
         Instruction::Onbuild(o) => {
             let start = keyword_start(&o.instruction);
             let rest = if text.is_empty() { "" } else { &text[start..] };
-            let end = rest.find(|c| c == '\n').unwrap_or(rest.len());
+            let end = rest.find('\n').unwrap_or(rest.len());
             Instr::Onbuild(display(&rest[..end], escape))
         }
         Instruction::From(_) => return Err("FROM inside a stage".into()),
@@ -292,18 +310,25 @@ mod tests {
         let s = &d.stages[0].steps;
         assert_eq!(s[0].text, "RUN echo a &&   echo b");
         assert!(matches!(&s[0].instr, Instr::Run(Cmd::Shell(c), _) if c == "echo a &&   echo b"));
-        assert!(matches!(&s[1].instr, Instr::Copy { src, dest, flags, add: false }
-            if src == &["a", "b"] && dest == "/d/" && flags[0].0 == "chown"));
+        assert!(
+            matches!(&s[1].instr, Instr::Copy { src, dest, flags, add: false }
+            if src == &["a", "b"] && dest == "/d/" && flags[0].0 == "chown")
+        );
         assert!(matches!(&s[2].instr, Instr::Onbuild(t) if t == "RUN echo hi"));
         assert!(matches!(&d.stages[1].steps[0].instr, Instr::Cmd(Cmd::Exec(v)) if v == &["sh"]));
-        assert!(matches!(trigger("RUN echo hi").unwrap().instr, Instr::Run(..)));
+        assert!(matches!(
+            trigger("RUN echo hi").unwrap().instr,
+            Instr::Run(..)
+        ));
         assert!(trigger("FROM x").is_err());
     }
 
     #[test]
     fn refuses_what_it_cannot_run() {
         assert!(parse("RUN echo\n").is_err(), "no FROM");
-        assert!(parse("FROM x\nRUN <<EOF\necho\nEOF\n").unwrap_err().contains("BuildKit"));
+        assert!(parse("FROM x\nRUN <<EOF\necho\nEOF\n")
+            .unwrap_err()
+            .contains("BuildKit"));
         assert!(parse("FROM x\nBOGUS y\n").is_err());
     }
 }

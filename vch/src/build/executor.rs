@@ -120,7 +120,7 @@ pub async fn build(host: Arc<dyn BuildHost>, req: Request, out: Out) -> StepResu
     for (i, s) in stages.iter().enumerate() {
         let from = words::word(&s.from, &|n: &str| global.var(n), b.escape)?;
         b.announce(&s.text);
-        let mut stage = b.from_stage(&from, s.platform.as_deref()).await?;
+        let mut stage = b.start_stage(&from, s.platform.as_deref()).await?;
         b.say(format!(" ---> {}\n", short(stage.image.as_ref())));
         let triggers = stage
             .file
@@ -130,7 +130,10 @@ pub async fn build(host: Arc<dyn BuildHost>, req: Request, out: Out) -> StepResu
             .unwrap_or_default();
         if !triggers.is_empty() {
             let plural = if triggers.len() == 1 { "" } else { "s" };
-            b.say(format!("# Executing {} build trigger{plural}\n", triggers.len()));
+            b.say(format!(
+                "# Executing {} build trigger{plural}\n",
+                triggers.len()
+            ));
             for t in &triggers {
                 let step = dockerfile::trigger(t)?;
                 b.run_step(&mut stage, &step).await?;
@@ -211,7 +214,8 @@ fn familiar(t: &str) -> String {
 }
 
 fn short(id: Option<&Digest>) -> String {
-    id.map(|d| d.short().to_string()).unwrap_or_else(|| "scratch".into())
+    id.map(|d| d.short().to_string())
+        .unwrap_or_else(|| "scratch".into())
 }
 
 /// A step's cache key: the parent, what the step does, and what it reads.
@@ -265,7 +269,7 @@ impl Builder {
     }
 
     /// The stage's starting point: an earlier stage, scratch, or an image.
-    async fn from_stage(&mut self, from: &str, platform: Option<&str>) -> StepResult<Stage> {
+    async fn start_stage(&mut self, from: &str, platform: Option<&str>) -> StepResult<Stage> {
         let fresh = |image: Option<Digest>, file: ImageConfigFile| Stage {
             image,
             file,
@@ -362,7 +366,7 @@ impl Builder {
             &serde_json::to_string(&stage.file.config).unwrap_or_default(),
             stage.file.author.as_deref().unwrap_or_default(),
         ]);
-        if self.from_cache(stage, &key).await? {
+        if self.use_cache(stage, &key).await? {
             return Ok(());
         }
         push_history(&mut stage.file, created_by, true);
@@ -376,7 +380,7 @@ impl Builder {
     }
 
     /// A cache hit moves the stage to the cached image.
-    async fn from_cache(&mut self, stage: &mut Stage, key: &str) -> StepResult<bool> {
+    async fn use_cache(&mut self, stage: &mut Stage, key: &str) -> StepResult<bool> {
         if self.opts.no_cache {
             return Ok(false);
         }
@@ -419,7 +423,7 @@ impl Builder {
             &created_by,
             &serde_json::to_string(&stage.file.config).unwrap_or_default(),
         ]);
-        if self.from_cache(stage, &key).await? {
+        if self.use_cache(stage, &key).await? {
             return Ok(());
         }
         let Some(parent) = stage.image.clone() else {
@@ -491,12 +495,15 @@ impl Builder {
                 "from" if !add => from = Some(v),
                 "chown" => chown = Some(v),
                 "chmod" => {
-                    chmod = Some(u32::from_str_radix(&v, 8).map_err(|_| {
-                        format!("{what} --chmod: {v:?} is not an octal mode")
-                    })?)
+                    chmod = Some(
+                        u32::from_str_radix(&v, 8)
+                            .map_err(|_| format!("{what} --chmod: {v:?} is not an octal mode"))?,
+                    )
                 }
                 other => {
-                    return Err(format!("{what}: unknown flag --{other} (or a BuildKit feature)").into())
+                    return Err(
+                        format!("{what}: unknown flag --{other} (or a BuildKit feature)").into(),
+                    )
                 }
             }
         }
@@ -524,7 +531,10 @@ impl Builder {
         if dest_raw == "." || dest_raw.ends_with("/.") {
             dest = format!("{}/", dest.trim_end_matches('.').trim_end_matches('/'));
         }
-        if let Some(url) = src.iter().find(|s| s.contains("://") || s.starts_with("git@")) {
+        if let Some(url) = src
+            .iter()
+            .find(|s| s.contains("://") || s.starts_with("git@"))
+        {
             return Err(format!(
                 "{what} from a URL ({url}) is not supported by this VCH: builds have no outside network; put the file in the build context"
             )
@@ -532,7 +542,10 @@ impl Builder {
         }
         match from {
             Some(f) => self.copy_from(stage, &f, &src, &dest, chown, chmod).await,
-            None => self.copy_context(stage, add, &src, &dest, chown, chmod).await,
+            None => {
+                self.copy_context(stage, add, &src, &dest, chown, chmod)
+                    .await
+            }
         }
     }
 
@@ -579,7 +592,7 @@ impl Builder {
             &format!("{chmod:?}"),
             &serde_json::to_string(&stage.file.config).unwrap_or_default(),
         ]);
-        if self.from_cache(stage, &key).await? {
+        if self.use_cache(stage, &key).await? {
             return Ok(());
         }
         let spool = self.host.spool_dir();
@@ -590,14 +603,24 @@ impl Builder {
             None => {
                 let ids = match chown.as_deref() {
                     Some(c) => Some(numeric_owner(c).ok_or_else(|| {
-                        format!("{what} --chown={c}: names need an /etc/passwd; FROM scratch has none")
+                        format!(
+                            "{what} --chown={c}: names need an /etc/passwd; FROM scratch has none"
+                        )
                     })?),
                     None => None,
                 };
                 let owner = Owner { ids, mode: chmod };
                 let tar = self.write_tar(&spool, |ctx, out| {
                     for s in &sources {
-                        copy_one(ctx, out, s, dest, dest.ends_with('/') || sources.len() > 1, add, owner)?;
+                        copy_one(
+                            ctx,
+                            out,
+                            s,
+                            dest,
+                            dest.ends_with('/') || sources.len() > 1,
+                            add,
+                            owner,
+                        )?;
                     }
                     Ok(())
                 })?;
@@ -673,7 +696,9 @@ impl Builder {
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() > 3 && f[0] == user)
                 .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-                .ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find user {user}: no matching entries in passwd file")
+                })?,
         };
         let gid = match group {
             "" => user_gid,
@@ -686,7 +711,9 @@ impl Builder {
                     .map(|l| l.split(':').collect::<Vec<_>>())
                     .find(|f| f.len() > 2 && f[0] == g)
                     .and_then(|f| f[2].parse().ok())
-                    .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                    .ok_or_else(|| {
+                        format!("unable to find group {g}: no matching entries in group file")
+                    })?,
             },
         };
         Ok((uid, gid))
@@ -730,16 +757,19 @@ impl Builder {
             &format!("{chmod:?}"),
             &serde_json::to_string(&stage.file.config).unwrap_or_default(),
         ]);
-        if self.from_cache(stage, &key).await? {
+        if self.use_cache(stage, &key).await? {
             return Ok(());
         }
         // What the sources hold, fetched from a container of the source image.
-        let c = self.container(&Stage {
-            image: Some(source.clone()),
-            file: ImageConfigFile::default(),
-            args: BTreeMap::new(),
-            cmd_set: false,
-        }, vec!["#(nop) COPY --from".into()]);
+        let c = self.container(
+            &Stage {
+                image: Some(source.clone()),
+                file: ImageConfigFile::default(),
+                args: BTreeMap::new(),
+                cmd_set: false,
+            },
+            vec!["#(nop) COPY --from".into()],
+        );
         let reader = self.host.start(&source, &c).await?;
         let fetched = async {
             let mut got = Vec::new();
@@ -768,8 +798,18 @@ impl Builder {
             let f = std::fs::File::create(&path).map_err(|e| e.to_string())?;
             let mut out = tar::Builder::new(f);
             for (_, is_dir, tar) in &fetched {
-                rebase(tar, &mut out, dest, *is_dir, dest_is_dir, Owner { ids: Some(ids.unwrap_or((0, 0))), mode: chmod })
-                    .map_err(|e| format!("COPY failed: {e}"))?;
+                rebase(
+                    tar,
+                    &mut out,
+                    dest,
+                    *is_dir,
+                    dest_is_dir,
+                    Owner {
+                        ids: Some(ids.unwrap_or((0, 0))),
+                        mode: chmod,
+                    },
+                )
+                .map_err(|e| format!("COPY failed: {e}"))?;
             }
             out.finish().map_err(|e| e.to_string())?;
             Ok(path)
@@ -777,7 +817,9 @@ impl Builder {
         match stage.image.clone() {
             None => {
                 let ids = match chown.as_deref() {
-                    Some(c) => Some(numeric_owner(c).ok_or("COPY --chown with names needs an /etc/passwd; FROM scratch has none")?),
+                    Some(c) => Some(numeric_owner(c).ok_or(
+                        "COPY --chown with names needs an /etc/passwd; FROM scratch has none",
+                    )?),
                     None => None,
                 };
                 let tar = write(dest.ends_with('/'), ids)?;
@@ -859,7 +901,10 @@ fn rebase(
             h.set_uid(uid);
             h.set_gid(gid);
         }
-        if let Some(m) = owner.mode.filter(|_| h.entry_type() != tar::EntryType::Symlink) {
+        if let Some(m) = owner
+            .mode
+            .filter(|_| h.entry_type() != tar::EntryType::Symlink)
+        {
             h.set_mode(m);
         }
         match h.entry_type() {
@@ -892,4 +937,3 @@ fn push_history(file: &mut ImageConfigFile, created_by: String, empty_layer: boo
         ..Default::default()
     });
 }
-

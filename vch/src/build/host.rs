@@ -100,8 +100,7 @@ pub trait BuildHost: Send + Sync {
     /// Makes and starts a step container from `image`; returns its id.
     async fn start(&self, image: &Digest, c: &StepContainer) -> StepResult<String>;
     /// Runs a command in it, its output to `out` (unless `quiet`); returns its exit code.
-    async fn exec(&self, container: &str, e: &StepExec, out: &Out, quiet: bool)
-        -> StepResult<i64>;
+    async fn exec(&self, container: &str, e: &StepExec, out: &Out, quiet: bool) -> StepResult<i64>;
     /// `Some(is_dir)` when `path` exists in the container.
     async fn stat(&self, container: &str, path: &str) -> StepResult<Option<bool>>;
     /// `docker cp` out: a tar of `path`, rooted at its base name.

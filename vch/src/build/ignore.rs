@@ -89,7 +89,10 @@ mod tests {
             .unwrap();
         assert!(i.excludes("a.log") && !i.excludes("keep.log"));
         assert!(!i.excludes("sub/a.log"), "* stays in one element");
-        assert!(i.excludes("tmp") && i.excludes("tmp/x/y"), "a directory takes its tree");
+        assert!(
+            i.excludes("tmp") && i.excludes("tmp/x/y"),
+            "a directory takes its tree"
+        );
         assert!(i.excludes("secret/a/b"));
         assert!(i.excludes("node_modules/x") && i.excludes("web/node_modules/y"));
         assert!(!i.excludes("src/main.rs"));

@@ -37,7 +37,10 @@ pub fn key_values(s: &str, vars: &dyn Vars, escape: char) -> Result<Vec<(String,
         let (key, rest) = s
             .split_once(char::is_whitespace)
             .ok_or_else(|| format!("{s:?} needs a value (KEY=VALUE or KEY VALUE)"))?;
-        return Ok(vec![(word(key, vars, escape)?, word(rest.trim(), vars, escape)?)]);
+        return Ok(vec![(
+            word(key, vars, escape)?,
+            word(rest.trim(), vars, escape)?,
+        )]);
     }
     words(s, vars, escape)?
         .into_iter()
@@ -159,7 +162,10 @@ impl<'a> Lexer<'a> {
 
     fn name(&mut self) -> String {
         let mut name = String::new();
-        while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        {
             name.push(c);
             self.at += 1;
         }
@@ -247,7 +253,9 @@ mod tests {
         assert_eq!(word("`$A", &vars, '`').unwrap(), "$A");
         assert!(word("${A", &vars, '\\').is_err());
         assert!(word("\"open", &vars, '\\').is_err());
-        assert!(word("${A:?x}", &vars, '\\').unwrap_err().contains("modifier"));
+        assert!(word("${A:?x}", &vars, '\\')
+            .unwrap_err()
+            .contains("modifier"));
     }
 
     #[test]
@@ -264,9 +272,16 @@ mod tests {
         let kv = |s| key_values(s, &vars, '\\').unwrap();
         assert_eq!(
             kv("X=1 Y=\"two words\" Z=$A"),
-            [("X".into(), "1".into()), ("Y".into(), "two words".into()), ("Z".into(), "one".into())]
+            [
+                ("X".into(), "1".into()),
+                ("Y".into(), "two words".into()),
+                ("Z".into(), "one".into())
+            ]
         );
-        assert_eq!(kv("LEGACY hello   world"), [("LEGACY".into(), "hello   world".into())]);
+        assert_eq!(
+            kv("LEGACY hello   world"),
+            [("LEGACY".into(), "hello   world".into())]
+        );
         assert_eq!(kv("\"com.x\"=\"v 1\""), [("com.x".into(), "v 1".into())]);
         assert!(key_values("ALONE", &vars, '\\').is_err());
         assert!(key_values("A=1 =2", &vars, '\\').is_err());

@@ -820,8 +820,3 @@ fn plan_load(m: &Members, platform: &Platform) -> Result<Vec<LoadImage>> {
         "neither manifest.json nor index.json found: not a docker save or OCI layout tarball",
     ))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}

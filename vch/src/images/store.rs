@@ -1048,7 +1048,11 @@ impl ImageStore {
             }
             out.push(ImageSummary {
                 id: id.to_string(),
-                parent_id: rec.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                parent_id: rec
+                    .parent
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 repo_tags: tags,
                 repo_digests: idx.repo_digests(id),
                 created,
