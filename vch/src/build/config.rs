@@ -212,9 +212,17 @@ pub fn go_duration_ns(s: &str) -> Option<i64> {
 
 /// `docker commit --change` / `docker import --change`: one Dockerfile line.
 pub fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<(), String> {
-    let (keyword, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change, ""));
+    let (keyword, rest) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change, ""));
     if keyword.eq_ignore_ascii_case("ONBUILD") {
-        return apply(c, &Instr::Onbuild(rest.trim().to_string()), &|_: &str| None, '\\');
+        return apply(
+            c,
+            &Instr::Onbuild(rest.trim().to_string()),
+            &|_: &str| None,
+            '\\',
+        );
     }
     let step = super::dockerfile::trigger(change)
         .map_err(|_| format!("{change:?} is not a valid change command"))?;

@@ -462,7 +462,7 @@ pub async fn spool(body: docker_api::backend::ByteStream, dir: &Path) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn context_of(entries: &[(&str, &str)]) -> Context {

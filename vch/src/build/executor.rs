@@ -73,6 +73,8 @@ struct Builder {
     done: Vec<Stage>,
     names: Vec<Option<String>>,
     used_args: BTreeSet<String>,
+    /// The ARGs before the first FROM: a stage's `ARG NAME` without a value takes theirs.
+    global: BTreeMap<String, Option<String>>,
     step: usize,
     total: usize,
 }
@@ -103,6 +105,7 @@ pub async fn build(host: Arc<dyn BuildHost>, req: Request, out: Out) -> StepResu
         done: Vec::new(),
         names: stages.iter().map(|s| s.name.clone()).collect(),
         used_args: BTreeSet::new(),
+        global: BTreeMap::new(),
         step: 0,
         total,
         opts,
@@ -117,6 +120,7 @@ pub async fn build(host: Arc<dyn BuildHost>, req: Request, out: Out) -> StepResu
     for a in &dockerfile.global_args {
         b.declare_args(&mut global, a)?;
     }
+    b.global = global.args.clone();
     for (i, s) in stages.iter().enumerate() {
         let from = words::word(&s.from, &|n: &str| global.var(n), b.escape)?;
         b.announce(&s.text);
@@ -259,9 +263,9 @@ impl Builder {
                 }
                 Some(None) => {
                     self.used_args.insert(name.clone());
-                    default
+                    default.or_else(|| self.global.get(&name).cloned().flatten())
                 }
-                None => default,
+                None => default.or_else(|| self.global.get(&name).cloned().flatten()),
             };
             stage.args.insert(name, value);
         }

@@ -15,6 +15,8 @@ pub mod dockerfile;
 mod executor;
 pub mod host;
 pub mod ignore;
+#[cfg(test)]
+mod tests;
 pub mod words;
 
 pub use executor::{build, Request};
