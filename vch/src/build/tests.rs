@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// An image the fake keeps: config, parent, cache key.
+type Kept = (ImageConfigFile, Option<Digest>, String);
+
 #[derive(Default)]
 struct FakeHost {
-    /// id → (config, parent, cache key)
-    images: Mutex<BTreeMap<Digest, (ImageConfigFile, Option<Digest>, String)>>,
+    images: Mutex<BTreeMap<Digest, Kept>>,
     tags: Mutex<Vec<String>>,
     execs: Mutex<Vec<StepExec>>,
     /// Tar entry names of every copy-in.
