@@ -153,8 +153,19 @@ def test_build_errors_a_user_gets(vch, tmp_path):
     r = build(vch, ctx, "--squash", check=False)
     assert r.returncode != 0
 
-    r = vch.docker("build", "--memory", "64m", str(ctx), env=CLASSIC, check=False)
-    assert r.returncode != 0 and "memory" in r.stderr, r.stderr
+    r = vch.docker("build", "--cpu-shares", "512", str(ctx), env=CLASSIC, check=False)
+    assert r.returncode != 0 and "cpushares" in r.stderr, r.stderr
+
+
+def test_memory_limit_and_a_dockerfile_without_context(vch, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo limited > /m\n"})
+    r = build(vch, ctx, "-m", "256m", "-t", "limited")
+    assert "limited" in r.stdout or "Successfully" in r.stdout, r.stdout
+    # `docker build - < Dockerfile`: the body is the Dockerfile, there is no context.
+    r = vch.docker("build", "-t", "stdin-built", "-", env=CLASSIC,
+                   input_file=str(ctx / "Dockerfile"))
+    assert "Successfully tagged stdin-built:latest" in r.stdout, r.stdout
+    assert vch.docker("run", "--rm", "stdin-built", "cat", "/m").stdout == "limited\n"
 
 
 def test_onbuild_quiet_labels_and_unused_args(vch, tmp_path):

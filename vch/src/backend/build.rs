@@ -68,9 +68,12 @@ pub(super) async fn build(
     })
     .await
     .map_err(super::internal)??;
+    let memory_mb = memory_of(&opts)?;
     let host = Arc::new(VchBuildHost {
         b: b.clone(),
         spool,
+        auth: opts.registry_config.clone(),
+        memory_mb,
     });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let out = Out(tx.clone());
@@ -94,7 +97,10 @@ pub(super) async fn build(
 /// Options a VM build cannot honour, refused by name (the CLI sends the rest at their
 /// defaults; see docker-api routes/build.rs).
 fn refuse_unsupported(opts: &BuildOptions) -> Result<()> {
-    if let Some((k, v)) = opts.other.first() {
+    // `-m` is honoured (the step VMs' memory, see `memory_of`); `--memory-swap` of -1
+    // ("unlimited") is what the CLI sends along with it.
+    let honoured = |k: &str, v: &str| k == "memory" || (k == "memswap" && v == "-1");
+    if let Some((k, v)) = opts.other.iter().find(|(k, v)| !honoured(k, v)) {
         let what = match k.as_str() {
             "version" => format!("BuildKit (version={v}) is not supported by this VCH; use the classic builder (DOCKER_BUILDKIT=0)"),
             "remote" => "building from a remote URL (remote) is not supported by this VCH: send the context".to_string(),
@@ -115,9 +121,44 @@ fn refuse_unsupported(opts: &BuildOptions) -> Result<()> {
     Ok(())
 }
 
+/// `docker build -m`: the memory of each step's VM, as `docker run -m` sets it.
+fn memory_of(opts: &BuildOptions) -> Result<Option<i64>> {
+    opts.other
+        .iter()
+        .find(|(k, _)| k == "memory")
+        .map(|(_, v)| {
+            v.parse::<i64>()
+                .map_err(|_| Error::invalid(format!("invalid value for parameter memory: {v:?}")))
+        })
+        .transpose()
+}
+
 struct VchBuildHost {
     b: VchBackend,
     spool: PathBuf,
+    /// `X-Registry-Config`: credentials for pulling FROM images, by registry.
+    auth: std::collections::BTreeMap<String, docker_api::options::RegistryAuth>,
+    memory_mb: Option<i64>,
+}
+
+impl VchBuildHost {
+    /// The credentials the client sent for the registry of `image`, if any.
+    fn auth_for(&self, image: &str) -> Option<crate::images::auth::RegistryAuth> {
+        let r = crate::images::reference::Reference::parse(image).ok()?;
+        let hub = r.domain() == "docker.io";
+        self.auth
+            .iter()
+            .find(|(k, _)| {
+                let host = k
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                host == r.domain() || (hub && host.ends_with("docker.io"))
+            })
+            .map(|(_, a)| a.clone().into())
+    }
 }
 
 fn step_err(e: Error) -> StepError {
@@ -164,8 +205,9 @@ impl BuildHost for VchBuildHost {
             }
         }
         let progress = out.clone();
+        let auth = self.auth_for(name);
         images
-            .pull(name, platform, None, move |ev| {
+            .pull(name, platform, auth.as_ref(), move |ev| {
                 progress.message(ev.to_message())
             })
             .await
@@ -232,6 +274,7 @@ impl BuildHost for VchBuildHost {
                 ..Default::default()
             }),
             host_config: Some(HostConfig {
+                memory: self.memory_mb,
                 network_mode: c.network.clone(),
                 extra_hosts: Some(c.extra_hosts.clone()).filter(|h| !h.is_empty()),
                 ..Default::default()

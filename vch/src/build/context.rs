@@ -449,6 +449,9 @@ pub async fn spool(body: docker_api::backend::ByteStream, dir: &Path) -> Result<
                 .map_err(|e| format!("build context: bad gzip data: {e}"))
         } else if n >= 3 && (&magic[..3] == b"BZh" || magic[..6] == [0xfd, b'7', b'z', b'X', b'Z', 0]) {
             Err("build context: bzip2 and xz contexts are not supported by this VCH; send a plain or gzip tar".into())
+        } else if !is_tar(&src) {
+            // `docker build - < Dockerfile`: the body is the Dockerfile itself, no context.
+            dockerfile_only(&mut src, &out)
         } else {
             std::fs::rename(&raw, &out)
                 .map(|_| out.clone())
@@ -459,6 +462,33 @@ pub async fn spool(body: docker_api::backend::ByteStream, dir: &Path) -> Result<
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Whether `f` starts with a tar header (or is empty: an empty context).
+fn is_tar(f: &File) -> bool {
+    let mut head = [0u8; 512];
+    match f.read_at(&mut head, 0) {
+        Ok(0) => true,
+        Ok(n) if n >= 262 => &head[257..262] == b"ustar" || head.iter().all(|b| *b == 0),
+        _ => false,
+    }
+}
+
+/// A context holding only `Dockerfile`, made from a body that is one.
+fn dockerfile_only(src: &mut File, out: &Path) -> Result<PathBuf, String> {
+    let mut text = Vec::new();
+    src.read_to_end(&mut text).map_err(|e| e.to_string())?;
+    if std::str::from_utf8(&text).is_err() {
+        return Err("the build context is neither a tar archive nor a Dockerfile".into());
+    }
+    let mut b = tar::Builder::new(File::create(out).map_err(|e| e.to_string())?);
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(text.len() as u64);
+    b.append_data(&mut h, "Dockerfile", &text[..])
+        .and_then(|_| b.finish())
+        .map_err(|e| e.to_string())?;
+    Ok(out.to_path_buf())
 }
 
 #[cfg(test)]
