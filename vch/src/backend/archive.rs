@@ -92,21 +92,32 @@ impl VchBackend {
                 }
             };
         }
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            for piece in chunk.chunks(CHUNK) {
-                while credit == 0 {
-                    answer_early!(s.next().await);
+        // Client chunks are coalesced into full frames: every frame costs a credit, so
+        // small ones (a Go client writes 32 KiB) would cap the rate at the window's.
+        let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+        let mut ended = false;
+        while !ended || !pending.is_empty() {
+            if !ended && pending.len() < CHUNK {
+                match body.next().await {
+                    Some(chunk) => {
+                        pending.extend_from_slice(&chunk?);
+                        continue;
+                    }
+                    None => ended = true,
                 }
-                // Credits that already arrived, and an early refusal, without waiting.
-                while let Ok(ev) = tokio::time::timeout(std::time::Duration::ZERO, s.next()).await {
-                    answer_early!(ev);
-                }
-                if !s.send_data(piece.to_vec()) {
-                    return Err(Error::Conflict(format!("Container {id} is not running")));
-                }
-                credit -= 1;
             }
+            let piece: Vec<u8> = pending.drain(..pending.len().min(CHUNK)).collect();
+            while credit == 0 {
+                answer_early!(s.next().await);
+            }
+            // Credits that already arrived, and an early refusal, without waiting.
+            while let Ok(ev) = tokio::time::timeout(std::time::Duration::ZERO, s.next()).await {
+                answer_early!(ev);
+            }
+            if !s.send_data(piece) {
+                return Err(Error::Conflict(format!("Container {id} is not running")));
+            }
+            credit -= 1;
         }
         s.send_data(Vec::new());
         loop {

@@ -350,7 +350,8 @@ impl BuildHost for VchBuildHost {
         let f = tokio::fs::File::open(&tar)
             .await
             .map_err(|e| e.to_string())?;
-        let body = tokio_util::io::ReaderStream::new(f)
+        // Full-size frames: each one costs a credit from the tether (see archive_put).
+        let body = tokio_util::io::ReaderStream::with_capacity(f, container_vm::ops::CHUNK)
             .map(|r| r.map_err(|e| Error::internal(e.to_string())))
             .boxed();
         self.b
